@@ -1,0 +1,228 @@
+//! The `hub` command: `hub serve` runs every route on one machine over the
+//! embedded database; `hub org create` creates an organization.
+
+use hub::api::{App, Config};
+use hub::store::embedded::EmbeddedStore;
+use hub::store::DynStore;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const USAGE: &str = "\
+Practice Hub
+
+USAGE:
+    hub serve [--addr 127.0.0.1:8080] [--data DIR] [--require-tls] [--log info|error|off]
+    hub org create --name NAME [--json] [--empty] [--data DIR]
+
+The data directory defaults to $HUB_DATA, else ./.hub-data.
+";
+
+struct Args {
+    items: Vec<String>,
+}
+
+impl Args {
+    fn flag(&mut self, name: &str) -> bool {
+        match self.items.iter().position(|a| a == name) {
+            Some(i) => {
+                self.items.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn value(&mut self, name: &str) -> Result<Option<String>, String> {
+        let prefix = format!("{name}=");
+        if let Some(i) = self.items.iter().position(|a| a.starts_with(&prefix)) {
+            return Ok(Some(self.items.remove(i)[prefix.len()..].to_string()));
+        }
+        match self.items.iter().position(|a| a == name) {
+            Some(i) if i + 1 < self.items.len() => {
+                self.items.remove(i);
+                Ok(Some(self.items.remove(i)))
+            }
+            Some(_) => Err(format!("{name} needs a value")),
+            None => Ok(None),
+        }
+    }
+
+    fn done(self) -> Result<(), String> {
+        match self.items.first() {
+            Some(extra) => Err(format!("unexpected argument `{extra}`")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn data_dir(args: &mut Args) -> Result<PathBuf, String> {
+    Ok(args
+        .value("--data")?
+        .or_else(|| std::env::var("HUB_DATA").ok())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".hub-data")))
+}
+
+fn open_store(dir: &Path) -> Result<DynStore, String> {
+    EmbeddedStore::open(dir)
+        .map(|s| Arc::new(s) as DynStore)
+        .map_err(|e| format!("cannot open the data directory {}: {e}", dir.display()))
+}
+
+fn main() -> ExitCode {
+    let mut args = Args {
+        items: std::env::args().skip(1).collect(),
+    };
+    if args.items.is_empty() || args.flag("--help") || args.flag("-h") {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hub: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cmd: Vec<String> = args.items.drain(..args.items.len().min(2)).collect();
+    let result = match cmd
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["serve", rest @ ..] => {
+            args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
+            rt.block_on(serve(args))
+        }
+        ["org", "create"] => rt.block_on(org_create(args)),
+        _ => Err(format!("unknown command `{}`\n\n{USAGE}", cmd.join(" "))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn org_create(mut args: Args) -> Result<(), String> {
+    let name = args.value("--name")?.ok_or("--name NAME is required")?;
+    let as_json = args.flag("--json");
+    let empty = args.flag("--empty");
+    let dir = data_dir(&mut args)?;
+    args.done()?;
+    let store = open_store(&dir)?;
+    let org = hub::org::create(store.as_ref(), &name, empty)
+        .await
+        .map_err(|e| e.message)?;
+    if as_json {
+        println!("{}", org.to_json());
+    } else {
+        println!("Organization {} ({})", org.organization_id, org.name);
+        println!("  test secret key:      {}", org.test.secret);
+        println!("  test publishable key: {}", org.test.publishable);
+        println!("  live secret key:      {}", org.live.secret);
+        println!("  live publishable key: {}", org.live.publishable);
+        println!("Keys are shown only now; only their hashes are stored.");
+    }
+    Ok(())
+}
+
+const SANDBOX_FILE: &str = "sandbox.json";
+
+/// The development sandbox's test keys, kept in the data directory (mode
+/// 0600) so `hub serve` can print them at every start.
+async fn sandbox(store: &DynStore, dir: &Path) -> Result<Value, String> {
+    let file = dir.join(SANDBOX_FILE);
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        if let Ok(saved) = serde_json::from_str::<Value>(&text) {
+            let org = saved["organizationId"].as_str().unwrap_or_default();
+            if hub::org::exists(store.as_ref(), org).await.unwrap_or(false) {
+                return Ok(saved);
+            }
+        }
+    }
+    let org = hub::org::create(store.as_ref(), "St. Mungo's Clinic", false)
+        .await
+        .map_err(|e| e.message)?;
+    let saved = json!({
+        "organizationId": org.organization_id,
+        "name": org.name,
+        "keys": {"test": {"secret": org.test.secret, "publishable": org.test.publishable}},
+    });
+    write_private(&file, &format!("{saved:#}\n"))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    println!("Created the sandbox organization. Its live keys, shown only now:");
+    println!("  live secret key:      {}", org.live.secret);
+    println!("  live publishable key: {}", org.live.publishable);
+    Ok(saved)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
+}
+
+async fn serve(mut args: Args) -> Result<(), String> {
+    let addr: SocketAddr = args
+        .value("--addr")?
+        .unwrap_or_else(|| "127.0.0.1:8080".into())
+        .parse()
+        .map_err(|e| format!("--addr: {e}"))?;
+    let dir = data_dir(&mut args)?;
+    let require_tls = args.flag("--require-tls");
+    if let Some(level) = args
+        .value("--log")?
+        .or_else(|| std::env::var("HUB_LOG").ok())
+    {
+        hub::log::set_level(
+            hub::log::level_from_str(&level).ok_or("--log must be info, error or off")?,
+        );
+    }
+    args.done()?;
+    let store = open_store(&dir)?;
+    let sandbox = sandbox(&store, &dir).await?;
+    let app = App::new(store, Config { require_tls });
+    let (bound, listener) = hub::serve::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("Practice Hub listening on http://{bound}");
+    println!(
+        "Sandbox organization: {} ({})",
+        sandbox["organizationId"].as_str().unwrap_or(""),
+        sandbox["name"].as_str().unwrap_or("")
+    );
+    println!(
+        "  test secret key:      {}",
+        sandbox["keys"]["test"]["secret"].as_str().unwrap_or("")
+    );
+    println!(
+        "  test publishable key: {}",
+        sandbox["keys"]["test"]["publishable"]
+            .as_str()
+            .unwrap_or("")
+    );
+    println!("Data directory: {}", dir.display());
+    tokio::select! {
+        _ = hub::serve::run(listener, app) => Ok(()),
+        _ = tokio::signal::ctrl_c() => {
+            println!("Shutting down.");
+            Ok(())
+        }
+    }
+}

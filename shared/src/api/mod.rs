@@ -1,0 +1,381 @@
+//! Request → auth → validation → one atomic write → response. Transport
+//! neutral: `hub serve` (hyper) and the Lambda runtime both build a
+//! `Request` and send back the `Response`.
+
+pub mod openapi;
+mod routes;
+
+pub use routes::{match_route, routes, Op, Route, RouteMatch};
+
+use crate::auth::{self, Action, KeyKind, Principal};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::query::{self, QuerySchema};
+use crate::resources::{self, Ctx, Resource};
+use crate::store::{Doc, DynStore};
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The path without the query string.
+    pub path: String,
+    /// The raw query string, without `?` (empty when none).
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Did the request arrive over TLS (directly or at a proxy in front)?
+    pub secure: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn json(status: u16, body: &Value) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Refuse live-mode requests that did not arrive over TLS (426).
+    pub require_tls: bool,
+}
+
+pub struct App {
+    pub store: DynStore,
+    pub config: Config,
+}
+
+/// A random UUID v4, the id of one request and of its error, if any.
+pub fn uuid_v4() -> String {
+    let mut b = crate::ids::random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key, If-Match";
+const CORS_EXPOSE_HEADERS: &str = "ETag, Request-Id, Link, Retry-After";
+
+fn etag(doc: &Value) -> String {
+    format!(
+        "\"{}\"",
+        doc.get("version").and_then(Value::as_u64).unwrap_or(1)
+    )
+}
+
+/// `If-Match: "3"` (also `W/"3"` or `3`); `*` matches any version.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(v) = headers.get("if-match") else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| ApiError::invalid("If-Match must be an ETag such as \"3\"."))?
+        .trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    let t = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    t.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::new(
+            ErrorKind::PreconditionFailed,
+            format!(
+                "If-Match `{}` matches no version of this object; use the ETag of a response.",
+                crate::query::qs::truncate(s)
+            ),
+        )
+    })
+}
+
+fn json_body(req: &Request) -> ApiResult<Value> {
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            "The request body is larger than 1 MiB.",
+        ));
+    }
+    let ct = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    let is_json = media.eq_ignore_ascii_case("application/json")
+        || (media.len() > 5 && media.to_ascii_lowercase().ends_with("+json"));
+    if req.body.is_empty() && ct.is_empty() {
+        return Ok(json!({}));
+    }
+    if !is_json {
+        return Err(ApiError::new(
+            ErrorKind::InvalidContentType,
+            format!(
+                "Request bodies must be JSON with `Content-Type: application/json`, not `{}`.",
+                if ct.is_empty() { "(none)" } else { ct }
+            ),
+        ));
+    }
+    if req.body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::invalid(format!("The request body is not valid JSON: {e}.")))
+}
+
+fn list_body(page: crate::store::ListPage, q: &query::ListQuery) -> Value {
+    let data: Vec<Value> = page
+        .data
+        .iter()
+        .map(|d| match &q.select {
+            Some(sel) => query::project(d, sel),
+            None => (**d).clone(),
+        })
+        .collect();
+    let mut body = json!({ "object": "list", "data": data });
+    if let Some(t) = page.total {
+        body["total"] = json!(t);
+    }
+    body["skip"] = json!(q.skip);
+    body["limit"] = json!(q.limit);
+    body
+}
+
+fn object_response(status: u16, doc: &Doc, select: Option<&[String]>) -> Response {
+    let body = match select {
+        Some(sel) => query::project(doc, sel),
+        None => (**doc).clone(),
+    };
+    let mut r = Response::json(status, &body);
+    r.headers.push(("etag", etag(doc)));
+    r
+}
+
+/// What one request did, for its log line.
+#[derive(Default)]
+struct Outcome {
+    route: &'static str,
+    org: Option<String>,
+    mode: Option<&'static str>,
+    key_kind: Option<KeyKind>,
+}
+
+impl App {
+    pub fn new(store: DynStore, config: Config) -> Arc<App> {
+        Arc::new(App { store, config })
+    }
+
+    /// Handle one request; never panics outward: a panic in a handler becomes a 500.
+    pub async fn handle(self: &Arc<Self>, req: Request) -> Response {
+        let app = Arc::clone(self);
+        let method = req.method.clone();
+        let path = req.path.clone();
+        let started = std::time::Instant::now();
+        match tokio::spawn(async move { app.handle_inner(req).await }).await {
+            Ok(r) => r,
+            Err(_) => {
+                let event_id = uuid_v4();
+                let err = ApiError::internal();
+                crate::log::emit(
+                    1,
+                    json!({
+                        "level": "error", "eventId": event_id, "method": method.as_str(), "path": path,
+                        "status": 500, "error": err.kind.name(), "message": "handler panicked",
+                        "durationMs": started.elapsed().as_secs_f64() * 1000.0,
+                    }),
+                );
+                let mut r = Response::json(500, &err.body(&event_id));
+                r.headers.push(("request-id", event_id));
+                r
+            }
+        }
+    }
+
+    async fn handle_inner(&self, req: Request) -> Response {
+        let started = std::time::Instant::now();
+        let event_id = uuid_v4();
+        let mut outcome = Outcome::default();
+        let result = self.dispatch(&req, &mut outcome).await;
+        let (mut resp, error) = match result {
+            Ok(r) => (r, None),
+            Err(e) => {
+                let mut r = Response::json(e.kind.status(), &e.body(&event_id));
+                r.headers.extend(e.headers.iter().cloned());
+                (r, Some(e))
+            }
+        };
+        resp.headers.push(("request-id", event_id.clone()));
+        if req.headers.contains_key("origin")
+            && !matches!(
+                outcome.key_kind,
+                Some(KeyKind::Secret | KeyKind::Restricted)
+            )
+        {
+            resp.headers
+                .push(("access-control-allow-origin", "*".into()));
+            resp.headers
+                .push(("access-control-expose-headers", CORS_EXPOSE_HEADERS.into()));
+        }
+        let level = if error.as_ref().is_some_and(|e| e.kind.status() >= 500) {
+            1
+        } else {
+            2
+        };
+        if crate::log::enabled(level) {
+            let mut line = json!({
+                "level": if level == 1 { "error" } else { "info" },
+                "eventId": event_id,
+                "method": req.method.as_str(),
+                "path": req.path,
+                "route": outcome.route,
+                "status": resp.status,
+                "durationMs": (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
+            });
+            if let Some(org) = outcome.org {
+                line["organizationId"] = json!(org);
+            }
+            if let Some(mode) = outcome.mode {
+                line["mode"] = json!(mode);
+            }
+            if let Some(e) = &error {
+                line["error"] = json!(e.kind.name());
+            }
+            crate::log::emit(level, line);
+        }
+        resp
+    }
+
+    async fn dispatch(&self, req: &Request, outcome: &mut Outcome) -> ApiResult<Response> {
+        if req.method == Method::OPTIONS {
+            outcome.route = "cors-preflight";
+            return Ok(Response {
+                status: 204,
+                headers: vec![
+                    ("access-control-allow-origin", "*".into()),
+                    (
+                        "access-control-allow-methods",
+                        "GET, POST, PATCH, DELETE, OPTIONS".into(),
+                    ),
+                    ("access-control-allow-headers", CORS_ALLOW_HEADERS.into()),
+                    ("access-control-max-age", "600".into()),
+                ],
+                body: Bytes::new(),
+            });
+        }
+        let m = match_route(&req.method, &req.path)?;
+        outcome.route = m.route.name;
+        match m.route.op {
+            Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
+            Op::OpenApi => return Ok(Response::json(200, openapi::document())),
+            _ => {}
+        }
+        let auth_header = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let principal = auth::authenticate(self.store.as_ref(), auth_header).await?;
+        outcome.org = Some(principal.tenant.org.clone());
+        outcome.mode = Some(principal.tenant.mode.as_str());
+        outcome.key_kind = Some(principal.kind);
+        if self.config.require_tls && principal.tenant.livemode() && !req.secure {
+            return Err(ApiError::new(
+                ErrorKind::Security,
+                "Live-mode requests must use HTTPS.",
+            ));
+        }
+        let ctx = Ctx {
+            store: self.store.as_ref(),
+            tenant: &principal.tenant,
+        };
+        self.resource_op(&ctx, &principal, m, req).await
+    }
+
+    async fn resource_op(
+        &self,
+        ctx: &Ctx<'_>,
+        who: &Principal,
+        m: RouteMatch,
+        req: &Request,
+    ) -> ApiResult<Response> {
+        let res: &Resource = m.route.resource.ok_or_else(ApiError::internal)?;
+        let schema_sets = res.field_sets();
+        let schema = QuerySchema {
+            field_sets: &schema_sets,
+        };
+        match m.route.op {
+            Op::List => {
+                who.authorize(res, Action::Read)?;
+                let q = query::parse(&req.query, &schema)?;
+                let page = resources::list(ctx, res, &q).await?;
+                Ok(Response::json(200, &list_body(page, &q)))
+            }
+            Op::Get => {
+                who.authorize(res, Action::Read)?;
+                let select = query::parse_get(&req.query, &schema)?;
+                let doc = resources::get(ctx, res, m.id()).await?;
+                Ok(object_response(200, &doc, select.as_deref()))
+            }
+            Op::Create => {
+                who.authorize(res, Action::Create)?;
+                let body = json_body(req)?;
+                let doc = resources::create(ctx, res, body).await?;
+                Ok(object_response(201, &doc, None))
+            }
+            Op::Update => {
+                who.authorize(res, Action::Write)?;
+                let expect = if_match(&req.headers)?;
+                let body = json_body(req)?;
+                let doc = resources::update(ctx, res, m.id(), body, expect).await?;
+                Ok(object_response(200, &doc, None))
+            }
+            Op::Delete => {
+                who.authorize(res, Action::Write)?;
+                let expect = if_match(&req.headers)?;
+                let doc = resources::delete(ctx, res, m.id(), expect).await?;
+                Ok(object_response(200, &doc, None))
+            }
+            Op::Health | Op::OpenApi => Err(ApiError::internal()),
+        }
+    }
+}
+
+/// The body a request needs to carry this error, for transports that fail
+/// before the app runs (oversized body at the socket).
+pub fn error_response(err: &ApiError) -> Response {
+    let event_id = uuid_v4();
+    crate::log::emit(
+        2,
+        json!({"level": "info", "eventId": event_id, "status": err.kind.status(), "error": err.kind.name()}),
+    );
+    let mut r = Response::json(err.kind.status(), &err.body(&event_id));
+    r.headers.push(("request-id", event_id));
+    r
+}

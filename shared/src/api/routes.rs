@@ -1,0 +1,179 @@
+//! The route table: the single source for `hub serve`, the Lambda binaries,
+//! the OpenAPI document and `template.yaml`.
+
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::resources::{registry, Resource};
+use http::Method;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Health,
+    OpenApi,
+    List,
+    Create,
+    Get,
+    Update,
+    Delete,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    /// Stable name, also the Lambda function's: `patients-list`.
+    pub name: &'static str,
+    pub method: Method,
+    /// `/v1/patients/{id}`.
+    pub path: &'static str,
+    pub op: Op,
+    pub resource: Option<&'static Resource>,
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+pub fn routes() -> &'static [Route] {
+    static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let mut out = vec![
+            Route {
+                name: "health",
+                method: Method::GET,
+                path: "/health",
+                op: Op::Health,
+                resource: None,
+            },
+            Route {
+                name: "openapi",
+                method: Method::GET,
+                path: "/openapi.json",
+                op: Op::OpenApi,
+                resource: None,
+            },
+        ];
+        for r in registry() {
+            let coll = leak(format!("/v1/{}", r.path));
+            let item = leak(format!("/v1/{}/{{id}}", r.path));
+            for (verb, method, path, op) in [
+                ("list", Method::GET, coll, Op::List),
+                ("create", Method::POST, coll, Op::Create),
+                ("get", Method::GET, item, Op::Get),
+                ("update", Method::PATCH, item, Op::Update),
+                ("delete", Method::DELETE, item, Op::Delete),
+            ] {
+                out.push(Route {
+                    name: leak(format!("{}-{verb}", r.path)),
+                    method,
+                    path,
+                    op,
+                    resource: Some(r),
+                });
+            }
+        }
+        out
+    })
+}
+
+pub struct RouteMatch {
+    pub route: &'static Route,
+    /// The `{id}` segment, if the route has one.
+    pub id: Option<String>,
+}
+
+impl RouteMatch {
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+}
+
+fn path_matches(pattern: &str, path: &str) -> Option<Option<String>> {
+    let mut id = None;
+    let mut p = pattern.split('/');
+    let mut a = path.split('/');
+    loop {
+        match (p.next(), a.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
+            (Some(x), Some(y)) if x == y => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Find the route for a request: 404 when no route has this path, 405 when
+/// some do but not with this method.
+pub fn match_route(method: &Method, path: &str) -> ApiResult<RouteMatch> {
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let mut allowed: Vec<&str> = Vec::new();
+    for route in routes() {
+        if let Some(id) = path_matches(route.path, path) {
+            if route.method == *method || (*method == Method::HEAD && route.method == Method::GET) {
+                return Ok(RouteMatch { route, id });
+            }
+            allowed.push(route.method.as_str());
+        }
+    }
+    if allowed.is_empty() {
+        Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("No route `{path}`. See /openapi.json for the routes."),
+        ))
+    } else {
+        allowed.push("OPTIONS");
+        Err(ApiError::new(
+            ErrorKind::MethodNotSupported,
+            format!(
+                "`{method}` is not supported on `{path}`; allowed: {}.",
+                allowed.join(", ")
+            ),
+        )
+        .with_header("allow", allowed.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_paths_and_methods() {
+        let m = match_route(&Method::GET, "/v1/patients/pat_1").unwrap();
+        assert_eq!(m.route.name, "patients-get");
+        assert_eq!(m.id(), "pat_1");
+        assert_eq!(
+            match_route(&Method::POST, "/v1/patients/")
+                .unwrap()
+                .route
+                .name,
+            "patients-create"
+        );
+        let e = match_route(&Method::PUT, "/v1/patients/pat_1")
+            .err()
+            .unwrap();
+        assert_eq!(e.kind, ErrorKind::MethodNotSupported);
+        assert_eq!(
+            match_route(&Method::GET, "/v1/nothing").err().unwrap().kind,
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/v1/patients/a/b")
+                .err()
+                .unwrap()
+                .kind,
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn route_names_are_unique() {
+        let mut names: Vec<_> = routes().iter().map(|r| r.name).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len());
+    }
+}

@@ -1,0 +1,17 @@
+//! Practice Hub: the domain, the API handlers, and the storage and queue
+//! adapters. Everything that is not a `main` lives here.
+
+pub mod api;
+pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod ids;
+pub mod log;
+pub mod org;
+pub mod query;
+pub mod resources;
+pub mod sandbox;
+pub mod schema;
+pub mod serve;
+pub mod store;
+pub mod time;

@@ -1,0 +1,31 @@
+use super::Resource;
+use crate::schema::{Field, Ty};
+
+static CLINIC_ID: Ty = Ty::Ref("clinics");
+
+pub static RESOURCE: Resource = Resource {
+    path: "practitioners",
+    object: "practitioner",
+    label: "practitioner",
+    prefix: "prc",
+    fields: &[
+        Field::new("fullName", Ty::Str, "The practitioner's full name.").required(),
+        Field::new("email", Ty::Email, "Email address."),
+        Field::new(
+            "clinicIds",
+            Ty::Array(&CLINIC_ID, 100),
+            "The clinics where they practise.",
+        ),
+        Field::new("role", Ty::Str, "Role, e.g. `audiologist`."),
+        Field::new(
+            "metadata",
+            Ty::Metadata,
+            "Up to 50 string keys and values for your own use.",
+        ),
+    ],
+    groups: &[],
+    unique: &[],
+    publishable_create: false,
+    derive: None,
+    description: "A member of staff who sees patients.",
+};

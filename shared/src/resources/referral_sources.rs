@@ -1,0 +1,27 @@
+use super::Resource;
+use crate::schema::{Field, Ty};
+
+pub static RESOURCE: Resource = Resource {
+    path: "referral-sources",
+    object: "referralSource",
+    label: "referral source",
+    prefix: "ref",
+    fields: &[
+        Field::new(
+            "name",
+            Ty::Str,
+            "Unique per organization and mode, ignoring case.",
+        )
+        .required(),
+        Field::new(
+            "metadata",
+            Ty::Metadata,
+            "Up to 50 string keys and values for your own use.",
+        ),
+    ],
+    groups: &[],
+    unique: &["name"],
+    publishable_create: false,
+    derive: None,
+    description: "Where patients hear of the business (Google, a GP, word of mouth…).",
+};

@@ -1,0 +1,49 @@
+//! The sandbox: "St. Mungo's Clinic", loaded into every new organization's
+//! test mode through the same create path as the API.
+
+mod plan;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult};
+use crate::resources::{self, Ctx};
+use crate::store::Store;
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub use plan::{plan, SeedItem};
+
+fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> ApiResult<()> {
+    match v {
+        Value::String(s) if s.starts_with('@') => {
+            let id = ids.get(&s[1..]).ok_or_else(|| {
+                crate::log::error("sandbox", &format!("unresolved reference {s}"));
+                ApiError::internal()
+            })?;
+            *s = id.clone();
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|i| resolve(i, ids))?,
+        Value::Object(m) => m.values_mut().try_for_each(|i| resolve(i, ids))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+pub async fn load(store: &dyn Store, tenant: &Tenant) -> ApiResult<()> {
+    let ctx = Ctx { store, tenant };
+    let mut ids = HashMap::new();
+    for mut item in plan() {
+        let res = resources::by_path(item.resource).ok_or_else(ApiError::internal)?;
+        resolve(&mut item.body, &ids)?;
+        let doc = resources::create(&ctx, res, item.body).await.map_err(|e| {
+            crate::log::error(
+                "sandbox",
+                &format!("seed item {} refused: {}", item.key, e.message),
+            );
+            e
+        })?;
+        if let Some(id) = doc.get("id").and_then(Value::as_str) {
+            ids.insert(item.key, id.to_string());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,536 @@
+//! The embedded store: SQLite (WAL) for durability, and an in-memory mirror
+//! of every object for fast reads and list evaluation.
+//!
+//! Several processes may share one data directory (`hub serve` and
+//! `hub org create`). Every write appends to a `changes` table in the same
+//! transaction; before each read the mirror catches up with any change it
+//! has not seen, so a write acknowledged by any process is visible to the
+//! next read of every process.
+
+use super::*;
+use crate::query::eval;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS objects (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    version INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uniques (
+    scope TEXT NOT NULL, value TEXT NOT NULL,
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (scope, value)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE, tenant TEXT NOT NULL, type TEXT NOT NULL,
+    created_at INTEGER NOT NULL, body TEXT NOT NULL,
+    dispatched INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS events_pending ON events (dispatched, seq);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    what TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL, c TEXT NOT NULL);
+";
+
+type CollKey = (String, String);
+
+#[derive(Default)]
+struct Mirror {
+    collections: HashMap<CollKey, BTreeMap<String, Doc>>,
+    uniques: HashMap<(String, String), UniqueTarget>,
+}
+
+pub struct EmbeddedStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    mirror: RwLock<Mirror>,
+    /// Highest `changes.seq` reflected in the mirror.
+    seen: AtomicI64,
+    /// Serialises catching up, so two readers do not apply the same changes.
+    sync_lock: Mutex<()>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy,
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(backend)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+    // WAL: readers never block the writer; NORMAL sync: a committed
+    // transaction survives the process being killed (the WAL is in the OS
+    // cache); `HUB_SQLITE_SYNC=FULL` adds an fsync per commit for power loss.
+    let sync = std::env::var("HUB_SQLITE_SYNC").unwrap_or_else(|_| "NORMAL".into());
+    let sync = if sync.eq_ignore_ascii_case("FULL") {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;"
+    ))
+    .map_err(backend)?;
+    Ok(conn)
+}
+
+fn parse_doc(body: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Backend(format!("corrupt document: {e}")))
+}
+
+impl EmbeddedStore {
+    /// Open (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("hub.sqlite3");
+        let writer = open_conn(&path)?;
+        writer.execute_batch(SCHEMA).map_err(backend)?;
+        let store = EmbeddedStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            mirror: RwLock::new(Mirror::default()),
+            seen: AtomicI64::new(0),
+            sync_lock: Mutex::new(()),
+        };
+        store.load_all()?;
+        Ok(store)
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Load every object and unique claim into the mirror.
+    fn load_all(&self) -> Result<(), StoreError> {
+        let _guard = self.sync_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mirror = Mirror::default();
+        let seen = self.with_reader(|conn| {
+            // One read transaction so the snapshot and `seen` agree.
+            conn.execute_batch("BEGIN").map_err(backend)?;
+            let res = (|| {
+                let seen: i64 = conn
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(backend)?;
+                let mut stmt = conn
+                    .prepare("SELECT tenant, kind, id, body FROM objects")
+                    .map_err(backend)?;
+                let mut rows = stmt.query([]).map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    let (t, k, id, body): (String, String, String, String) = (
+                        row.get(0).map_err(backend)?,
+                        row.get(1).map_err(backend)?,
+                        row.get(2).map_err(backend)?,
+                        row.get(3).map_err(backend)?,
+                    );
+                    mirror
+                        .collections
+                        .entry((t, k))
+                        .or_default()
+                        .insert(id, Arc::new(parse_doc(&body)?));
+                }
+                let mut stmt = conn
+                    .prepare("SELECT scope, value, tenant, kind, id FROM uniques")
+                    .map_err(backend)?;
+                let mut rows = stmt.query([]).map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    mirror.uniques.insert(
+                        (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?),
+                        UniqueTarget {
+                            tenant: row.get(2).map_err(backend)?,
+                            kind: row.get(3).map_err(backend)?,
+                            id: row.get(4).map_err(backend)?,
+                        },
+                    );
+                }
+                Ok(seen)
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            res
+        })?;
+        *self.mirror.write().unwrap_or_else(|e| e.into_inner()) = mirror;
+        self.seen.store(seen, Ordering::Release);
+        Ok(())
+    }
+
+    /// Bring the mirror up to date with changes committed by any process.
+    fn sync(&self) -> Result<(), StoreError> {
+        let latest: i64 = self.with_reader(|conn| {
+            conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(backend)
+        })?;
+        if latest <= self.seen.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _guard = self.sync_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = self.seen.load(Ordering::Acquire);
+        if latest <= seen {
+            return Ok(());
+        }
+        type Change = (i64, String, String, String, String);
+        // Read the changed rows' current state in one snapshot.
+        let (changes, objects, uniques) = self.with_reader(|conn| {
+            conn.execute_batch("BEGIN").map_err(backend)?;
+            let res = (|| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT seq, what, a, b, c FROM changes WHERE seq > ?1 ORDER BY seq",
+                    )
+                    .map_err(backend)?;
+                let changes: Vec<Change> = stmt
+                    .query_map([seen], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                let mut objects = Vec::new();
+                let mut uniques = Vec::new();
+                for (_, what, a, b, c) in &changes {
+                    if what == "obj" {
+                        let body: Option<String> = conn
+                            .prepare_cached(
+                                "SELECT body FROM objects WHERE tenant=?1 AND kind=?2 AND id=?3",
+                            )
+                            .and_then(|mut s| {
+                                s.query_row(params![a, b, c], |r| r.get(0)).optional()
+                            })
+                            .map_err(backend)?;
+                        let doc = body.map(|b| parse_doc(&b)).transpose()?;
+                        objects.push(((a.clone(), b.clone()), c.clone(), doc));
+                    } else {
+                        let target: Option<UniqueTarget> = conn
+                            .prepare_cached(
+                                "SELECT tenant, kind, id FROM uniques WHERE scope=?1 AND value=?2",
+                            )
+                            .and_then(|mut s| {
+                                s.query_row(params![a, b], |r| {
+                                    Ok(UniqueTarget {
+                                        tenant: r.get(0)?,
+                                        kind: r.get(1)?,
+                                        id: r.get(2)?,
+                                    })
+                                })
+                                .optional()
+                            })
+                            .map_err(backend)?;
+                        uniques.push(((a.clone(), b.clone()), target));
+                    }
+                }
+                Ok((changes, objects, uniques))
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            res
+        })?;
+        let new_seen = changes.last().map(|c| c.0).unwrap_or(seen);
+        let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
+        for (coll, id, doc) in objects {
+            match doc {
+                Some(d) => {
+                    mirror
+                        .collections
+                        .entry(coll)
+                        .or_default()
+                        .insert(id, Arc::new(d));
+                }
+                None => {
+                    if let Some(c) = mirror.collections.get_mut(&coll) {
+                        c.remove(&id);
+                    }
+                }
+            }
+        }
+        for (key, target) in uniques {
+            match target {
+                Some(t) => mirror.uniques.insert(key, t),
+                None => mirror.uniques.remove(&key),
+            };
+        }
+        drop(mirror);
+        self.seen.store(new_seen, Ordering::Release);
+        Ok(())
+    }
+
+    fn apply(tx: &rusqlite::Transaction<'_>, op: &WriteOp) -> Result<(), StoreError> {
+        let change = |what: &str, a: &str, b: &str, c: &str| -> Result<(), StoreError> {
+            tx.prepare_cached("INSERT INTO changes (what, a, b, c) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| s.execute(params![what, a, b, c]))
+                .map_err(backend)?;
+            Ok(())
+        };
+        match op {
+            WriteOp::Put {
+                tenant,
+                kind,
+                id,
+                doc,
+                expect,
+            } => {
+                let version = doc.get("version").and_then(Value::as_i64).unwrap_or(1);
+                let body = doc.to_string();
+                let n = match expect {
+                    Expect::Absent => tx
+                        .prepare_cached(
+                            "INSERT INTO objects (tenant, kind, id, version, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .and_then(|mut s| s.execute(params![tenant, kind, id, version, body])),
+                    Expect::Version(v) => tx
+                        .prepare_cached(
+                            "UPDATE objects SET version = ?4, body = ?5
+                             WHERE tenant = ?1 AND kind = ?2 AND id = ?3 AND version = ?6",
+                        )
+                        .and_then(|mut s| s.execute(params![tenant, kind, id, version, body, *v as i64])),
+                }
+                .map_err(backend)?;
+                if n == 0 {
+                    return Err(StoreError::Conflict(match expect {
+                        Expect::Absent => Conflict::Exists {
+                            kind: kind.to_string(),
+                            id: id.clone(),
+                        },
+                        Expect::Version(_) => Conflict::Version {
+                            kind: kind.to_string(),
+                            id: id.clone(),
+                        },
+                    }));
+                }
+                change("obj", tenant, kind, id)
+            }
+            WriteOp::Delete {
+                tenant,
+                kind,
+                id,
+                expect,
+            } => {
+                let n = match expect {
+                    Expect::Version(v) => tx
+                        .prepare_cached("DELETE FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3 AND version = ?4")
+                        .and_then(|mut s| s.execute(params![tenant, kind, id, *v as i64])),
+                    Expect::Absent => Ok(1),
+                }
+                .map_err(backend)?;
+                if n == 0 {
+                    return Err(StoreError::Conflict(Conflict::Version {
+                        kind: kind.to_string(),
+                        id: id.clone(),
+                    }));
+                }
+                change("obj", tenant, kind, id)
+            }
+            WriteOp::ClaimUnique {
+                scope,
+                value,
+                target,
+            } => {
+                let n = tx
+                    .prepare_cached(
+                        "INSERT INTO uniques (scope, value, tenant, kind, id) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .and_then(|mut s| s.execute(params![scope, value, target.tenant, target.kind, target.id]))
+                    .map_err(backend)?;
+                if n == 0 {
+                    let holder: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM uniques WHERE scope = ?1 AND value = ?2",
+                            params![scope, value],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(backend)?;
+                    if holder.as_deref() != Some(target.id.as_str()) {
+                        return Err(StoreError::Conflict(Conflict::Unique {
+                            scope: scope.clone(),
+                            value: value.clone(),
+                        }));
+                    }
+                }
+                change("uniq", scope, value, "")
+            }
+            WriteOp::ReleaseUnique { scope, value } => {
+                tx.prepare_cached("DELETE FROM uniques WHERE scope = ?1 AND value = ?2")
+                    .and_then(|mut s| s.execute(params![scope, value]))
+                    .map_err(backend)?;
+                change("uniq", scope, value, "")
+            }
+        }
+    }
+
+    fn commit_sync(&self, tx: WriteTx) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let t = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        for op in &tx.ops {
+            Self::apply(&t, op)?;
+        }
+        for ev in &tx.events {
+            t.prepare_cached(
+                "INSERT INTO events (id, tenant, type, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![ev.id, ev.tenant, ev.event_type, ev.created_at_ms, ev.envelope.to_string()])
+            })
+            .map_err(backend)?;
+        }
+        let last: i64 = t
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })
+            .map_err(backend)?;
+        let n_changes = tx.ops.len() as i64;
+        t.commit().map_err(backend)?;
+        drop(conn);
+
+        // Fast path: if nobody else wrote since the mirror's last sync, apply
+        // our own change set directly instead of re-reading it.
+        let _guard = self.sync_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.seen.load(Ordering::Acquire) != last - n_changes {
+            drop(_guard);
+            return self.sync();
+        }
+        let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
+        for op in tx.ops {
+            match op {
+                WriteOp::Put {
+                    tenant,
+                    kind,
+                    id,
+                    doc,
+                    ..
+                } => {
+                    mirror
+                        .collections
+                        .entry((tenant, kind.to_string()))
+                        .or_default()
+                        .insert(id, Arc::new(doc));
+                }
+                WriteOp::Delete {
+                    tenant, kind, id, ..
+                } => {
+                    if let Some(c) = mirror.collections.get_mut(&(tenant, kind.to_string())) {
+                        c.remove(&id);
+                    }
+                }
+                WriteOp::ClaimUnique {
+                    scope,
+                    value,
+                    target,
+                } => {
+                    mirror.uniques.insert((scope, value), target);
+                }
+                WriteOp::ReleaseUnique { scope, value } => {
+                    mirror.uniques.remove(&(scope, value));
+                }
+            }
+        }
+        drop(mirror);
+        self.seen.store(last, Ordering::Release);
+        Ok(())
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Mirror) -> T) -> Result<T, StoreError> {
+        self.sync()?;
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+        Ok(f(&mirror))
+    }
+}
+
+fn coll_key(tenant: &str, kind: &str) -> CollKey {
+    (tenant.to_string(), kind.to_string())
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
+        self.read(|m| {
+            m.collections
+                .get(&coll_key(tenant, kind))
+                .and_then(|c| c.get(id))
+                .cloned()
+        })
+    }
+
+    async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
+        self.read(|m| match m.collections.get(&coll_key(tenant, kind)) {
+            None => ListPage {
+                data: Vec::new(),
+                total: query.want_total.then_some(0),
+            },
+            Some(c) => {
+                let (page, total) = eval::run(c.values(), query);
+                ListPage {
+                    data: page.into_iter().cloned().collect(),
+                    total: query.want_total.then_some(total),
+                }
+            }
+        })
+    }
+
+    async fn all(&self, tenant: &str, kind: &str) -> StoreResult<Vec<Doc>> {
+        self.read(|m| {
+            m.collections
+                .get(&coll_key(tenant, kind))
+                .map(|c| c.values().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    async fn find_unique(&self, scope: &str, value: &str) -> StoreResult<Option<UniqueTarget>> {
+        self.read(|m| {
+            m.uniques
+                .get(&(scope.to_string(), value.to_string()))
+                .cloned()
+        })
+    }
+
+    async fn commit(&self, tx: WriteTx) -> StoreResult<()> {
+        self.commit_sync(tx)
+    }
+
+    async fn pending_events(&self, limit: usize) -> StoreResult<Vec<EventRecord>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, tenant, type, created_at, body FROM events WHERE dispatched = 0 ORDER BY seq LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, tenant, event_type, created_at_ms, body) = row.map_err(backend)?;
+                out.push(EventRecord { id, tenant, event_type, created_at_ms, envelope: parse_doc(&body)? });
+            }
+            Ok(out)
+        })
+    }
+}

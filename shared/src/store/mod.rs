@@ -1,0 +1,152 @@
+//! Storage: one trait, two implementations (embedded SQLite here, DynamoDB
+//! with the AWS issue). Objects are JSON documents addressed by tenant
+//! (`{org}#{mode}`, or `{org}` for organization-level records), kind and id.
+//! A `WriteTx` is applied atomically: objects, uniqueness claims and the
+//! events (the outbox) of one API write commit together or not at all.
+
+pub mod embedded;
+
+use crate::query::ListQuery;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+
+pub type Doc = Arc<Value>;
+
+/// A condition on the current state of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The object must not exist (create).
+    Absent,
+    /// The object must exist with exactly this version.
+    Version(u64),
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Put {
+        tenant: String,
+        kind: &'static str,
+        id: String,
+        doc: Value,
+        expect: Expect,
+    },
+    Delete {
+        tenant: String,
+        kind: &'static str,
+        id: String,
+        expect: Expect,
+    },
+    /// Claim `value` in `scope` for an object; fails if another object holds it.
+    ClaimUnique {
+        scope: String,
+        value: String,
+        target: UniqueTarget,
+    },
+    ReleaseUnique {
+        scope: String,
+        value: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueTarget {
+    pub tenant: String,
+    pub kind: String,
+    pub id: String,
+}
+
+/// An event in the outbox, written with the change that caused it.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: String,
+    pub tenant: String,
+    pub event_type: String,
+    pub created_at_ms: i64,
+    pub envelope: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteTx {
+    pub ops: Vec<WriteOp>,
+    pub events: Vec<EventRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Create of an id that exists.
+    Exists { kind: String, id: String },
+    /// The object changed (or vanished) since it was read.
+    Version { kind: String, id: String },
+    /// Another object holds this unique value.
+    Unique { scope: String, value: String },
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Conflict::Exists { kind, id } => write!(f, "A {kind} with id `{id}` already exists."),
+            Conflict::Version { kind, id } => write!(
+                f,
+                "The {kind} `{id}` was changed by another request; fetch it again and retry."
+            ),
+            Conflict::Unique { scope, value } => {
+                let field = scope.rsplit('/').next().unwrap_or(scope);
+                write!(f, "The {field} `{value}` is already in use.")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreError {
+    Conflict(Conflict),
+    /// The database stayed locked past the busy timeout.
+    Busy,
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Conflict(c) => c.fmt(f),
+            StoreError::Busy => f.write_str("database busy"),
+            StoreError::Backend(m) => write!(f, "storage backend: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One page of a list: the matching documents after skip/limit, and the
+/// number of matches when asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub data: Vec<Doc>,
+    pub total: Option<usize>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>>;
+
+    /// Evaluate a list query (filter, sort, skip, limit) over one collection.
+    /// Without a sort, documents come in creation (id) order.
+    async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage>;
+
+    /// Every document of a small collection, in creation order (reference
+    /// data lookups such as resolving a clinic by name).
+    async fn all(&self, tenant: &str, kind: &str) -> StoreResult<Vec<Doc>>;
+
+    async fn find_unique(&self, scope: &str, value: &str) -> StoreResult<Option<UniqueTarget>>;
+
+    async fn commit(&self, tx: WriteTx) -> StoreResult<()>;
+
+    /// Events of the outbox not yet handed to the fan-out step, oldest first.
+    async fn pending_events(&self, limit: usize) -> StoreResult<Vec<EventRecord>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
