@@ -1,1 +1,287 @@
+//! Black-box test support: the real server on a random port, a small HTTP
+//! client, and helpers to run the `hub` binary.
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hub::api::{App, Config};
+use hub::org::CreatedOrg;
+use hub::store::embedded::EmbeddedStore;
+use hub::store::DynStore;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use serde_json::json;
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("hub-test-{tag}-{}", hub::ids::ulid()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+    pub raw: Bytes,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_string()
+    }
+    /// The ids of a list response, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.body["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {}", self.body))
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+    /// Assert the status and, for errors, the envelope.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        if status >= 400 {
+            assert!(
+                self.body["name"].is_string(),
+                "error without name: {}",
+                self.body
+            );
+            assert!(
+                self.body["message"].is_string(),
+                "error without message: {}",
+                self.body
+            );
+            assert!(
+                self.body["eventId"].as_str().is_some_and(|s| s.len() == 36),
+                "error without eventId: {}",
+                self.body
+            );
+        }
+        self
+    }
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, name: &str) -> &Self {
+        self.expect(status);
+        assert_eq!(self.body["name"], name, "body: {}", self.body);
+        self
+    }
+}
+
+#[derive(Clone)]
+pub struct Http {
+    pub base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    pub fn new(base: String) -> Http {
+        Http {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Send a request; `headers` may override the JSON content type.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            b = b.header("content-type", "application/json");
+        }
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        let req = b
+            .body(Full::new(body.unwrap_or_default()))
+            .expect("request");
+        let resp = self.client.request(req).await.expect("http request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&raw).unwrap_or(Value::Null)
+        };
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Resp {
+        self.send("GET", path, Some(key), None, &[]).await
+    }
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> Resp {
+        self.send(
+            "POST",
+            path,
+            Some(key),
+            Some(Bytes::from(body.to_string())),
+            &[],
+        )
+        .await
+    }
+    pub async fn patch(&self, path: &str, key: &str, body: &Value) -> Resp {
+        self.send(
+            "PATCH",
+            path,
+            Some(key),
+            Some(Bytes::from(body.to_string())),
+            &[],
+        )
+        .await
+    }
+    pub async fn delete(&self, path: &str, key: &str) -> Resp {
+        self.send("DELETE", path, Some(key), None, &[]).await
+    }
+}
+
+/// The real HTTP server, in-process, on a random port, over a fresh
+/// embedded store.
+pub struct TestServer {
+    pub http: Http,
+    pub addr: SocketAddr,
+    pub store: DynStore,
+    pub dir: TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(Config::default()).await
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        hub::log::set_level(0);
+        let dir = TempDir::new("srv");
+        let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("open store"));
+        let app = App::new(store.clone(), config);
+        let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("bind");
+        let task = tokio::spawn(hub::serve::run(listener, app));
+        TestServer {
+            http: Http::new(format!("http://{addr}")),
+            addr,
+            store,
+            dir,
+            task,
+        }
+    }
+
+    pub async fn org(&self, name: &str, empty: bool) -> CreatedOrg {
+        hub::org::create(self.store.as_ref(), name, empty)
+            .await
+            .expect("create org")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A valid patient body referring to reference data by name.
+pub fn patient_body(name: &str, clinic: &str, status: &str, referral: &str) -> Value {
+    json!({
+        "fullName": name,
+        "primaryPhoneNumber": "07700 900123",
+        "emailAddress": "someone@example.com",
+        "primaryClinicName": clinic,
+        "statusName": status,
+        "referralName": referral,
+        "tracking": {"source": "google", "medium": "cpc"},
+    })
+}
+
+/// Create one clinic, status and referral source; returns their ids.
+pub async fn reference_data(http: &Http, key: &str) -> (String, String, String) {
+    let c = http
+        .post(
+            "/v1/clinics",
+            key,
+            &json!({"name": "Leeds", "timeZone": "Europe/London"}),
+        )
+        .await;
+    c.expect(201);
+    let s = http
+        .post(
+            "/v1/patient-statuses",
+            key,
+            &json!({"name": "Active", "order": 1}),
+        )
+        .await;
+    s.expect(201);
+    let r = http
+        .post("/v1/referral-sources", key, &json!({"name": "Google"}))
+        .await;
+    r.expect(201);
+    (c.id(), s.id(), r.id())
+}
+
+/// RFC 3339 UTC with exactly three fractional digits.
+pub fn is_ms_timestamp(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let b = s.as_bytes();
+    b.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 23].contains(&i) || c.is_ascii_digit())
+}

@@ -297,6 +297,7 @@ impl App {
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
             _ => {}
         }
+        self.store.refresh().await?;
         let auth_header = req
             .headers
             .get("authorization")

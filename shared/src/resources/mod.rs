@@ -205,60 +205,54 @@ async fn resolve_groups(
     Ok(())
 }
 
+/// Every referenced id in a document: (field path, target resource, id).
+fn collect_refs(
+    fields: &[Field],
+    doc: &Map<String, Value>,
+    prefix: &str,
+    out: &mut Vec<(String, &'static str, String)>,
+) {
+    for f in fields {
+        let Some(v) = doc.get(f.name) else { continue };
+        let path = format!("{prefix}{}", f.name);
+        match (&f.ty, v) {
+            (Ty::Ref(target), Value::String(id)) => out.push((path, target, id.clone())),
+            (Ty::Array(Ty::Ref(target), _), Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(id) = item.as_str() {
+                        out.push((format!("{path}[{i}]"), target, id.to_string()));
+                    }
+                }
+            }
+            (Ty::Object(inner), Value::Object(m)) => {
+                collect_refs(inner, m, &format!("{path}."), out)
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Check that every referenced id names an object of the same tenant.
 async fn check_refs(
     ctx: &Ctx<'_>,
     fields: &[Field],
     doc: &Map<String, Value>,
-    prefix: &str,
     errors: &mut Vec<crate::error::FieldError>,
 ) -> ApiResult<()> {
-    for f in fields {
-        let Some(v) = doc.get(f.name) else { continue };
-        let path = format!("{prefix}{}", f.name);
-        match (&f.ty, v) {
-            (Ty::Ref(target), Value::String(id)) => {
-                if ctx
-                    .store
-                    .get(&ctx.tenant.key(), target, id)
-                    .await?
-                    .is_none()
-                {
-                    errors.push(crate::error::FieldError::new(
-                        path,
-                        format!(
-                            "no {} with id `{id}` in this organization and mode",
-                            by_path(target).map_or(*target, |r| r.label)
-                        ),
-                    ));
-                }
-            }
-            (Ty::Array(inner, _), Value::Array(items)) => {
-                if let Ty::Ref(target) = inner {
-                    for (i, item) in items.iter().enumerate() {
-                        if let Some(id) = item.as_str() {
-                            if ctx
-                                .store
-                                .get(&ctx.tenant.key(), target, id)
-                                .await?
-                                .is_none()
-                            {
-                                errors.push(crate::error::FieldError::new(
-                                    format!("{path}[{i}]"),
-                                    format!(
-                                        "no {} with id `{id}` in this organization and mode",
-                                        by_path(target).map_or(*target, |r| r.label)
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            (Ty::Object(inner), Value::Object(m)) => {
-                Box::pin(check_refs(ctx, inner, m, &format!("{path}."), errors)).await?;
-            }
-            _ => {}
+    let mut refs = Vec::new();
+    collect_refs(fields, doc, "", &mut refs);
+    for (path, target, id) in refs {
+        if ctx
+            .store
+            .get(&ctx.tenant.key(), target, &id)
+            .await?
+            .is_none()
+        {
+            let label = by_path(target).map_or(target, |r| r.label);
+            errors.push(crate::error::FieldError::new(
+                path,
+                format!("no {label} with id `{id}` in this organization and mode"),
+            ));
         }
     }
     Ok(())
@@ -290,7 +284,7 @@ async fn prepare(
     resolve_groups(ctx, res, &mut input, &mut errors).await?;
     let clean = validate::object(res.fields, &input, "", &mut errors);
     if errors.is_empty() {
-        check_refs(ctx, res.fields, &clean, "", &mut errors).await?;
+        check_refs(ctx, res.fields, &clean, &mut errors).await?;
     }
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));

@@ -34,13 +34,12 @@ pub async fn load(store: &dyn Store, tenant: &Tenant) -> ApiResult<()> {
     for mut item in plan() {
         let res = resources::by_path(item.resource).ok_or_else(ApiError::internal)?;
         resolve(&mut item.body, &ids)?;
-        let doc = resources::create(&ctx, res, item.body).await.map_err(|e| {
-            crate::log::error(
-                "sandbox",
-                &format!("seed item {} refused: {}", item.key, e.message),
-            );
-            e
-        })?;
+        let doc = resources::create(&ctx, res, item.body)
+            .await
+            .inspect_err(|e| {
+                let msg = format!("seed item {} refused: {}", item.key, e.message);
+                crate::log::error("sandbox", &msg);
+            })?;
         if let Some(id) = doc.get("id").and_then(Value::as_str) {
             ids.insert(item.key, id.to_string());
         }

@@ -387,7 +387,16 @@ impl EmbeddedStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         for op in &tx.ops {
-            Self::apply(&t, op)?;
+            if let Err(e) = Self::apply(&t, op) {
+                drop(t);
+                drop(conn);
+                // A conflict means our view is behind another writer's: catch
+                // up so a retry reads the current state.
+                if matches!(e, StoreError::Conflict(_)) {
+                    self.sync()?;
+                }
+                return Err(e);
+            }
         }
         for ev in &tx.events {
             t.prepare_cached(
@@ -455,7 +464,6 @@ impl EmbeddedStore {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Mirror) -> T) -> Result<T, StoreError> {
-        self.sync()?;
         let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
         Ok(f(&mirror))
     }
@@ -467,6 +475,10 @@ fn coll_key(tenant: &str, kind: &str) -> CollKey {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    async fn refresh(&self) -> StoreResult<()> {
+        self.sync()
+    }
+
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
         self.read(|m| {
             m.collections

@@ -131,6 +131,13 @@ pub struct ListPage {
 
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Called once at the start of every request: catch up with writes made
+    /// by other processes, so the request sees everything acknowledged before
+    /// it began. Backends that always read the source of truth do nothing.
+    async fn refresh(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>>;
 
     /// Evaluate a list query (filter, sort, skip, limit) over one collection.

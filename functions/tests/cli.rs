@@ -1,0 +1,261 @@
+//! The `hub` binary as a user runs it: `hub serve` in its own process,
+//! `hub org create` beside it, a `kill -9` and a restart.
+
+use hub_tests::*;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const HUB: &str = env!("CARGO_BIN_EXE_hub");
+
+struct Served {
+    child: Child,
+    base: String,
+    secret: String,
+    publishable: String,
+    org: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Start `hub serve` on a free port; read the banner it prints.
+fn serve(dir: &std::path::Path) -> Served {
+    let mut child = Command::new(HUB)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hub serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut base, mut secret, mut publishable, mut org) = (None, None, None, None);
+    while base.is_none() || secret.is_none() || publishable.is_none() || org.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("hub serve banner");
+        let last = line
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        if line.starts_with("Practice Hub listening on ") {
+            base = Some(last);
+        } else if line.contains("test secret key:") {
+            secret = Some(last);
+        } else if line.contains("test publishable key:") {
+            publishable = Some(last);
+        } else if line.starts_with("Sandbox organization: ") {
+            org = line.split_whitespace().nth(2).map(String::from);
+        }
+    }
+    Served {
+        child,
+        base: base.unwrap(),
+        secret: secret.unwrap(),
+        publishable: publishable.unwrap(),
+        org: org.unwrap(),
+        stderr,
+    }
+}
+
+impl Served {
+    fn kill9(mut self) -> String {
+        // SIGKILL: no chance to flush or checkpoint anything.
+        self.child.kill().expect("kill");
+        let _ = self.child.wait();
+        self.stderr.join().unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_and_the_sandbox_keys_stay() {
+    let dir = TempDir::new("kill9");
+    let first = serve(dir.path());
+    let http = Http::new(first.base.clone());
+    let before = http.get("/v1/patients?$limit=0", &first.secret).await;
+    before.expect(200);
+    let sandbox_patients = before.body["total"].as_u64().unwrap();
+    assert!(sandbox_patients >= 24, "sandbox loaded on first start");
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let c = http
+            .post(
+                "/v1/clinics",
+                &first.secret,
+                &json!({"name": format!("Clinic {i}")}),
+            )
+            .await;
+        c.expect(201);
+        ids.push(c.id());
+    }
+    let patched = http
+        .patch(
+            &format!("/v1/clinics/{}", ids[0]),
+            &first.secret,
+            &json!({"name": "Renamed"}),
+        )
+        .await;
+    patched.expect(200);
+    let (secret, org) = (first.secret.clone(), first.org.clone());
+    first.kill9();
+
+    let second = serve(dir.path());
+    assert_eq!(
+        second.secret, secret,
+        "the same sandbox and keys after restart"
+    );
+    assert_eq!(second.org, org);
+    let http = Http::new(second.base.clone());
+    for id in &ids {
+        http.get(&format!("/v1/clinics/{id}"), &secret)
+            .await
+            .expect(200);
+    }
+    let g = http.get(&format!("/v1/clinics/{}", ids[0]), &secret).await;
+    assert_eq!(g.body["name"], "Renamed");
+    assert_eq!(g.body["version"], 2);
+    let after = http.get("/v1/patients?$limit=0", &secret).await;
+    assert_eq!(
+        after.body["total"].as_u64().unwrap(),
+        sandbox_patients,
+        "the sandbox is not loaded twice"
+    );
+    second.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_create_works_beside_a_running_server() {
+    let dir = TempDir::new("orgcreate");
+    let served = serve(dir.path());
+    let out = Command::new(HUB)
+        .args(["org", "create", "--name", "Hearing Co", "--json", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("hub org create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let org = created["organizationId"].as_str().unwrap();
+    assert!(org.starts_with("org_"));
+    let keys = &created["keys"];
+    for (mode, kind, prefix) in [
+        ("test", "secret", "sk_test_"),
+        ("test", "publishable", "pk_test_"),
+        ("live", "secret", "sk_live_"),
+        ("live", "publishable", "pk_live_"),
+    ] {
+        assert!(
+            keys[mode][kind].as_str().unwrap().starts_with(prefix),
+            "{created}"
+        );
+    }
+    // The running server accepts the new keys at once and sees the sandbox.
+    let http = Http::new(served.base.clone());
+    let test_key = keys["test"]["secret"].as_str().unwrap();
+    let r = http.get("/v1/patients?$limit=0", test_key).await;
+    r.expect(200);
+    assert!(r.body["total"].as_u64().unwrap() >= 24);
+    let live = http
+        .get(
+            "/v1/patients?$limit=0",
+            keys["live"]["secret"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(live.body["total"], 0);
+    // --empty skips the sandbox; the plain form prints the keys for people.
+    let out = Command::new(HUB)
+        .args(["org", "create", "--name", "Bare", "--empty", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sk = text
+        .lines()
+        .find(|l| l.contains("test secret key:"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+    let r = http.get("/v1/patients?$limit=0", &sk).await;
+    assert_eq!(r.body["total"], 0);
+    // Bad usage is a clear error, not a panic.
+    let out = Command::new(HUB)
+        .args(["org", "create", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
+    served.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_error_ids_but_no_keys_or_patient_data() {
+    let dir = TempDir::new("logs");
+    let served = serve(dir.path());
+    let http = Http::new(served.base.clone());
+    let key = served.secret.clone();
+    let mut body = patient_body(
+        "Zebedee Quartermaine",
+        "St. Mungo's Clinic – London",
+        "Active",
+        "Google",
+    );
+    body["emailAddress"] = json!("zebedee.private@example.com");
+    body["medicalNumber"] = json!("999 888 7777");
+    let created = http.post("/v1/patients", &key, &body).await;
+    let failed = http
+        .get("/v1/patients?fullName[$bogus]=Zebedee+Quartermaine", &key)
+        .await;
+    failed.expect_error(400, "INVALID_PARAMETERS");
+    let unauth = http
+        .get("/v1/patients", &format!("sk_test_{}", "Q".repeat(40)))
+        .await;
+    unauth.expect_error(401, "AUTH_ERROR");
+    let publishable = served.publishable.clone();
+    http.get("/v1/patients", &publishable)
+        .await
+        .expect_error(403, "PERMISSIONS_ERROR");
+    let logs = served.kill9();
+    for e in [&failed, &unauth] {
+        let id = e.body["eventId"].as_str().unwrap();
+        let line = logs
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("eventId {id} not in logs:\n{logs}"));
+        assert!(line.contains(e.body["name"].as_str().unwrap()), "{line}");
+    }
+    assert!(logs.lines().count() >= 4);
+    for secret in [
+        key.as_str(),
+        publishable.as_str(),
+        "QQQQQQQQ",
+        "Zebedee",
+        "Quartermaine",
+        "zebedee.private",
+        "999 888 7777",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` leaked into the logs:\n{logs}"
+        );
+    }
+    let _ = created;
+}

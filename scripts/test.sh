@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every test of Practice Hub, from a clean clone: formatting, lints, unit
+# tests, and the black-box tests of the API and the `hub` binary.
+# Installs what it needs; starts and stops any server itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# No test may reach a cloud metadata service or a real AWS endpoint.
+export AWS_EC2_METADATA_DISABLED=true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
