@@ -389,7 +389,11 @@ async fn every_error_type_has_the_envelope() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_requests_over_http_need_tls_when_required() {
-    let s = TestServer::start_with(Config { require_tls: true }).await;
+    let s = TestServer::start_with(Config {
+        require_tls: true,
+        ..Default::default()
+    })
+    .await;
     let org = s.org("Tls", true).await;
     s.http
         .get("/v1/patients", &org.live.secret)
@@ -875,5 +879,141 @@ async fn data_survives_reopening_the_store() {
     let g = http.get(&format!("/v1/clinics/{id}"), &key).await;
     g.expect(200);
     assert_eq!(g.body["name"], "Kept");
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_retry_after() {
+    use hub::auth::ratelimit::{Limit, Limits};
+    // A bucket of three that refills once in ~17 minutes: deterministic.
+    let limits = Limits {
+        test: Some(Limit {
+            per_second: 0.001,
+            burst: 3.0,
+        }),
+        live: None,
+    };
+    let s = TestServer::start_with(Config {
+        rate_limits: limits,
+        ..Default::default()
+    })
+    .await;
+    let org = s.org("Limited", true).await;
+    for remaining in [2, 1, 0] {
+        let r = s.http.get("/v1/clinics", &org.test.secret).await;
+        r.expect(200);
+        assert_eq!(r.header("ratelimit-limit"), Some("3"));
+        assert_eq!(
+            r.header("ratelimit-remaining"),
+            Some(remaining.to_string().as_str())
+        );
+    }
+    let r = s.http.get("/v1/clinics", &org.test.secret).await;
+    r.expect_error(429, "RATE_LIMIT_EXCEEDED");
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    // Buckets are per key; live mode here has no limit.
+    s.http
+        .get("/v1/clinics", &org.test.publishable)
+        .await
+        .expect_error(403, "PERMISSIONS_ERROR");
+    for _ in 0..10 {
+        s.http
+            .get("/v1/clinics", &org.live.secret)
+            .await
+            .expect(200);
+    }
+}
+
+/// A store that fails on demand, to reach the server-side error paths.
+struct FailingStore {
+    inner: hub::store::DynStore,
+    mode: std::sync::atomic::AtomicU8,
+}
+
+#[async_trait::async_trait]
+impl hub::store::Store for FailingStore {
+    async fn refresh(&self) -> hub::store::StoreResult<()> {
+        match self.mode.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => Err(hub::store::StoreError::Busy),
+            2 => Err(hub::store::StoreError::Backend("disk on fire".into())),
+            3 => panic!("injected panic"),
+            _ => self.inner.refresh().await,
+        }
+    }
+    async fn get(
+        &self,
+        t: &str,
+        k: &str,
+        id: &str,
+    ) -> hub::store::StoreResult<Option<hub::store::Doc>> {
+        self.inner.get(t, k, id).await
+    }
+    async fn list(
+        &self,
+        t: &str,
+        k: &str,
+        q: &hub::query::ListQuery,
+    ) -> hub::store::StoreResult<hub::store::ListPage> {
+        self.inner.list(t, k, q).await
+    }
+    async fn all(&self, t: &str, k: &str) -> hub::store::StoreResult<Vec<hub::store::Doc>> {
+        self.inner.all(t, k).await
+    }
+    async fn find_unique(
+        &self,
+        scope: &str,
+        value: &str,
+    ) -> hub::store::StoreResult<Option<hub::store::UniqueTarget>> {
+        self.inner.find_unique(scope, value).await
+    }
+    async fn commit(&self, tx: hub::store::WriteTx) -> hub::store::StoreResult<()> {
+        self.inner.commit(tx).await
+    }
+    async fn pending_events(
+        &self,
+        limit: usize,
+    ) -> hub::store::StoreResult<Vec<hub::store::EventRecord>> {
+        self.inner.pending_events(limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
+    hub::log::set_level(0);
+    let dir = TempDir::new("failing");
+    let inner: hub::store::DynStore =
+        std::sync::Arc::new(hub::store::embedded::EmbeddedStore::open(dir.path()).unwrap());
+    let org = hub::org::create(inner.as_ref(), "Failing", true)
+        .await
+        .unwrap();
+    let failing = std::sync::Arc::new(FailingStore {
+        inner,
+        mode: Default::default(),
+    });
+    let app = hub::api::App::new(failing.clone(), Config::default());
+    let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let task = tokio::spawn(hub::serve::run(listener, app));
+    let http = Http::new(format!("http://{addr}"));
+    let set = |m: u8| failing.mode.store(m, std::sync::atomic::Ordering::SeqCst);
+    set(1);
+    http.get("/v1/clinics", &org.test.secret)
+        .await
+        .expect_error(429, "LOCK_TIMEOUT");
+    set(2);
+    let r = http.get("/v1/clinics", &org.test.secret).await;
+    r.expect_error(500, "UNKNOWN_ERROR");
+    assert!(
+        !r.body["message"].as_str().unwrap().contains("fire"),
+        "internals stay internal"
+    );
+    set(3);
+    http.get("/v1/clinics", &org.test.secret)
+        .await
+        .expect_error(500, "UNKNOWN_ERROR");
+    // The server is still there.
+    set(0);
+    http.get("/v1/clinics", &org.test.secret).await.expect(200);
     task.abort();
 }

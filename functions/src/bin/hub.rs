@@ -15,6 +15,7 @@ Practice Hub
 
 USAGE:
     hub serve [--addr 127.0.0.1:8080] [--data DIR] [--require-tls] [--log info|error|off]
+              [--rate-limit TEST,LIVE|off]   (requests/s per key; default 200,1000)
     hub org create --name NAME [--json] [--empty] [--data DIR]
 
 The data directory defaults to $HUB_DATA, else ./.hub-data.
@@ -186,6 +187,15 @@ async fn serve(mut args: Args) -> Result<(), String> {
         .map_err(|e| format!("--addr: {e}"))?;
     let dir = data_dir(&mut args)?;
     let require_tls = args.flag("--require-tls");
+    let rate_limits = match args
+        .value("--rate-limit")?
+        .or_else(|| std::env::var("HUB_RATE_LIMIT").ok())
+    {
+        Some(s) => {
+            hub::auth::ratelimit::Limits::parse(&s).map_err(|e| format!("--rate-limit: {e}"))?
+        }
+        None => Default::default(),
+    };
     if let Some(level) = args
         .value("--log")?
         .or_else(|| std::env::var("HUB_LOG").ok())
@@ -197,7 +207,13 @@ async fn serve(mut args: Args) -> Result<(), String> {
     args.done()?;
     let store = open_store(&dir)?;
     let sandbox = sandbox(&store, &dir).await?;
-    let app = App::new(store, Config { require_tls });
+    let app = App::new(
+        store,
+        Config {
+            require_tls,
+            rate_limits,
+        },
+    );
     let (bound, listener) = hub::serve::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -60,11 +60,14 @@ impl Response {
 pub struct Config {
     /// Refuse live-mode requests that did not arrive over TLS (426).
     pub require_tls: bool,
+    /// Per-key request rate limits.
+    pub rate_limits: crate::auth::ratelimit::Limits,
 }
 
 pub struct App {
     pub store: DynStore,
     pub config: Config,
+    limiter: crate::auth::ratelimit::Limiter,
 }
 
 /// A random UUID v4, the id of one request and of its error, if any.
@@ -186,11 +189,16 @@ struct Outcome {
     org: Option<String>,
     mode: Option<&'static str>,
     key_kind: Option<KeyKind>,
+    rate: Option<crate::auth::ratelimit::Decision>,
 }
 
 impl App {
     pub fn new(store: DynStore, config: Config) -> Arc<App> {
-        Arc::new(App { store, config })
+        Arc::new(App {
+            store,
+            config,
+            limiter: Default::default(),
+        })
     }
 
     /// Handle one request; never panics outward: a panic in a handler becomes a 500.
@@ -233,6 +241,17 @@ impl App {
             }
         };
         resp.headers.push(("request-id", event_id.clone()));
+        if let Some(d) = outcome.rate {
+            resp.headers.push(("ratelimit-limit", d.limit.to_string()));
+            resp.headers
+                .push(("ratelimit-remaining", d.remaining.to_string()));
+            resp.headers
+                .push(("ratelimit-reset", d.reset_secs.to_string()));
+            if !d.allowed {
+                resp.headers
+                    .push(("retry-after", d.retry_after_secs.to_string()));
+            }
+        }
         if req.headers.contains_key("origin")
             && !matches!(
                 outcome.key_kind,
@@ -306,6 +325,20 @@ impl App {
         outcome.org = Some(principal.tenant.org.clone());
         outcome.mode = Some(principal.tenant.mode.as_str());
         outcome.key_kind = Some(principal.kind);
+        let limit = match principal.tenant.mode {
+            crate::auth::Mode::Test => self.config.rate_limits.test,
+            crate::auth::Mode::Live => self.config.rate_limits.live,
+        };
+        if let Some(limit) = limit {
+            let d = self.limiter.take(&principal.key_id, limit);
+            outcome.rate = Some(d);
+            if !d.allowed {
+                return Err(ApiError::new(
+                    ErrorKind::RateLimitExceeded,
+                    format!("Too many requests with this key; retry after {} s, with exponential back-off.", d.retry_after_secs),
+                ));
+            }
+        }
         if self.config.require_tls && principal.tenant.livemode() && !req.secure {
             return Err(ApiError::new(
                 ErrorKind::Security,

@@ -1,6 +1,8 @@
 //! Organizations' modes, API keys (only hashes stored) and what each kind
 //! of key may do.
 
+pub mod ratelimit;
+
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::{Store, UniqueTarget, WriteOp};
 use serde_json::{json, Value};
