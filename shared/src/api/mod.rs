@@ -41,10 +41,16 @@ pub struct Response {
 
 impl Response {
     pub fn json(status: u16, body: &Value) -> Response {
+        Self::json_from(status, body)
+    }
+
+    pub fn json_from<T: serde::Serialize>(status: u16, body: &T) -> Response {
+        // Serialising plain data to a Vec cannot fail.
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
         Response {
             status,
             headers: vec![("content-type", "application/json".into())],
-            body: Bytes::from(body.to_string()),
+            body: Bytes::from(bytes),
         }
     }
 
@@ -154,30 +160,41 @@ fn json_body(req: &Request) -> ApiResult<Value> {
         .map_err(|e| ApiError::invalid(format!("The request body is not valid JSON: {e}.")))
 }
 
-fn list_body(page: crate::store::ListPage, q: &query::ListQuery) -> Value {
-    let data: Vec<Value> = page
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    object: &'static str,
+    data: Vec<std::borrow::Cow<'a, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<usize>,
+    skip: usize,
+    limit: usize,
+}
+
+fn list_response(page: &crate::store::ListPage, q: &query::ListQuery) -> Response {
+    use std::borrow::Cow;
+    let data = page
         .data
         .iter()
         .map(|d| match &q.select {
-            Some(sel) => query::project(d, sel),
-            None => (**d).clone(),
+            Some(sel) => Cow::Owned(query::project(d, sel)),
+            None => Cow::Borrowed(d.as_ref()),
         })
         .collect();
-    let mut body = json!({ "object": "list", "data": data });
-    if let Some(t) = page.total {
-        body["total"] = json!(t);
-    }
-    body["skip"] = json!(q.skip);
-    body["limit"] = json!(q.limit);
-    body
+    let body = ListBody {
+        object: "list",
+        data,
+        total: page.total,
+        skip: q.skip,
+        limit: q.limit,
+    };
+    Response::json_from(200, &body)
 }
 
 fn object_response(status: u16, doc: &Doc, select: Option<&[String]>) -> Response {
-    let body = match select {
-        Some(sel) => query::project(doc, sel),
-        None => (**doc).clone(),
+    let mut r = match select {
+        Some(sel) => Response::json(status, &query::project(doc, sel)),
+        None => Response::json(status, doc),
     };
-    let mut r = Response::json(status, &body);
     r.headers.push(("etag", etag(doc)));
     r
 }
@@ -369,7 +386,7 @@ impl App {
                 who.authorize(res, Action::Read)?;
                 let q = query::parse(&req.query, &schema)?;
                 let page = resources::list(ctx, res, &q).await?;
-                Ok(Response::json(200, &list_body(page, &q)))
+                Ok(list_response(&page, &q))
             }
             Op::Get => {
                 who.authorize(res, Action::Read)?;

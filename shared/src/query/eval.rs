@@ -8,27 +8,20 @@ use super::{Filter, ListQuery, Op, SortKey};
 use serde_json::Value;
 use std::cmp::Ordering;
 
-/// Every value a dotted path reaches, looking through arrays like sift does.
-fn collect<'a>(v: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
+/// Does any value a dotted path reaches satisfy `pred`? Looks through
+/// arrays like sift does: the array itself and each element count.
+fn any_at(v: &Value, path: &[String], pred: &mut dyn FnMut(&Value) -> bool) -> bool {
     match path.split_first() {
-        None => {
-            out.push(v);
-            if let Value::Array(items) = v {
-                out.extend(items.iter());
-            }
-        }
+        None => match v {
+            Value::Array(items) => pred(v) || items.iter().any(|i| pred(i)),
+            _ => pred(v),
+        },
         Some((head, rest)) => match v {
-            Value::Object(m) => {
-                if let Some(child) = m.get(head.as_str()) {
-                    collect(child, rest, out);
-                }
-            }
-            Value::Array(items) => {
-                for item in items {
-                    collect(item, path, out);
-                }
-            }
-            _ => {}
+            Value::Object(m) => m
+                .get(head.as_str())
+                .is_some_and(|child| any_at(child, rest, pred)),
+            Value::Array(items) => items.iter().any(|item| any_at(item, path, pred)),
+            _ => false,
         },
     }
 }
@@ -50,19 +43,19 @@ fn ordered(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 fn field_matches(doc: &Value, path: &[String], op: &Op) -> bool {
-    let mut vals = Vec::new();
-    collect(doc, path, &mut vals);
-    let any = |pred: &dyn Fn(&Value) -> bool| vals.iter().any(|v| pred(v));
+    let any = |pred: &mut dyn FnMut(&Value) -> bool| any_at(doc, path, pred);
     match op {
-        Op::Eq(x) => any(&|v| same(v, x)),
-        Op::Ne(x) => !any(&|v| same(v, x)),
-        Op::In(xs) => any(&|v| xs.iter().any(|x| same(v, x))),
-        Op::Nin(xs) => !any(&|v| xs.iter().any(|x| same(v, x))),
-        Op::Lt(x) => any(&|v| ordered(v, x) == Some(Ordering::Less)),
-        Op::Lte(x) => any(&|v| matches!(ordered(v, x), Some(Ordering::Less | Ordering::Equal))),
-        Op::Gt(x) => any(&|v| ordered(v, x) == Some(Ordering::Greater)),
-        Op::Gte(x) => any(&|v| matches!(ordered(v, x), Some(Ordering::Greater | Ordering::Equal))),
-        Op::Exists(want) => vals.is_empty() != *want,
+        Op::Eq(x) => any(&mut |v| same(v, x)),
+        Op::Ne(x) => !any(&mut |v| same(v, x)),
+        Op::In(xs) => any(&mut |v| xs.iter().any(|x| same(v, x))),
+        Op::Nin(xs) => !any(&mut |v| xs.iter().any(|x| same(v, x))),
+        Op::Lt(x) => any(&mut |v| ordered(v, x) == Some(Ordering::Less)),
+        Op::Lte(x) => any(&mut |v| matches!(ordered(v, x), Some(Ordering::Less | Ordering::Equal))),
+        Op::Gt(x) => any(&mut |v| ordered(v, x) == Some(Ordering::Greater)),
+        Op::Gte(x) => {
+            any(&mut |v| matches!(ordered(v, x), Some(Ordering::Greater | Ordering::Equal)))
+        }
+        Op::Exists(want) => any(&mut |_| true) == *want,
     }
 }
 
