@@ -13,7 +13,7 @@ use std::cmp::Ordering;
 fn any_at(v: &Value, path: &[String], pred: &mut dyn FnMut(&Value) -> bool) -> bool {
     match path.split_first() {
         None => match v {
-            Value::Array(items) => pred(v) || items.iter().any(|i| pred(i)),
+            Value::Array(items) => pred(v) || items.iter().any(&mut *pred),
             _ => pred(v),
         },
         Some((head, rest)) => match v {
