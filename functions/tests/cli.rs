@@ -10,7 +10,7 @@ use std::time::Duration;
 const HUB: &str = env!("CARGO_BIN_EXE_hub");
 
 struct Served {
-    child: Child,
+    child: Option<Child>,
     base: String,
     secret: String,
     publishable: String,
@@ -63,7 +63,7 @@ fn serve(dir: &std::path::Path) -> Served {
         }
     }
     Served {
-        child,
+        child: Some(child),
         base: base.unwrap(),
         secret: secret.unwrap(),
         publishable: publishable.unwrap(),
@@ -73,11 +73,25 @@ fn serve(dir: &std::path::Path) -> Served {
 }
 
 impl Served {
+    /// SIGKILL: no chance to flush or checkpoint anything. Returns stderr.
     fn kill9(mut self) -> String {
-        // SIGKILL: no chance to flush or checkpoint anything.
-        self.child.kill().expect("kill");
-        let _ = self.child.wait();
-        self.stderr.join().unwrap_or_default()
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            let _ = child.wait();
+        }
+        std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
+            .join()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
