@@ -107,7 +107,20 @@ pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
                     }
                     p.len().cmp(&q.len())
                 }
-                (Value::Object(_), Value::Object(_)) => Ordering::Equal,
+                (Value::Object(p), Value::Object(q)) => {
+                    // adapter-commons: values at the i-th sorted key of each, then key count.
+                    let mut pk: Vec<&String> = p.keys().collect();
+                    let mut qk: Vec<&String> = q.keys().collect();
+                    pk.sort();
+                    qk.sort();
+                    for (i, j) in pk.iter().zip(&qk) {
+                        let c = compare(p.get(i.as_str()), q.get(j.as_str()));
+                        if c != Ordering::Equal {
+                            return c;
+                        }
+                    }
+                    pk.len().cmp(&qk.len())
+                }
                 _ => ordered(x, y).unwrap_or(Ordering::Equal),
             },
             other => other,
