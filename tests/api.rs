@@ -1017,3 +1017,233 @@ async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
     http.get("/v1/clinics", &org.test.secret).await.expect(200);
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_paging_never_repeats_or_skips_under_concurrent_writes() {
+    let s = TestServer::start().await;
+    let org = s.org("Cursors", true).await;
+    let key = org.test.secret.as_str();
+    let mut original = Vec::new();
+    for i in 0..30 {
+        // Two sort keys with many ties, so the id must break them.
+        let c = s.http.post("/v1/clinics", key, &json!({"name": format!("Clinic {}", i % 4), "metadata": {"n": format!("{}", i % 3)}})).await;
+        original.push(c.id());
+    }
+    for query in [
+        "$limit=4",
+        "$limit=4&$sort[name]=-1&$sort[metadata.n]=1",
+        "$limit=7&$sort[name]=1",
+    ] {
+        let mut seen: Vec<String> = Vec::new();
+        let mut page = s.http.get(&format!("/v1/clinics?{query}"), key).await;
+        page.expect(200);
+        assert!(page.body["prev"].is_null(), "no prev on the first page");
+        let mut extra = 0;
+        loop {
+            seen.extend(page.ids());
+            // Meanwhile: create new objects and delete ones already seen.
+            let c = s
+                .http
+                .post("/v1/clinics", key, &json!({"name": format!("New {extra}")}))
+                .await;
+            extra += 1;
+            let victim = seen[seen.len() / 2].clone();
+            if original.contains(&victim) {
+                s.http.delete(&format!("/v1/clinics/{victim}"), key).await;
+            }
+            let _ = c;
+            let Some(next) = page.body["next"].as_str().map(String::from) else {
+                break;
+            };
+            let link = page.header("link").unwrap_or_default().to_string();
+            assert!(
+                link.contains("rel=\"next\"") && link.contains(&next),
+                "{link}"
+            );
+            page = s
+                .http
+                .get(&format!("/v1/clinics?{query}&$after={next}"), key)
+                .await;
+            page.expect(200);
+            assert!(page.body["prev"].is_string(), "later pages have prev");
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "{query}: no object twice");
+        // Every object that existed throughout (not deleted) was seen.
+        let listed_now: Vec<String> = {
+            let all = s.http.get("/v1/clinics?$limit=100", key).await;
+            all.ids()
+        };
+        for id in &original {
+            if listed_now.contains(id) {
+                assert!(seen.contains(id), "{query}: {id} skipped");
+            }
+        }
+        // Deleted objects are gone from the original set for the next query.
+        original.retain(|id| listed_now.contains(id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_go_back_and_refuse_forgery_and_other_queries() {
+    let s = TestServer::start().await;
+    let org = s.org("Back", true).await;
+    let other = s.org("Other", true).await;
+    let key = org.test.secret.as_str();
+    for i in 0..9 {
+        s.http
+            .post("/v1/clinics", key, &json!({"name": format!("C{i}")}))
+            .await
+            .expect(201);
+    }
+    let all = s.http.get("/v1/clinics?$sort[name]=-1", key).await.ids();
+    let p1 = s.http.get("/v1/clinics?$sort[name]=-1&$limit=4", key).await;
+    let p2 = s
+        .http
+        .get(
+            &format!(
+                "/v1/clinics?$sort[name]=-1&$limit=4&$after={}",
+                p1.body["next"].as_str().unwrap()
+            ),
+            key,
+        )
+        .await;
+    assert_eq!(p2.ids(), all[4..8]);
+    let back = s
+        .http
+        .get(
+            &format!(
+                "/v1/clinics?$sort[name]=-1&$limit=4&$before={}",
+                p2.body["prev"].as_str().unwrap()
+            ),
+            key,
+        )
+        .await;
+    assert_eq!(back.ids(), all[0..4], "prev returns the page before");
+    assert!(back.body["prev"].is_null());
+    let p3 = s
+        .http
+        .get(
+            &format!(
+                "/v1/clinics?$sort[name]=-1&$limit=4&$after={}",
+                p2.body["next"].as_str().unwrap()
+            ),
+            key,
+        )
+        .await;
+    assert_eq!(p3.ids(), all[8..9]);
+    assert!(p3.body["next"].is_null(), "no next on the last page");
+    let cursor = p1.body["next"].as_str().unwrap().to_string();
+    // Other filters or sort, another tenant, a forged cursor: 400.
+    for (q, k) in [
+        (format!("$sort[name]=1&$after={cursor}"), key),
+        (format!("$sort[name]=-1&name=C1&$after={cursor}"), key),
+        (
+            format!("$sort[name]=-1&$after={cursor}"),
+            other.test.secret.as_str(),
+        ),
+        (format!("$sort[name]=-1&$after={}x", cursor), key),
+        (
+            "$sort[name]=-1&$after=bm90LWEtY3Vyc29y.AAAA".to_string(),
+            key,
+        ),
+        (format!("$after={cursor}&$before={cursor}"), key),
+    ] {
+        let r = s.http.get(&format!("/v1/clinics?{q}"), k).await;
+        r.expect_error(400, "INVALID_PARAMETERS");
+    }
+    // A different page size is fine with the same cursor.
+    s.http
+        .get(
+            &format!("/v1/clinics?$sort[name]=-1&$limit=2&$after={cursor}"),
+            key,
+        )
+        .await
+        .expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_by_stem_phrase_and_exclusion() {
+    let s = TestServer::start().await;
+    let org = s.org("Search", true).await;
+    let key = org.test.secret.as_str();
+    reference_data(&s.http, key).await;
+    for (name, notes) in [
+        ("Ann Cats", "Owns two cats and a hearing aid"),
+        ("Zoë Brown", "Coffee shop owner"),
+        ("Bob Shop", "java developer"),
+        ("Eve Hearing", "hearing hearing hearing"),
+    ] {
+        let mut b = patient_body(name, "Leeds", "Active", "Google");
+        b["notes"] = json!(notes);
+        s.http.post("/v1/patients", key, &b).await.expect(201);
+    }
+    let names = |r: &Resp| -> Vec<String> {
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["fullName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&s.http.get("/v1/patients?$search=cat", key).await),
+        ["Ann Cats"]
+    );
+    assert_eq!(
+        names(&s.http.get("/v1/patients?$search=zoe", key).await),
+        ["Zoë Brown"]
+    );
+    assert_eq!(
+        names(
+            &s.http
+                .get("/v1/patients?$search=%22coffee%20shop%22", key)
+                .await
+        ),
+        ["Zoë Brown"]
+    );
+    assert_eq!(
+        names(
+            &s.http
+                .get("/v1/patients?$search=java%20shop%20-coffee", key)
+                .await
+        ),
+        ["Bob Shop"]
+    );
+    let r = s
+        .http
+        .get(
+            "/v1/patients?$search[text]=hearing&$search[sortByRelevance]=true",
+            key,
+        )
+        .await;
+    assert_eq!(names(&r), ["Eve Hearing", "Ann Cats"]);
+    let r = s
+        .http
+        .get(
+            "/v1/patients?$search[text]=ZOE&$search[caseSensitive]=true",
+            key,
+        )
+        .await;
+    assert!(r.ids().is_empty());
+    s.http
+        .get("/v1/patients?$search[text]=x&$search[language]=xx", key)
+        .await
+        .expect_error(400, "INVALID_PARAMETERS");
+    s.http
+        .get("/v1/patients?$search[colour]=x", key)
+        .await
+        .expect_error(400, "INVALID_PARAMETERS");
+    // Search combines with filters and counts.
+    let r = s
+        .http
+        .get(
+            "/v1/patients?$search=hearing&fullName[$ne]=Eve%20Hearing&$total=true",
+            key,
+        )
+        .await;
+    assert_eq!(names(&r), ["Ann Cats"]);
+    assert_eq!(r.body["total"], 1);
+}

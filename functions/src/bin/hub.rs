@@ -167,6 +167,34 @@ async fn sandbox(store: &DynStore, dir: &Path) -> Result<Value, String> {
     Ok(saved)
 }
 
+/// The key that signs list cursors, kept in the data directory so cursors
+/// stay valid across restarts.
+fn cursor_key(dir: &Path) -> Result<[u8; 32], String> {
+    let file = dir.join("cursor.key");
+    let parse = |text: &str| -> Option<[u8; 32]> {
+        let t = text.trim();
+        let mut out = [0u8; 32];
+        if t.len() != 64 {
+            return None;
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(out)
+    };
+    if let Some(k) = std::fs::read_to_string(&file)
+        .ok()
+        .as_deref()
+        .and_then(parse)
+    {
+        return Ok(k);
+    }
+    let key = hub::ids::random_bytes::<32>();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&file, &format!("{hex}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(key)
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -212,6 +240,7 @@ async fn serve(mut args: Args) -> Result<(), String> {
         Config {
             require_tls,
             rate_limits,
+            cursor_key: Some(cursor_key(&dir)?),
         },
     );
     let (bound, listener) = hub::serve::bind(addr)

@@ -68,9 +68,12 @@ pub struct Config {
     pub require_tls: bool,
     /// Per-key request rate limits.
     pub rate_limits: crate::auth::ratelimit::Limits,
+    /// Key that signs list cursors; random per process when not given.
+    pub cursor_key: Option<[u8; 32]>,
 }
 
 pub struct App {
+    cursor_key: [u8; 32],
     pub store: DynStore,
     pub config: Config,
     limiter: crate::auth::ratelimit::Limiter,
@@ -168,9 +171,29 @@ struct ListBody<'a> {
     total: Option<usize>,
     skip: usize,
     limit: usize,
+    next: Option<String>,
+    prev: Option<String>,
 }
 
-fn list_response(page: &crate::store::ListPage, q: &query::ListQuery) -> Response {
+/// The request's own query string without paging parameters, for `Link`.
+fn query_without_paging(raw: &str) -> String {
+    raw.split('&')
+        .filter(|p| {
+            let key = p.split('=').next().unwrap_or("");
+            let key = query::qs::decode(key).unwrap_or_default();
+            !p.is_empty() && !matches!(key.as_str(), "$after" | "$before" | "$skip")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn list_response(
+    page: &crate::store::ListPage,
+    q: &query::ListQuery,
+    cursors: (Option<String>, Option<String>),
+    path: &str,
+    raw_query: &str,
+) -> Response {
     use std::borrow::Cow;
     let data = page
         .data
@@ -186,8 +209,26 @@ fn list_response(page: &crate::store::ListPage, q: &query::ListQuery) -> Respons
         total: page.total,
         skip: q.skip,
         limit: q.limit,
+        next: cursors.0,
+        prev: cursors.1,
     };
-    Response::json_from(200, &body)
+    let mut r = Response::json_from(200, &body);
+    let base = query_without_paging(raw_query);
+    let sep = if base.is_empty() { "" } else { "&" };
+    let links: Vec<String> = [
+        ("next", &body.next, "$after"),
+        ("prev", &body.prev, "$before"),
+    ]
+    .iter()
+    .filter_map(|(rel, c, param)| {
+        c.as_ref()
+            .map(|c| format!("<{path}?{base}{sep}{param}={c}>; rel=\"{rel}\""))
+    })
+    .collect();
+    if !links.is_empty() {
+        r.headers.push(("link", links.join(", ")));
+    }
+    r
 }
 
 fn object_response(status: u16, doc: &Doc, select: Option<&[String]>) -> Response {
@@ -212,6 +253,9 @@ struct Outcome {
 impl App {
     pub fn new(store: DynStore, config: Config) -> Arc<App> {
         Arc::new(App {
+            cursor_key: config
+                .cursor_key
+                .unwrap_or_else(crate::ids::random_bytes::<32>),
             store,
             config,
             limiter: Default::default(),
@@ -380,13 +424,48 @@ impl App {
         let schema_sets = res.field_sets();
         let schema = QuerySchema {
             field_sets: &schema_sets,
+            search_fields: res.search_fields,
         };
         match m.route.op {
             Op::List => {
                 who.authorize(res, Action::Read)?;
-                let q = query::parse(&req.query, &schema)?;
+                let mut q = query::parse(&req.query, &schema)?;
+                let tenant = ctx.tenant.key();
+                let fingerprint = query::cursor::fingerprint(&q);
+                let binding = query::cursor::Binding {
+                    tenant: &tenant,
+                    resource: res.path,
+                    fingerprint: &fingerprint,
+                };
+                if let Some((raw, param)) = q
+                    .after
+                    .as_deref()
+                    .map(|c| (c, "$after"))
+                    .or(q.before.as_deref().map(|c| (c, "$before")))
+                {
+                    q.position = Some(query::cursor::decode(
+                        &self.cursor_key,
+                        &binding,
+                        raw,
+                        param,
+                    )?);
+                }
                 let page = resources::list(ctx, res, &q).await?;
-                Ok(list_response(&page, &q))
+                let cursor_at = |doc: Option<&Doc>, before: bool, wanted: bool| {
+                    doc.filter(|_| wanted).map(|d| {
+                        let pos = query::eval::position_of(d, &q, res.search_fields, before);
+                        query::cursor::encode(&self.cursor_key, &binding, &pos)
+                    })
+                };
+                let next = cursor_at(page.data.last(), false, page.has_next);
+                let prev = cursor_at(page.data.first(), true, page.has_prev);
+                Ok(list_response(
+                    &page,
+                    &q,
+                    (next, prev),
+                    &req.path,
+                    &req.query,
+                ))
             }
             Op::Get => {
                 who.authorize(res, Action::Read)?;

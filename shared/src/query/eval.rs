@@ -138,36 +138,164 @@ fn compare_docs(a: &Value, b: &Value, keys: &[SortKey]) -> Ordering {
     Ordering::Equal
 }
 
-/// Run a query over documents given in creation order. Returns the page and
-/// the number of matches.
-pub fn run<'a, T, I>(docs: I, q: &ListQuery) -> (Vec<&'a T>, usize)
+fn id_of(doc: &Value) -> &str {
+    doc.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The result of a query over one collection.
+pub struct Run<'a, T> {
+    pub page: Vec<&'a T>,
+    /// Matches of the filter and search (ignoring cursor, skip and limit).
+    pub total: usize,
+    pub has_prev: bool,
+    pub has_next: bool,
+}
+
+struct Hit<'a, T> {
+    doc: &'a T,
+    score: u32,
+}
+
+/// Run a query over documents given in creation order: filter and search,
+/// then (stable) sort, then the cursor, skip and limit. Ties keep creation
+/// (id) order, which makes the order total, so cursors are exact.
+pub fn run<'a, T, I>(docs: I, q: &ListQuery, search_fields: &[&str]) -> Run<'a, T>
 where
     T: AsRef<Value> + 'a,
     I: IntoIterator<Item = &'a T>,
 {
-    let mut hits: Vec<(usize, &'a T)> = docs
-        .into_iter()
-        .filter(|d| matches(d.as_ref(), &q.filter))
-        .enumerate()
-        .collect();
-    let total = hits.len();
-    let end = q.skip.saturating_add(q.limit).min(total);
-    if q.skip >= total || q.limit == 0 {
-        return (Vec::new(), total);
-    }
-    if !q.sort.is_empty() {
-        // Creation index breaks ties, which makes an unstable partial sort stable.
-        let cmp = |x: &(usize, &T), y: &(usize, &T)| {
-            compare_docs(x.1.as_ref(), y.1.as_ref(), &q.sort).then(x.0.cmp(&y.0))
-        };
-        if end < hits.len() {
-            hits.select_nth_unstable_by(end, cmp);
-            hits.truncate(end);
+    let matcher = q.search.as_ref().map(|s| s.matcher());
+    let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
+    let mut hits: Vec<Hit<'a, T>> = Vec::new();
+    for d in docs {
+        let v = d.as_ref();
+        if !matches(v, &q.filter) {
+            continue;
         }
-        hits.sort_unstable_by(cmp);
+        let score = match &matcher {
+            Some(m) => match m.score(v, search_fields) {
+                Some(s) => s,
+                None => continue,
+            },
+            None => 0,
+        };
+        hits.push(Hit { doc: d, score });
     }
-    let page = hits[q.skip..end].iter().map(|(_, d)| *d).collect();
-    (page, total)
+    let total = hits.len();
+    let order = |a: &Hit<'a, T>, b: &Hit<'a, T>| -> Ordering {
+        let (x, y) = (a.doc.as_ref(), b.doc.as_ref());
+        (if relevance {
+            b.score.cmp(&a.score)
+        } else {
+            Ordering::Equal
+        })
+        .then_with(|| compare_docs(x, y, &q.sort))
+        .then_with(|| id_of(x).cmp(id_of(y)))
+    };
+    let mut removed = 0usize;
+    let before = q.position.as_ref().is_some_and(|p| p.before);
+    if let Some(pos) = &q.position {
+        hits.retain(|h| {
+            let c = against_position(h.doc.as_ref(), h.score, relevance, &q.sort, pos);
+            let keep = if pos.before {
+                c == Ordering::Less
+            } else {
+                c == Ordering::Greater
+            };
+            removed += usize::from(!keep);
+            keep
+        });
+    }
+    let want = q.skip.saturating_add(q.limit);
+    let available = hits.len();
+    let needs_sort = relevance || !q.sort.is_empty();
+    // Walk away from the cursor: for `$before`, the nearest items are the last ones.
+    let dir = |a: &Hit<'a, T>, b: &Hit<'a, T>| if before { order(b, a) } else { order(a, b) };
+    if needs_sort {
+        if want < hits.len() {
+            if want > 0 {
+                hits.select_nth_unstable_by(want - 1, dir);
+            }
+            hits.truncate(want);
+        }
+        hits.sort_unstable_by(dir);
+    } else if before {
+        hits.reverse();
+    }
+    let end = want.min(hits.len());
+    let start = q.skip.min(end);
+    let mut page: Vec<&'a T> = hits[start..end].iter().map(|h| h.doc).collect();
+    if before {
+        page.reverse();
+    }
+    let more = available > want;
+    let (has_prev, has_next) = match &q.position {
+        None => (q.skip > 0 && total > 0, more),
+        Some(p) if p.before => (more, removed > 0 || q.skip > 0),
+        Some(_) => (removed > 0 || q.skip > 0, more),
+    };
+    let nonempty = !page.is_empty();
+    Run {
+        page,
+        total,
+        has_prev: has_prev && nonempty,
+        has_next: has_next && nonempty,
+    }
+}
+
+/// Where a document stands relative to a cursor position.
+fn against_position(
+    doc: &Value,
+    score: u32,
+    relevance: bool,
+    sort: &[SortKey],
+    pos: &super::cursor::Position,
+) -> Ordering {
+    let mut keys = pos.keys.iter();
+    if relevance {
+        let theirs = keys
+            .next()
+            .and_then(|k| k.as_ref())
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let c = (theirs).cmp(&(score as u64));
+        if c != Ordering::Equal {
+            return c;
+        }
+    }
+    for k in sort {
+        let c = compare(
+            sort_value(doc, &k.path),
+            keys.next().and_then(|v| v.as_ref()),
+        );
+        if c != Ordering::Equal {
+            return if k.descending { c.reverse() } else { c };
+        }
+    }
+    id_of(doc).cmp(pos.id.as_str())
+}
+
+/// The cursor position of a document in a query's order.
+pub fn position_of(
+    doc: &Value,
+    q: &ListQuery,
+    search_fields: &[&str],
+    before: bool,
+) -> super::cursor::Position {
+    let mut keys = Vec::new();
+    if let Some(s) = q.search.as_ref().filter(|s| s.sort_by_relevance) {
+        keys.push(Some(Value::from(
+            s.matcher().score(doc, search_fields).unwrap_or(0),
+        )));
+    }
+    for k in &q.sort {
+        keys.push(sort_value(doc, &k.path).cloned());
+    }
+    super::cursor::Position {
+        keys,
+        id: id_of(doc).to_string(),
+        before,
+    }
 }
 
 #[cfg(test)]
@@ -206,11 +334,11 @@ mod tests {
     #[test]
     fn sorts_missing_first_and_stably() {
         let docs: Vec<std::sync::Arc<Value>> = [
-            json!({"id": 1, "n": 2}),
-            json!({"id": 2}),
-            json!({"id": 3, "n": 1}),
-            json!({"id": 4, "n": 2}),
-            json!({"id": 5, "n": "x"}),
+            json!({"id": "1", "n": 2}),
+            json!({"id": "2"}),
+            json!({"id": "3", "n": 1}),
+            json!({"id": "4", "n": 2}),
+            json!({"id": "5", "n": "x"}),
         ]
         .into_iter()
         .map(std::sync::Arc::new)
@@ -223,15 +351,23 @@ mod tests {
             path: p("n"),
             descending: false,
         }];
-        let (page, total) = run(docs.iter(), &q);
-        let ids: Vec<_> = page.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+        let r = run(docs.iter(), &q, &[]);
+        let ids: Vec<_> = r
+            .page
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().parse::<i64>().unwrap())
+            .collect();
         assert_eq!(ids, vec![2, 3, 1, 4, 5]);
-        assert_eq!(total, 5);
+        assert_eq!(r.total, 5);
         q.sort[0].descending = true;
         q.skip = 1;
         q.limit = 2;
-        let (page, _) = run(docs.iter(), &q);
-        let ids: Vec<_> = page.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+        let r = run(docs.iter(), &q, &[]);
+        let ids: Vec<_> = r
+            .page
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().parse::<i64>().unwrap())
+            .collect();
         assert_eq!(ids, vec![1, 4]);
     }
 }

@@ -2,8 +2,10 @@
 //! semantics): qs tree → typed `ListQuery` (coerced by the resource schema)
 //! → evaluation over documents. Both storage backends evaluate with this.
 
+pub mod cursor;
 pub mod eval;
 pub mod qs;
+pub mod search;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::{path_type, Field, PathTy, Ty};
@@ -56,6 +58,14 @@ pub struct ListQuery {
     pub limit: usize,
     pub want_total: bool,
     pub select: Option<Vec<String>>,
+    pub search: Option<search::Search>,
+    /// Raw `$after` / `$before` cursors, checked by the API layer.
+    pub after: Option<String>,
+    pub before: Option<String>,
+    /// The verified position a cursor points at.
+    pub position: Option<cursor::Position>,
+    /// The resource's text fields, which `$search` looks in.
+    pub search_fields: &'static [&'static str],
 }
 
 impl Default for ListQuery {
@@ -67,6 +77,11 @@ impl Default for ListQuery {
             limit: DEFAULT_LIMIT,
             want_total: false,
             select: None,
+            search: None,
+            after: None,
+            before: None,
+            position: None,
+            search_fields: &[],
         }
     }
 }
@@ -74,6 +89,8 @@ impl Default for ListQuery {
 /// The schema a query is checked against: the common fields plus the resource's.
 pub struct QuerySchema<'a> {
     pub field_sets: &'a [&'static [Field]],
+    /// Fields `$search` looks in (none: `$search` is refused).
+    pub search_fields: &'static [&'static str],
 }
 
 impl QuerySchema<'_> {
@@ -311,7 +328,10 @@ impl Ctx<'_> {
 /// Parse a list (or, with `get_only`, a get) query string.
 pub fn parse(raw: &str, schema: &QuerySchema<'_>) -> ApiResult<ListQuery> {
     let tree = qs::parse(raw)?;
-    let mut q = ListQuery::default();
+    let mut q = ListQuery {
+        search_fields: schema.search_fields,
+        ..ListQuery::default()
+    };
     let mut filter_entries = Vec::new();
     let mut limit_given = false;
     for (key, node) in &tree {
@@ -361,8 +381,22 @@ pub fn parse(raw: &str, schema: &QuerySchema<'_>) -> ApiResult<ListQuery> {
                 }
             }
             "$select" => q.select = Some(parse_select(node, schema)?),
+            "$search" => {
+                if schema.search_fields.is_empty() {
+                    return Err(ApiError::field(
+                        "$search",
+                        "this list has no text fields to search",
+                    ));
+                }
+                q.search = Some(search::Search::parse(node)?);
+            }
+            "$after" => q.after = Some(single(node, "$after")?.to_string()),
+            "$before" => q.before = Some(single(node, "$before")?.to_string()),
             _ => filter_entries.push((key.clone(), node.clone())),
         }
+    }
+    if q.after.is_some() && q.before.is_some() {
+        return Err(ApiError::invalid("Give `$after` or `$before`, not both."));
     }
     if limit_given && q.limit == 0 {
         q.want_total = true;

@@ -26,5 +26,6 @@ pub static RESOURCE: Resource = Resource {
     unique: &[],
     publishable_create: false,
     derive: None,
+    search_fields: &["name", "address", "email"],
     description: "A site of the organization where patients are seen.",
 };

@@ -45,6 +45,8 @@ pub struct Resource {
     pub publishable_create: bool,
     /// Fields computed by the server on every write.
     pub derive: Option<fn(&mut Map<String, Value>)>,
+    /// Text fields `$search` looks in.
+    pub search_fields: &'static [&'static str],
     pub description: &'static str,
 }
 

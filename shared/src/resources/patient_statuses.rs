@@ -31,5 +31,6 @@ pub static RESOURCE: Resource = Resource {
     unique: &["name"],
     publishable_create: false,
     derive: None,
+    search_fields: &["name"],
     description: "A stage of the patient pipeline (New enquiry, Active, Lapsed…).",
 };

@@ -123,5 +123,6 @@ pub static RESOURCE: Resource = Resource {
     unique: &[],
     publishable_create: true,
     derive: Some(derive),
+    search_fields: &["fullName", "emailAddress", "notes", "address"],
     description: "A person the business cares for.",
 };

@@ -27,5 +27,6 @@ pub static RESOURCE: Resource = Resource {
     unique: &[],
     publishable_create: false,
     derive: None,
+    search_fields: &["fullName", "email", "role"],
     description: "A member of staff who sees patients.",
 };

@@ -23,5 +23,6 @@ pub static RESOURCE: Resource = Resource {
     unique: &["name"],
     publishable_create: false,
     derive: None,
+    search_fields: &["name"],
     description: "Where patients hear of the business (Google, a GP, word of mouth…).",
 };

@@ -491,14 +491,16 @@ impl Store for EmbeddedStore {
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
         self.read(|m| match m.collections.get(&coll_key(tenant, kind)) {
             None => ListPage {
-                data: Vec::new(),
                 total: query.want_total.then_some(0),
+                ..Default::default()
             },
             Some(c) => {
-                let (page, total) = eval::run(c.values(), query);
+                let r = eval::run(c.values(), query, query.search_fields);
                 ListPage {
-                    data: page.into_iter().cloned().collect(),
-                    total: query.want_total.then_some(total),
+                    data: r.page.into_iter().cloned().collect(),
+                    total: query.want_total.then_some(r.total),
+                    has_prev: r.has_prev,
+                    has_next: r.has_next,
                 }
             }
         })

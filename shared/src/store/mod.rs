@@ -127,6 +127,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct ListPage {
     pub data: Vec<Doc>,
     pub total: Option<usize>,
+    /// Are there matches before the first / after the last of this page?
+    pub has_prev: bool,
+    pub has_next: bool,
 }
 
 #[async_trait]
