@@ -271,5 +271,5 @@ async fn logs_carry_error_ids_but_no_keys_or_patient_data() {
             "`{secret}` leaked into the logs:\n{logs}"
         );
     }
-    let _ = created;
+    created.expect(201);
 }

@@ -4,7 +4,7 @@
 use crate::api::{self, App, Request, Response, MAX_BODY_BYTES};
 use crate::error::{ApiError, ErrorKind};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -28,35 +28,57 @@ fn to_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
     })
 }
 
-async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
-    let too_large = || {
-        api::error_response(&ApiError::new(
+/// Past this, an oversized upload is cut off instead of drained.
+const DRAIN_LIMIT: usize = 16 * MAX_BODY_BYTES;
+
+/// Read the body up to the limit. When it is larger, keep reading (and
+/// discarding) up to `DRAIN_LIMIT`, so that the client finishes sending and
+/// can read the 413 we answer with.
+async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
+    use bytes::BufMut;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::invalid("The request body could not be read."))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                buf.put(data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,
             "The request body is larger than 1 MiB.",
-        ))
-    };
+        ));
+    }
+    Ok(buf.freeze())
+}
+
+async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return to_hyper(too_large());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+        let mut r = to_hyper(api::error_response(&ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            "The request body is larger than 1 MiB.",
+        )));
+        r.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        return r;
     }
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return to_hyper(too_large())
-        }
-        Err(_) => {
-            return to_hyper(api::error_response(&ApiError::invalid(
-                "The request body could not be read.",
-            )));
-        }
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return to_hyper(api::error_response(&e)),
     };
     let secure = parts
         .headers
