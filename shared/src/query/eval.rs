@@ -4,9 +4,11 @@
 //! ascending, then numbers, strings, booleans; stable, so creation order
 //! breaks ties). Order of work: filter, stable sort, skip, limit.
 
-use super::{Filter, ListQuery, Op, SortKey};
+use super::index::{Column, Index};
+use super::{Filter, ListQuery, Op};
 use serde_json::Value;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 /// Does any value a dotted path reaches satisfy `pred`? Looks through
 /// arrays like sift does: the array itself and each element count.
@@ -128,16 +130,6 @@ pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     }
 }
 
-fn compare_docs(a: &Value, b: &Value, keys: &[SortKey]) -> Ordering {
-    for k in keys {
-        let c = compare(sort_value(a, &k.path), sort_value(b, &k.path));
-        if c != Ordering::Equal {
-            return if k.descending { c.reverse() } else { c };
-        }
-    }
-    Ordering::Equal
-}
-
 fn id_of(doc: &Value) -> &str {
     doc.get("id").and_then(Value::as_str).unwrap_or_default()
 }
@@ -151,52 +143,134 @@ pub struct Run<'a, T> {
     pub has_next: bool,
 }
 
-struct Hit<'a, T> {
-    doc: &'a T,
-    score: u32,
+/// A filter bound to an index: each clause reads a column when the path has
+/// one, else the documents.
+enum Compiled<'q> {
+    And(Vec<Compiled<'q>>),
+    Or(Vec<Compiled<'q>>),
+    Col(Arc<Column>, &'q Op),
+    Doc(&'q [String], &'q Op),
 }
 
-/// Run a query over documents given in creation order: filter and search,
-/// then (stable) sort, then the cursor, skip and limit. Ties keep creation
-/// (id) order, which makes the order total, so cursors are exact.
-pub fn run<'a, T, I>(docs: I, q: &ListQuery, search_fields: &[&str]) -> Run<'a, T>
-where
-    T: AsRef<Value> + 'a,
-    I: IntoIterator<Item = &'a T>,
-{
+fn compile<'q, T: AsRef<Value>>(f: &'q Filter, idx: &Index<T>) -> Compiled<'q> {
+    match f {
+        Filter::And(fs) => Compiled::And(fs.iter().map(|f| compile(f, idx)).collect()),
+        Filter::Or(fs) => Compiled::Or(fs.iter().map(|f| compile(f, idx)).collect()),
+        Filter::Field { path, op } => match idx.column(path) {
+            Some(col) => Compiled::Col(col, op),
+            None => Compiled::Doc(path, op),
+        },
+    }
+}
+
+fn test_row<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, row: usize) -> bool {
+    match c {
+        Compiled::And(cs) => cs.iter().all(|c| test_row(c, idx, row)),
+        Compiled::Or(cs) => cs.iter().any(|c| test_row(c, idx, row)),
+        Compiled::Doc(path, op) => field_matches(idx.docs[row].as_ref(), path, op),
+        Compiled::Col(col, op) => match op {
+            Op::Eq(x) => col.eq_value(row, x),
+            Op::Ne(x) => !col.eq_value(row, x),
+            Op::In(xs) => xs.iter().any(|x| col.eq_value(row, x)),
+            Op::Nin(xs) => !xs.iter().any(|x| col.eq_value(row, x)),
+            Op::Lt(x) => col.ord_value(row, x) == Some(Ordering::Less),
+            Op::Lte(x) => matches!(
+                col.ord_value(row, x),
+                Some(Ordering::Less | Ordering::Equal)
+            ),
+            Op::Gt(x) => col.ord_value(row, x) == Some(Ordering::Greater),
+            Op::Gte(x) => matches!(
+                col.ord_value(row, x),
+                Some(Ordering::Greater | Ordering::Equal)
+            ),
+            Op::Exists(want) => col.missing(row) != *want,
+        },
+    }
+}
+
+enum SortBy<'q> {
+    Col(Arc<Column>, bool),
+    Doc(&'q [String], bool),
+}
+
+/// Run a query over a collection snapshot (documents in creation order):
+/// filter and search, then (stable) sort, then the cursor, skip and limit.
+/// Ties keep creation (id) order, which makes the order total, so cursors
+/// are exact.
+pub fn run<'a, T: AsRef<Value>>(
+    idx: &'a Index<T>,
+    q: &ListQuery,
+    search_fields: &[&str],
+) -> Run<'a, T> {
     let matcher = q.search.as_ref().map(|s| s.matcher());
     let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
-    let mut hits: Vec<Hit<'a, T>> = Vec::new();
-    for d in docs {
-        let v = d.as_ref();
-        if !matches(v, &q.filter) {
+    let filter = compile(&q.filter, idx);
+    // (row, relevance score)
+    let mut hits: Vec<(usize, u32)> = Vec::new();
+    for row in 0..idx.docs.len() {
+        if !test_row(&filter, idx, row) {
             continue;
         }
         let score = match &matcher {
-            Some(m) => match m.score(v, search_fields) {
+            Some(m) => match m.score(idx.docs[row].as_ref(), search_fields) {
                 Some(s) => s,
                 None => continue,
             },
             None => 0,
         };
-        hits.push(Hit { doc: d, score });
+        hits.push((row, score));
     }
     let total = hits.len();
-    let order = |a: &Hit<'a, T>, b: &Hit<'a, T>| -> Ordering {
-        let (x, y) = (a.doc.as_ref(), b.doc.as_ref());
-        (if relevance {
-            b.score.cmp(&a.score)
-        } else {
-            Ordering::Equal
+    let sort: Vec<SortBy<'_>> = q
+        .sort
+        .iter()
+        .map(|k| match idx.column(&k.path) {
+            Some(c) => SortBy::Col(c, k.descending),
+            None => SortBy::Doc(&k.path, k.descending),
         })
-        .then_with(|| compare_docs(x, y, &q.sort))
-        .then_with(|| id_of(x).cmp(id_of(y)))
+        .collect();
+    let ids = idx.column(&["id".to_string()]);
+    let doc = |row: usize| idx.docs[row].as_ref();
+    let by_id = |a: usize, b: usize| match &ids {
+        Some(c) => c.compare_rows(a, b),
+        None => id_of(doc(a)).cmp(id_of(doc(b))),
+    };
+    let order = |a: &(usize, u32), b: &(usize, u32)| -> Ordering {
+        if relevance {
+            let c = b.1.cmp(&a.1);
+            if c != Ordering::Equal {
+                return c;
+            }
+        }
+        for k in &sort {
+            let (c, desc) = match k {
+                SortBy::Col(col, d) => (col.compare_rows(a.0, b.0), *d),
+                SortBy::Doc(p, d) => (
+                    compare(sort_value(doc(a.0), p), sort_value(doc(b.0), p)),
+                    *d,
+                ),
+            };
+            if c != Ordering::Equal {
+                return if desc { c.reverse() } else { c };
+            }
+        }
+        by_id(a.0, b.0)
     };
     let mut removed = 0usize;
     let before = q.position.as_ref().is_some_and(|p| p.before);
     if let Some(pos) = &q.position {
-        hits.retain(|h| {
-            let c = against_position(h.doc.as_ref(), h.score, relevance, &q.sort, pos);
+        let pos_id = Value::String(pos.id.clone());
+        hits.retain(|&(row, score)| {
+            let c = against_position(
+                row,
+                score,
+                relevance,
+                &sort,
+                doc(row),
+                ids.as_deref(),
+                pos,
+                &pos_id,
+            );
             let keep = if pos.before {
                 c == Ordering::Less
             } else {
@@ -210,7 +284,7 @@ where
     let available = hits.len();
     let needs_sort = relevance || !q.sort.is_empty();
     // Walk away from the cursor: for `$before`, the nearest items are the last ones.
-    let dir = |a: &Hit<'a, T>, b: &Hit<'a, T>| if before { order(b, a) } else { order(a, b) };
+    let dir = |a: &(usize, u32), b: &(usize, u32)| if before { order(b, a) } else { order(a, b) };
     if needs_sort {
         if want < hits.len() {
             if want > 0 {
@@ -224,7 +298,10 @@ where
     }
     let end = want.min(hits.len());
     let start = q.skip.min(end);
-    let mut page: Vec<&'a T> = hits[start..end].iter().map(|h| h.doc).collect();
+    let mut page: Vec<&'a T> = hits[start..end]
+        .iter()
+        .map(|&(row, _)| &idx.docs[row])
+        .collect();
     if before {
         page.reverse();
     }
@@ -243,13 +320,17 @@ where
     }
 }
 
-/// Where a document stands relative to a cursor position.
+/// Where a row stands relative to a cursor position.
+#[allow(clippy::too_many_arguments)]
 fn against_position(
-    doc: &Value,
+    row: usize,
     score: u32,
     relevance: bool,
-    sort: &[SortKey],
+    sort: &[SortBy<'_>],
+    doc: &Value,
+    ids: Option<&Column>,
     pos: &super::cursor::Position,
+    pos_id: &Value,
 ) -> Ordering {
     let mut keys = pos.keys.iter();
     if relevance {
@@ -258,21 +339,25 @@ fn against_position(
             .and_then(|k| k.as_ref())
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        let c = (theirs).cmp(&(score as u64));
+        let c = theirs.cmp(&(score as u64));
         if c != Ordering::Equal {
             return c;
         }
     }
     for k in sort {
-        let c = compare(
-            sort_value(doc, &k.path),
-            keys.next().and_then(|v| v.as_ref()),
-        );
+        let other = keys.next().and_then(|v| v.as_ref());
+        let (c, desc) = match k {
+            SortBy::Col(col, d) => (col.compare_to(row, other), *d),
+            SortBy::Doc(p, d) => (compare(sort_value(doc, p), other), *d),
+        };
         if c != Ordering::Equal {
-            return if k.descending { c.reverse() } else { c };
+            return if desc { c.reverse() } else { c };
         }
     }
-    id_of(doc).cmp(pos.id.as_str())
+    match ids {
+        Some(c) => c.compare_to(row, Some(pos_id)),
+        None => id_of(doc).cmp(pos.id.as_str()),
+    }
 }
 
 /// The cursor position of a document in a query's order.
@@ -351,7 +436,8 @@ mod tests {
             path: p("n"),
             descending: false,
         }];
-        let r = run(docs.iter(), &q, &[]);
+        let index = Index::new(docs.clone());
+        let r = run(&index, &q, &[]);
         let ids: Vec<_> = r
             .page
             .iter()
@@ -362,7 +448,8 @@ mod tests {
         q.sort[0].descending = true;
         q.skip = 1;
         q.limit = 2;
-        let r = run(docs.iter(), &q, &[]);
+        let index = Index::new(docs.clone());
+        let r = run(&index, &q, &[]);
         let ids: Vec<_> = r
             .page
             .iter()

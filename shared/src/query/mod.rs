@@ -4,6 +4,7 @@
 
 pub mod cursor;
 pub mod eval;
+pub mod index;
 pub mod qs;
 pub mod search;
 

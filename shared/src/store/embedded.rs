@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::query::eval;
+use crate::query::index::Index;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,9 +39,35 @@ CREATE TABLE IF NOT EXISTS changes (
 
 type CollKey = (String, String);
 
+/// One collection: documents in id (creation) order, and a columnar index
+/// for list queries, rebuilt lazily after a write.
+#[derive(Default)]
+struct Coll {
+    docs: BTreeMap<String, Doc>,
+    index: Mutex<Option<Arc<Index<Doc>>>>,
+}
+
+impl Coll {
+    fn insert(&mut self, id: String, doc: Doc) {
+        self.docs.insert(id, doc);
+        *self.index.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.docs.remove(id);
+        *self.index.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn index(&self) -> Arc<Index<Doc>> {
+        let mut slot = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| Arc::new(Index::new(self.docs.values().cloned().collect())))
+            .clone()
+    }
+}
+
 #[derive(Default)]
 struct Mirror {
-    collections: HashMap<CollKey, BTreeMap<String, Doc>>,
+    collections: HashMap<CollKey, Coll>,
     uniques: HashMap<(String, String), UniqueTarget>,
 }
 
@@ -483,7 +510,7 @@ impl Store for EmbeddedStore {
         self.read(|m| {
             m.collections
                 .get(&coll_key(tenant, kind))
-                .and_then(|c| c.get(id))
+                .and_then(|c| c.docs.get(id))
                 .cloned()
         })
     }
@@ -495,7 +522,8 @@ impl Store for EmbeddedStore {
                 ..Default::default()
             },
             Some(c) => {
-                let r = eval::run(c.values(), query, query.search_fields);
+                let index = c.index();
+                let r = eval::run(&index, query, query.search_fields);
                 ListPage {
                     data: r.page.into_iter().cloned().collect(),
                     total: query.want_total.then_some(r.total),
@@ -510,7 +538,7 @@ impl Store for EmbeddedStore {
         self.read(|m| {
             m.collections
                 .get(&coll_key(tenant, kind))
-                .map(|c| c.values().cloned().collect())
+                .map(|c| c.docs.values().cloned().collect())
                 .unwrap_or_default()
         })
     }

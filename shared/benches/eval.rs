@@ -1,0 +1,58 @@
+//! Micro-benchmark of list evaluation over an in-memory collection:
+//! `cargo bench -p practice-hub --bench eval` (plain `main`, no harness).
+
+use hub::query::{self, QuerySchema};
+use hub::resources::by_path;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let res = by_path("patients").expect("patients");
+    let cities = [
+        "Leeds",
+        "York",
+        "London",
+        "Manchester",
+        "Bristol",
+        "Hull",
+        "Bradford",
+        "Sheffield",
+    ];
+    let docs: Vec<Arc<serde_json::Value>> = (0..10_000)
+        .map(|i| {
+            Arc::new(json!({
+                "id": format!("pat_{i:026}"), "object": "patient",
+                "fullName": format!("Person {}", (i * 7919) % 10_000), "primaryPhoneNumber": "07700 900123",
+                "emailAddress": format!("p{i}@example.com"), "age": 20 + i % 70, "gender": if i % 2 == 0 { "female" } else { "male" },
+                "address": {"line1": "1 High St", "city": cities[(i * 7) % 8], "postcode": "LS1 1AA", "country": "GBR"},
+                "tracking": {"source": "google"}, "metadata": {}, "livemode": false,
+                "createdAt": "2026-11-25T00:00:00.000Z", "updatedAt": "2026-11-25T00:00:00.000Z", "version": 1
+            }))
+        })
+        .collect();
+    let sets = res.field_sets();
+    let schema = QuerySchema {
+        field_sets: &sets,
+        search_fields: res.search_fields,
+    };
+    for q in [
+        "$limit=10",
+        "gender=female&$limit=10",
+        "address.city=Leeds&$limit=10",
+        "$sort[fullName]=1&$limit=10",
+        "address.city=Leeds&$sort[fullName]=1&$limit=10",
+        "address.city[$in]=Leeds&address.city[$in]=York&age[$gte]=30&gender=female&$sort[age]=-1&$sort[fullName]=1&$limit=10",
+    ] {
+        let parsed = query::parse(q, &schema).expect("query");
+        let index = hub::query::index::Index::new(docs.clone());
+        let n = 200;
+        let t = Instant::now();
+        let mut total = 0;
+        for _ in 0..n {
+            total += query::eval::run(&index, &parsed, &[]).total;
+        }
+        let per = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+        println!("{per:>9.1} µs/query  ({} matches)  {q}", total / n);
+    }
+}
