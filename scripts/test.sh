@@ -9,6 +9,13 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # No test may reach a cloud metadata service or a real AWS endpoint.
 export AWS_EC2_METADATA_DISABLED=true
 
+echo "== the Feathers reference for the differential query test (npm)"
+if ! command -v node >/dev/null; then
+  echo "node is required (the differential test runs @feathersjs/memory)" >&2
+  exit 1
+fi
+(cd tests/feathers && npm ci --no-audit --no-fund --loglevel=error)
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
