@@ -30,7 +30,18 @@ impl Rng {
     }
 }
 
-const NAMES: &[&str] = &["Ann Smith", "Bob Jones", "Cara Patel", "Dev Brown", "Eve Khan", "Zoë Wright", "José Hall", "ann smith", "Émile Wood", "Bob"];
+const NAMES: &[&str] = &[
+    "Ann Smith",
+    "Bob Jones",
+    "Cara Patel",
+    "Dev Brown",
+    "Eve Khan",
+    "Zoë Wright",
+    "José Hall",
+    "ann smith",
+    "Émile Wood",
+    "Bob",
+];
 const CITIES: &[&str] = &["Leeds", "York", "London", "leeds", "Hull", "St Albans"];
 const GENDERS: &[&str] = &["female", "male", "non-binary", "unknown"];
 const TITLES: &[&str] = &["Mr", "Mrs", "Ms", "Dr"];
@@ -54,7 +65,15 @@ const FIELDS: &[(&str, Kind)] = &[
     ("dob", Kind::Date),
     ("createdAt", Kind::Stamp),
 ];
-const SORTABLE: &[&str] = &["age", "fullName", "gender", "title", "address.city", "dob", "createdAt"];
+const SORTABLE: &[&str] = &[
+    "age",
+    "fullName",
+    "gender",
+    "title",
+    "address.city",
+    "dob",
+    "createdAt",
+];
 
 fn random_patient(r: &mut Rng, i: usize) -> Value {
     let mut p = patient_body(&r.pick(NAMES), "Leeds", "Active", "Google");
@@ -64,7 +83,11 @@ fn random_patient(r: &mut Rng, i: usize) -> Value {
         address["city"] = json!(r.pick(CITIES));
     }
     p["address"] = address;
-    p["tracking"] = if r.chance(70) { json!({"source": r.pick(SOURCES)}) } else { json!({}) };
+    p["tracking"] = if r.chance(70) {
+        json!({"source": r.pick(SOURCES)})
+    } else {
+        json!({})
+    };
     if r.chance(75) {
         p["age"] = json!(r.below(90));
     }
@@ -75,7 +98,12 @@ fn random_patient(r: &mut Rng, i: usize) -> Value {
         p["title"] = json!(r.pick(TITLES));
     }
     if r.chance(60) {
-        p["dob"] = json!(format!("19{:02}-{:02}-{:02}", 30 + r.below(60), 1 + r.below(12), 1 + r.below(28)));
+        p["dob"] = json!(format!(
+            "19{:02}-{:02}-{:02}",
+            30 + r.below(60),
+            1 + r.below(12),
+            1 + r.below(28)
+        ));
     }
     p
 }
@@ -101,7 +129,9 @@ fn value(r: &mut Rng, kind: Kind, field: &str, docs: &[Value]) -> Value {
 /// The query string form of a value (timestamps sometimes as Unix ms).
 fn qs_value(r: &mut Rng, kind: Kind, v: &Value) -> String {
     let s = match (kind, v) {
-        (Kind::Stamp, Value::String(s)) if r.chance(50) => hub::time::parse_timestamp(s).unwrap().to_string(),
+        (Kind::Stamp, Value::String(s)) if r.chance(50) => {
+            hub::time::parse_timestamp(s).unwrap().to_string()
+        }
         (_, Value::String(s)) => s.clone(),
         (_, other) => other.to_string(),
     };
@@ -123,14 +153,23 @@ fn enc(s: &str) -> String {
 /// Sometimes percent-encode the brackets and `$` of a key, as browsers may.
 fn key(r: &mut Rng, k: &str) -> String {
     if r.chance(20) {
-        k.replace('[', "%5B").replace(']', "%5D").replace('$', "%24")
+        k.replace('[', "%5B")
+            .replace(']', "%5D")
+            .replace('$', "%24")
     } else {
         k.to_string()
     }
 }
 
 /// Random field conditions at one level: fills the JSON object and the qs parts.
-fn conditions(r: &mut Rng, docs: &[Value], prefix: &str, depth: usize, json: &mut Map<String, Value>, parts: &mut Vec<String>) {
+fn conditions(
+    r: &mut Rng,
+    docs: &[Value],
+    prefix: &str,
+    depth: usize,
+    json: &mut Map<String, Value>,
+    parts: &mut Vec<String>,
+) {
     let n = 1 + r.below(3);
     let mut used = Vec::new();
     for _ in 0..n {
@@ -139,7 +178,14 @@ fn conditions(r: &mut Rng, docs: &[Value], prefix: &str, depth: usize, json: &mu
             continue;
         }
         used.push(field);
-        let base = format!("{prefix}{}", if prefix.is_empty() { field.to_string() } else { format!("[{field}]") });
+        let base = format!(
+            "{prefix}{}",
+            if prefix.is_empty() {
+                field.to_string()
+            } else {
+                format!("[{field}]")
+            }
+        );
         let op = r.below(10);
         let v = value(r, kind, field, docs);
         match op {
@@ -183,7 +229,11 @@ fn conditions(r: &mut Rng, docs: &[Value], prefix: &str, depth: usize, json: &mu
         let mut arr = Vec::new();
         for i in 0..items {
             let mut sub = Map::new();
-            let p = if prefix.is_empty() { format!("{group}[{i}]") } else { format!("{prefix}[{group}][{i}]") };
+            let p = if prefix.is_empty() {
+                format!("{group}[{i}]")
+            } else {
+                format!("{prefix}[{group}][{i}]")
+            };
             conditions(r, docs, &p, depth + 1, &mut sub, parts);
             arr.push(Value::Object(sub));
         }
@@ -212,7 +262,11 @@ impl Feathers {
             .expect("node");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Feathers { child, stdin, stdout }
+        Feathers {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     fn ask(&mut self, msg: &Value) -> Value {
@@ -236,18 +290,29 @@ async fn queries_agree_with_feathers_memory() {
     let org = s.org("Differential", true).await;
     let key_ = org.test.secret.clone();
     reference_data(&s.http, &key_).await;
-    let seed = std::env::var("DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xD1FF_E2E7);
+    let seed = std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xD1FF_E2E7);
     let mut r = Rng(seed);
     for i in 0..160 {
-        s.http.post("/v1/patients", &key_, &random_patient(&mut r, i)).await.expect(201);
+        s.http
+            .post("/v1/patients", &key_, &random_patient(&mut r, i))
+            .await
+            .expect(201);
     }
     // Every stored patient, in creation order.
     let mut docs: Vec<Value> = Vec::new();
     let mut page = s.http.get("/v1/patients?$limit=100", &key_).await;
     loop {
         docs.extend(page.body["data"].as_array().unwrap().iter().cloned());
-        let Some(next) = page.body["next"].as_str().map(String::from) else { break };
-        page = s.http.get(&format!("/v1/patients?$limit=100&$after={next}"), &key_).await;
+        let Some(next) = page.body["next"].as_str().map(String::from) else {
+            break;
+        };
+        page = s
+            .http
+            .get(&format!("/v1/patients?$limit=100&$after={next}"), &key_)
+            .await;
     }
     assert_eq!(docs.len(), 160);
     let mut feathers = Feathers::start();
@@ -293,15 +358,38 @@ async fn queries_agree_with_feathers_memory() {
         let qs = parts.join("&");
         let hub = s.http.get(&format!("/v1/patients?{qs}"), &key_).await;
         let reference = feathers.ask(&json!({"query": q}));
-        assert!(reference.get("error").is_none(), "reference refused query #{n} {q:?}: {reference}");
-        assert_eq!(hub.status, 200, "query #{n} `{qs}` refused by the hub: {}", hub.body);
-        let want: Vec<String> = reference["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-        assert_eq!(hub.ids(), want, "ids differ for query #{n}\n  qs:   {qs}\n  json: {}", Value::Object(q.clone()));
-        assert_eq!(hub.body["total"], reference["total"], "total differs for query #{n}: {qs}");
+        assert!(
+            reference.get("error").is_none(),
+            "reference refused query #{n} {q:?}: {reference}"
+        );
+        assert_eq!(
+            hub.status, 200,
+            "query #{n} `{qs}` refused by the hub: {}",
+            hub.body
+        );
+        let want: Vec<String> = reference["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            hub.ids(),
+            want,
+            "ids differ for query #{n}\n  qs:   {qs}\n  json: {}",
+            Value::Object(q.clone())
+        );
+        assert_eq!(
+            hub.body["total"], reference["total"],
+            "total differs for query #{n}: {qs}"
+        );
         if !want.is_empty() {
             nonempty += 1;
         }
     }
     // The generator must produce interesting queries, not only empty results.
-    assert!(nonempty > runs / 3, "only {nonempty} of {runs} queries matched anything");
+    assert!(
+        nonempty > runs / 3,
+        "only {nonempty} of {runs} queries matched anything"
+    );
 }

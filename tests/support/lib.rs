@@ -199,7 +199,11 @@ impl TestServer {
     /// Without rate limits, so no test depends on how fast it runs (the
     /// rate-limit test configures its own).
     pub async fn start() -> TestServer {
-        Self::start_with(Config { rate_limits: hub::auth::ratelimit::Limits::OFF, ..Config::default() }).await
+        Self::start_with(Config {
+            rate_limits: hub::auth::ratelimit::Limits::OFF,
+            ..Config::default()
+        })
+        .await
     }
 
     pub async fn start_with(config: Config) -> TestServer {
