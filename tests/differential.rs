@@ -76,7 +76,7 @@ const SORTABLE: &[&str] = &[
 ];
 
 fn random_patient(r: &mut Rng, i: usize) -> Value {
-    let mut p = patient_body(&r.pick(NAMES), "Leeds", "Active", "Google");
+    let mut p = patient_body(r.pick(NAMES), "Leeds", "Active", "Google");
     p["fullName"] = json!(r.pick(NAMES));
     let mut address = json!({"line1": format!("{i} High St")});
     if r.chance(80) {
