@@ -2,7 +2,8 @@
 // the same documents as the hub. Reads JSON lines on stdin:
 //   {"docs": [...]}            load documents, in creation order
 //   {"query": {...}}           find; answers {"ids": [...], "total": n}
-//   {"bench": {...}, "n": k}   run the query k times; answers {"perSecond": x}
+//   {"bench": {...}, "seconds": s}  repeat the query for about s seconds;
+//                              answers {"perSecond": x, "runs": n}
 // and writes one JSON line per request on stdout.
 import { MemoryService } from '@feathersjs/memory'
 import readline from 'node:readline'
@@ -28,11 +29,17 @@ for await (const line of rl) {
       const r = await service.find({ query: msg.query })
       out({ ids: r.data.map((d) => d.id), total: r.total })
     } else if (msg.bench) {
-      const n = msg.n || 100
+      const budget = (msg.seconds || 2) * 1e9
       const t = process.hrtime.bigint()
-      for (let i = 0; i < n; i++) await service.find({ query: structuredClone(msg.bench) })
+      let runs = 0
+      let first = null
+      while (Number(process.hrtime.bigint() - t) < budget || runs < 3) {
+        const r = await service.find({ query: structuredClone(msg.bench) })
+        if (first === null) first = { ids: r.data.map((d) => d.id), total: r.total }
+        runs++
+      }
       const secs = Number(process.hrtime.bigint() - t) / 1e9
-      out({ perSecond: n / secs })
+      out({ perSecond: runs / secs, runs, ...first })
     }
   } catch (e) {
     out({ error: String(e && e.message ? e.message : e) })
