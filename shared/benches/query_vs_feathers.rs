@@ -108,7 +108,6 @@ fn main() {
         };
         ask(json!({"docs": data}));
         let r = ask(json!({"bench": feathers_query, "seconds": 3}));
-        drop(ask);
         let _ = child.kill();
         let _ = child.wait();
         let f_qps = r["perSecond"].as_f64().unwrap_or(0.0);
