@@ -814,18 +814,20 @@ async fn every_write_stores_its_event_without_sensitive_fields() {
         .post("/v1/patients", key, &json!({"fullName": "X"}))
         .await
         .expect(400);
-    let events = s.store.pending_events(1000).await.unwrap();
-    let mine: Vec<_> = events
-        .iter()
-        .filter(|e| e.envelope["data"]["id"] == p.body["id"])
-        .collect();
-    let types: Vec<&str> = mine.iter().map(|e| e.event_type.as_str()).collect();
+    // The events API shows what the outbox carried (and webhooks deliver).
+    let pid = p.id();
+    let listed = s
+        .http
+        .get(&format!("/v1/events?data.id={pid}&$limit=100"), key)
+        .await;
+    listed.expect(200);
+    let mine: Vec<Value> = listed.body["data"].as_array().unwrap().clone();
+    let types: Vec<&str> = mine.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
         ["patient.created", "patient.updated", "patient.deleted"]
     );
-    for e in &mine {
-        let env = &e.envelope;
+    for env in &mine {
         assert!(env["id"].as_str().unwrap().starts_with("evt_"));
         assert_eq!(env["organizationId"], org.organization_id.as_str());
         assert_eq!(env["livemode"], false);
@@ -835,8 +837,19 @@ async fn every_write_stores_its_event_without_sensitive_fields() {
             "sensitive field stripped: {env}"
         );
         assert_eq!(env["data"]["fullName"], "Secret Sam");
+        let one = s
+            .http
+            .get(&format!("/v1/events/{}", env["id"].as_str().unwrap()), key)
+            .await;
+        assert_eq!(&one.body, env);
     }
-    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let all = s.http.get("/v1/events?$limit=100", key).await;
+    let kinds: Vec<&str> = all.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
     for t in [
         "clinic.created",
         "patientStatus.created",
@@ -844,6 +857,10 @@ async fn every_write_stores_its_event_without_sensitive_fields() {
     ] {
         assert!(kinds.contains(&t), "{t} in {kinds:?}");
     }
+    // Another tenant sees none of them.
+    let other = s.org("Other", true).await;
+    let r = s.http.get("/v1/events?$limit=0", &other.test.secret).await;
+    assert_eq!(r.body["total"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -932,6 +949,9 @@ struct FailingStore {
 
 #[async_trait::async_trait]
 impl hub::store::Store for FailingStore {
+    async fn mark_dispatched(&self, ids: &[String]) -> hub::store::StoreResult<()> {
+        self.inner.mark_dispatched(ids).await
+    }
     async fn refresh(&self) -> hub::store::StoreResult<()> {
         match self.mode.load(std::sync::atomic::Ordering::SeqCst) {
             1 => Err(hub::store::StoreError::Busy),

@@ -22,6 +22,8 @@ pub enum Ty {
     Country,
     /// IANA time zone name.
     TimeZone,
+    /// An absolute `http` or `https` URL.
+    Url,
     /// The id of an object of the resource with this path, same tenant.
     Ref(&'static str),
     Enum(&'static [&'static str]),

@@ -191,8 +191,10 @@ pub struct TestServer {
     pub http: Http,
     pub addr: SocketAddr,
     pub store: DynStore,
+    pub queue: hub::queue::DynQueue,
     pub dir: TempDir,
     task: tokio::task::JoinHandle<()>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
@@ -207,10 +209,22 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> TestServer {
+        Self::start_full(config, hub::webhooks::deliver::DeliveryConfig::default()).await
+    }
+
+    /// The whole of `hub serve`: the API, and the webhook fan-out and
+    /// delivery loops over the embedded queue.
+    pub async fn start_full(
+        config: Config,
+        delivery: hub::webhooks::deliver::DeliveryConfig,
+    ) -> TestServer {
         hub::log::set_level(0);
         let dir = TempDir::new("srv");
         let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("open store"));
-        let app = App::new(store.clone(), config);
+        let queue: hub::queue::DynQueue =
+            Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
+        let workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);
+        let app = App::with_queue(store.clone(), Some(queue.clone()), config);
         let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
             .await
             .expect("bind");
@@ -219,8 +233,10 @@ impl TestServer {
             http: Http::new(format!("http://{addr}")),
             addr,
             store,
+            queue,
             dir,
             task,
+            workers,
         }
     }
 
@@ -234,6 +250,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
+        for w in &self.workers {
+            w.abort();
+        }
     }
 }
 

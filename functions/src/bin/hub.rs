@@ -16,6 +16,8 @@ Practice Hub
 USAGE:
     hub serve [--addr 127.0.0.1:8080] [--data DIR] [--require-tls] [--log info|error|off]
               [--rate-limit TEST,LIVE|off]   (requests/s per key; default 200,1000)
+              [--retry-schedule 30s,2m,10m,1h,6h|none]   (webhook retry delays; or HUB_RETRY_SCHEDULE)
+              [--delivery-timeout 30s]   (or HUB_DELIVERY_TIMEOUT)
     hub org create --name NAME [--json] [--empty] [--data DIR]
 
 The data directory defaults to $HUB_DATA, else ./.hub-data.
@@ -232,11 +234,40 @@ async fn serve(mut args: Args) -> Result<(), String> {
             hub::log::level_from_str(&level).ok_or("--log must be info, error or off")?,
         );
     }
+    let schedule = match args
+        .value("--retry-schedule")?
+        .or_else(|| std::env::var("HUB_RETRY_SCHEDULE").ok())
+    {
+        Some(s) => {
+            hub::webhooks::RetrySchedule::parse(&s).map_err(|e| format!("--retry-schedule: {e}"))?
+        }
+        None => Default::default(),
+    };
+    let timeout = match args
+        .value("--delivery-timeout")?
+        .or_else(|| std::env::var("HUB_DELIVERY_TIMEOUT").ok())
+    {
+        Some(s) => hub::webhooks::parse_duration(&s)
+            .filter(|d| !d.is_zero() && d.as_secs() <= 900)
+            .ok_or("--delivery-timeout: expected a duration up to 15m, e.g. 30s")?,
+        None => std::time::Duration::from_secs(30),
+    };
     args.done()?;
     let store = open_store(&dir)?;
+    let queue: hub::queue::DynQueue = Arc::new(
+        hub::queue::embedded::EmbeddedQueue::open(&dir)
+            .map_err(|e| format!("cannot open the delivery queue: {e}"))?,
+    );
     let sandbox = sandbox(&store, &dir).await?;
-    let app = App::new(
+    let delivery = hub::webhooks::deliver::DeliveryConfig {
+        timeout,
+        schedule,
+        ..Default::default()
+    };
+    let _workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);
+    let app = App::with_queue(
         store,
+        Some(queue),
         Config {
             require_tls,
             rate_limits,

@@ -75,6 +75,8 @@ pub struct Config {
 pub struct App {
     cursor_key: [u8; 32],
     pub store: DynStore,
+    /// The delivery queue (webhook tests and redeliveries enqueue directly).
+    pub queue: Option<crate::queue::DynQueue>,
     pub config: Config,
     limiter: crate::auth::ratelimit::Limiter,
 }
@@ -252,11 +254,20 @@ struct Outcome {
 
 impl App {
     pub fn new(store: DynStore, config: Config) -> Arc<App> {
+        Self::with_queue(store, None, config)
+    }
+
+    pub fn with_queue(
+        store: DynStore,
+        queue: Option<crate::queue::DynQueue>,
+        config: Config,
+    ) -> Arc<App> {
         Arc::new(App {
             cursor_key: config
                 .cursor_key
                 .unwrap_or_else(crate::ids::random_bytes::<32>),
             store,
+            queue,
             config,
             limiter: Default::default(),
         })
@@ -413,6 +424,74 @@ impl App {
         self.resource_op(&ctx, &principal, m, req).await
     }
 
+    /// A list of `res`, optionally narrowed by `scope` (a sub-list's parent).
+    async fn list_op(
+        &self,
+        ctx: &Ctx<'_>,
+        res: &'static Resource,
+        req: &Request,
+        scope: Option<query::Filter>,
+    ) -> ApiResult<Response> {
+        let schema_sets = res.field_sets();
+        let schema = QuerySchema {
+            field_sets: &schema_sets,
+            search_fields: res.search_fields,
+        };
+        let mut q = query::parse(&req.query, &schema)?;
+        let mut extra = Vec::new();
+        extra.extend(scope);
+        if res.path == crate::webhooks::EVENTS_KIND {
+            // Events are kept 30 days.
+            let since = crate::time::format_ms(
+                crate::time::now_ms() - crate::webhooks::actions::EVENT_TTL_MS,
+            );
+            extra.push(query::Filter::Field {
+                path: vec!["createdAt".into()],
+                op: query::Op::Gte(Value::String(since)),
+            });
+        }
+        if !extra.is_empty() {
+            extra.push(std::mem::replace(&mut q.filter, query::Filter::all()));
+            q.filter = query::Filter::And(extra);
+        }
+        let tenant = ctx.tenant.key();
+        let fingerprint = query::cursor::fingerprint(&q);
+        let binding = query::cursor::Binding {
+            tenant: &tenant,
+            resource: res.path,
+            fingerprint: &fingerprint,
+        };
+        if let Some((raw, param)) = q
+            .after
+            .as_deref()
+            .map(|c| (c, "$after"))
+            .or(q.before.as_deref().map(|c| (c, "$before")))
+        {
+            q.position = Some(query::cursor::decode(
+                &self.cursor_key,
+                &binding,
+                raw,
+                param,
+            )?);
+        }
+        let page = resources::list(ctx, res, &q).await?;
+        let cursor_at = |doc: Option<&Doc>, before: bool, wanted: bool| {
+            doc.filter(|_| wanted).map(|d| {
+                let pos = query::eval::position_of(d, &q, res.search_fields, before);
+                query::cursor::encode(&self.cursor_key, &binding, &pos)
+            })
+        };
+        let next = cursor_at(page.data.last(), false, page.has_next);
+        let prev = cursor_at(page.data.first(), true, page.has_prev);
+        Ok(list_response(
+            &page,
+            &q,
+            (next, prev),
+            &req.path,
+            &req.query,
+        ))
+    }
+
     async fn resource_op(
         &self,
         ctx: &Ctx<'_>,
@@ -420,7 +499,7 @@ impl App {
         m: RouteMatch,
         req: &Request,
     ) -> ApiResult<Response> {
-        let res: &Resource = m.route.resource.ok_or_else(ApiError::internal)?;
+        let res: &'static Resource = m.route.resource.ok_or_else(ApiError::internal)?;
         let schema_sets = res.field_sets();
         let schema = QuerySchema {
             field_sets: &schema_sets,
@@ -429,55 +508,33 @@ impl App {
         match m.route.op {
             Op::List => {
                 who.authorize(res, Action::Read)?;
-                let mut q = query::parse(&req.query, &schema)?;
-                let tenant = ctx.tenant.key();
-                let fingerprint = query::cursor::fingerprint(&q);
-                let binding = query::cursor::Binding {
-                    tenant: &tenant,
-                    resource: res.path,
-                    fingerprint: &fingerprint,
-                };
-                if let Some((raw, param)) = q
-                    .after
-                    .as_deref()
-                    .map(|c| (c, "$after"))
-                    .or(q.before.as_deref().map(|c| (c, "$before")))
-                {
-                    q.position = Some(query::cursor::decode(
-                        &self.cursor_key,
-                        &binding,
-                        raw,
-                        param,
-                    )?);
-                }
-                let page = resources::list(ctx, res, &q).await?;
-                let cursor_at = |doc: Option<&Doc>, before: bool, wanted: bool| {
-                    doc.filter(|_| wanted).map(|d| {
-                        let pos = query::eval::position_of(d, &q, res.search_fields, before);
-                        query::cursor::encode(&self.cursor_key, &binding, &pos)
-                    })
-                };
-                let next = cursor_at(page.data.last(), false, page.has_next);
-                let prev = cursor_at(page.data.first(), true, page.has_prev);
-                Ok(list_response(
-                    &page,
-                    &q,
-                    (next, prev),
-                    &req.path,
-                    &req.query,
-                ))
+                self.list_op(ctx, res, req, None).await
             }
             Op::Get => {
                 who.authorize(res, Action::Read)?;
                 let select = query::parse_get(&req.query, &schema)?;
                 let doc = resources::get(ctx, res, m.id()).await?;
+                if res.path == crate::webhooks::EVENTS_KIND
+                    && crate::webhooks::actions::expired(&doc)
+                {
+                    return Err(ApiError::not_found(res.label, m.id()));
+                }
                 Ok(object_response(200, &doc, select.as_deref()))
             }
             Op::Create => {
                 who.authorize(res, Action::Create)?;
                 let body = json_body(req)?;
-                let doc = resources::create(ctx, res, body).await?;
-                Ok(object_response(201, &doc, None))
+                let (doc, extra) = resources::create_with_extras(ctx, res, body).await?;
+                if extra.is_empty() {
+                    return Ok(object_response(201, &doc, None));
+                }
+                let mut body = (*doc).clone();
+                if let Value::Object(m) = &mut body {
+                    m.extend(extra);
+                }
+                let mut r = Response::json(201, &body);
+                r.headers.push(("etag", etag(&doc)));
+                Ok(r)
             }
             Op::Update => {
                 who.authorize(res, Action::Write)?;
@@ -491,6 +548,36 @@ impl App {
                 let expect = if_match(&req.headers)?;
                 let doc = resources::delete(ctx, res, m.id(), expect).await?;
                 Ok(object_response(200, &doc, None))
+            }
+            Op::Action(name) => {
+                who.authorize(res, Action::Write)?;
+                let body = json_body(req)?;
+                let (status, out) = crate::webhooks::actions::run(
+                    ctx,
+                    self.queue.as_deref(),
+                    res,
+                    name,
+                    m.id(),
+                    body,
+                )
+                .await?;
+                Ok(Response::json(status, &out))
+            }
+            Op::SubList(name) => {
+                who.authorize(res, Action::Read)?;
+                resources::get(ctx, res, m.id()).await?;
+                let sub = match (res.path, name) {
+                    (crate::webhooks::ENDPOINTS_KIND, "deliveries") => {
+                        resources::by_path(crate::webhooks::DELIVERIES_KIND)
+                    }
+                    _ => None,
+                }
+                .ok_or_else(ApiError::internal)?;
+                let scope = query::Filter::Field {
+                    path: vec!["endpointId".into()],
+                    op: query::Op::Eq(Value::String(m.id().to_string())),
+                };
+                self.list_op(ctx, sub, req, Some(scope)).await
             }
             Op::Health | Op::OpenApi => Err(ApiError::internal()),
         }

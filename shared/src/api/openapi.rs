@@ -29,6 +29,7 @@ fn ty_schema(ty: &Ty) -> Value {
             json!({"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 3166-1 alpha-3"})
         }
         Ty::TimeZone => json!({"type": "string", "description": "IANA time zone"}),
+        Ty::Url => json!({"type": "string", "format": "uri", "maxLength": 2048}),
         Ty::Ref(target) => {
             let prefix = crate::resources::by_path(target)
                 .map(|r| r.prefix)
@@ -176,6 +177,19 @@ fn build() -> Value {
                 op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}{suffix}", upper_first(r.object))}}}});
                 let status = if route.op == Op::Create { "201" } else { "200" };
                 op["responses"][status] = json!({"description": "The object", "content": {"application/json": {"schema": item_ref}}});
+            }
+            Op::Action(name) => {
+                let r = route.resource.expect("resource route");
+                op["summary"] = json!(format!("{} ({})", name.replace('-', " "), r.label));
+                op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
+                op["responses"]["200"] = json!({"description": "Done"});
+            }
+            Op::SubList(name) => {
+                op["summary"] = json!(format!(
+                    "List the {name} of a {}",
+                    route.resource.map_or("", |r| r.label)
+                ));
+                op["responses"]["200"] = json!({"description": "A page"});
             }
             Op::Get | Op::Delete => {
                 let r = route.resource.expect("resource route");

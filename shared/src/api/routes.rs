@@ -15,6 +15,10 @@ pub enum Op {
     Get,
     Update,
     Delete,
+    /// `POST /v1/{path}/{id}/{name}`.
+    Action(&'static str),
+    /// `GET /v1/{path}/{id}/{name}`.
+    SubList(&'static str),
 }
 
 #[derive(Debug)]

@@ -57,6 +57,74 @@ pub fn valid_phone(s: &str) -> bool {
     }
 }
 
+/// The parts of an absolute http(s) URL that delivery needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+/// Parse `http(s)://host[:port][/path][?query]`: no user info, no fragment,
+/// at most 2048 characters, a host of letters, digits, dots and hyphens or
+/// an IP literal.
+pub fn parse_url(s: &str) -> Option<Url> {
+    if s.len() > 2048 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let (https, rest) = if let Some(r) = s.strip_prefix("https://") {
+        (true, r)
+    } else {
+        (false, s.strip_prefix("http://")?)
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') || tail.contains('#') || authority.is_empty() {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        h.parse::<std::net::Ipv6Addr>().ok()?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0)?,
+        None if https => 443,
+        None => 80,
+    };
+    let host_ok = host.parse::<std::net::IpAddr>().is_ok()
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }));
+    if !host_ok {
+        return None;
+    }
+    let path = if tail.is_empty() {
+        "/".to_string()
+    } else if tail.starts_with('?') {
+        format!("/{tail}")
+    } else {
+        tail.to_string()
+    };
+    Some(Url {
+        https,
+        host: host.to_ascii_lowercase(),
+        port,
+        path,
+    })
+}
+
 /// An IANA time zone name known to the bundled tz database.
 pub fn valid_time_zone(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && jiff::tz::db().get(s).is_ok()
@@ -109,6 +177,30 @@ mod tests {
             "call me",
         ] {
             assert!(!valid_phone(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let u = parse_url("https://hooks.example.com/in?x=1").unwrap();
+        assert_eq!(
+            (u.https, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "hooks.example.com", 443, "/in?x=1")
+        );
+        let u = parse_url("http://127.0.0.1:8080").unwrap();
+        assert_eq!((u.port, u.path.as_str()), (8080, "/"));
+        assert_eq!(parse_url("http://[::1]:9000/x").unwrap().host, "::1");
+        for bad in [
+            "ftp://x.com",
+            "https://",
+            "https://user:pw@x.com/",
+            "https://x.com/#f",
+            "https://x .com",
+            "https://x.com:0/",
+            "https://x.com:99999/",
+            "example.com",
+        ] {
+            assert!(parse_url(bad).is_none(), "{bad}");
         }
     }
 

@@ -28,4 +28,5 @@ pub static RESOURCE: Resource = Resource {
     derive: None,
     search_fields: &["name", "address", "email"],
     description: "A site of the organization where patients are seen.",
+    ..Resource::CRUD
 };

@@ -3,11 +3,14 @@
 //! line in `REGISTRY`.
 
 mod clinics;
+mod events;
 mod patient_statuses;
 mod patients;
 mod practitioners;
 mod referral_sources;
 pub mod validate;
+mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -48,6 +51,52 @@ pub struct Resource {
     /// Text fields `$search` looks in.
     pub search_fields: &'static [&'static str],
     pub description: &'static str,
+    /// List and get only (no create, update, delete, and no events of its own).
+    pub read_only: bool,
+    /// Not routed at `/v1/{path}` (reached through another resource).
+    pub internal: bool,
+    /// `POST /v1/{path}/{id}/{action}` routes.
+    pub actions: &'static [&'static str],
+    /// `GET /v1/{path}/{id}/{name}` lists.
+    pub sublists: &'static [&'static str],
+    /// Checks that need I/O or the tenant (e.g. resolving a webhook URL).
+    pub check: Option<CheckFn>,
+    /// Extra writes for a create (in the same transaction) and extra fields
+    /// for its response only (e.g. a webhook endpoint's secret).
+    pub create_extras: Option<ExtrasFn>,
+}
+
+/// Extra writes and response-only fields of a create.
+pub type ExtrasFn = fn(&Tenant, &str) -> (Vec<WriteOp>, Map<String, Value>);
+
+pub type CheckFn = for<'a> fn(
+    &'a Ctx<'a>,
+    &'a Map<String, Value>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Vec<crate::error::FieldError>> + Send + 'a>,
+>;
+
+/// The defaults of a plain CRUD resource, for `..Resource::CRUD` in definitions.
+impl Resource {
+    pub const CRUD: Resource = Resource {
+        path: "",
+        object: "",
+        label: "",
+        prefix: "",
+        fields: &[],
+        groups: &[],
+        unique: &[],
+        publishable_create: false,
+        derive: None,
+        search_fields: &[],
+        description: "",
+        read_only: false,
+        internal: false,
+        actions: &[],
+        sublists: &[],
+        check: None,
+        create_extras: None,
+    };
 }
 
 static REGISTRY: &[&Resource] = &[
@@ -56,6 +105,9 @@ static REGISTRY: &[&Resource] = &[
     &referral_sources::RESOURCE,
     &patient_statuses::RESOURCE,
     &patients::RESOURCE,
+    &webhook_endpoints::RESOURCE,
+    &events::RESOURCE,
+    &webhook_deliveries::RESOURCE,
 ];
 
 pub fn registry() -> &'static [&'static Resource] {
@@ -101,25 +153,44 @@ pub fn strip_sensitive(fields: &[Field], doc: &mut Value) {
 fn event(ctx: &Ctx<'_>, res: &Resource, verb: &str, doc: &Value) -> EventRecord {
     let mut data = doc.clone();
     strip_sensitive(res.fields, &mut data);
+    new_event(ctx.tenant, format!("{}.{verb}", res.object), data)
+}
+
+/// An event envelope (SPEC §6) for the outbox.
+pub fn new_event(tenant: &Tenant, event_type: String, data: Value) -> EventRecord {
     let now = crate::time::now_ms();
     let id = crate::ids::new_id("evt");
-    let event_type = format!("{}.{verb}", res.object);
     let envelope = serde_json::json!({
         "id": id,
         "object": "event",
         "type": event_type,
         "createdAt": crate::time::format_ms(now),
-        "livemode": ctx.tenant.livemode(),
-        "organizationId": ctx.tenant.org,
+        "livemode": tenant.livemode(),
+        "organizationId": tenant.org,
         "data": data,
     });
     EventRecord {
         id,
-        tenant: ctx.tenant.key(),
+        tenant: tenant.key(),
         event_type,
         created_at_ms: now,
         envelope,
     }
+}
+
+/// One write: the ops plus each event, both in the outbox and as a
+/// queryable `events` object (`GET /v1/events`).
+pub fn write_tx(mut ops: Vec<WriteOp>, events: Vec<EventRecord>) -> WriteTx {
+    for e in &events {
+        ops.push(WriteOp::Put {
+            tenant: e.tenant.clone(),
+            kind: crate::webhooks::EVENTS_KIND,
+            id: e.id.clone(),
+            doc: e.envelope.clone(),
+            expect: Expect::Absent,
+        });
+    }
+    WriteTx { ops, events }
 }
 
 fn version_of(doc: &Value) -> u64 {
@@ -288,6 +359,11 @@ async fn prepare(
     if errors.is_empty() {
         check_refs(ctx, res.fields, &clean, &mut errors).await?;
     }
+    if errors.is_empty() {
+        if let Some(check) = res.check {
+            errors.extend(check(ctx, &clean).await);
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
@@ -423,7 +499,12 @@ fn map_conflict(res: &Resource, e: StoreError, doc: &Map<String, Value>) -> ApiE
     }
 }
 
-pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Doc> {
+/// Create an object; returns it and any fields only the create response carries.
+pub async fn create_with_extras(
+    ctx: &Ctx<'_>,
+    res: &Resource,
+    body: Value,
+) -> ApiResult<(Doc, Map<String, Value>)> {
     let input = body_object(body, res.label)?;
     let fields = prepare(ctx, res, input).await?;
     let id = crate::ids::new_id(res.prefix);
@@ -437,15 +518,24 @@ pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Doc
         expect: Expect::Absent,
     }];
     ops.extend(unique_ops(ctx, res, &id, None, Some(&fields)));
+    let extra = match res.create_extras {
+        Some(f) => {
+            let (more, extra) = f(ctx.tenant, &id);
+            ops.extend(more);
+            extra
+        }
+        None => Map::new(),
+    };
     let ev = event(ctx, res, "created", &doc);
     ctx.store
-        .commit(WriteTx {
-            ops,
-            events: vec![ev],
-        })
+        .commit(write_tx(ops, vec![ev]))
         .await
         .map_err(|e| map_conflict(res, e, &fields))?;
-    Ok(std::sync::Arc::new(doc))
+    Ok((std::sync::Arc::new(doc), extra))
+}
+
+pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Doc> {
+    Ok(create_with_extras(ctx, res, body).await?.0)
 }
 
 pub async fn get(ctx: &Ctx<'_>, res: &Resource, id: &str) -> ApiResult<Doc> {
@@ -522,14 +612,7 @@ pub async fn update(
         }];
         ops.extend(unique_ops(ctx, res, id, Some(&old_fields), Some(&fields)));
         let ev = event(ctx, res, "updated", &doc);
-        match ctx
-            .store
-            .commit(WriteTx {
-                ops,
-                events: vec![ev],
-            })
-            .await
-        {
+        match ctx.store.commit(write_tx(ops, vec![ev])).await {
             Ok(()) => return Ok(std::sync::Arc::new(doc)),
             Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => continue,
             Err(StoreError::Conflict(Conflict::Version { .. })) => {
@@ -572,14 +655,7 @@ pub async fn delete(
         }];
         ops.extend(unique_ops(ctx, res, id, Some(&old_fields), None));
         let ev = event(ctx, res, "deleted", &current);
-        match ctx
-            .store
-            .commit(WriteTx {
-                ops,
-                events: vec![ev],
-            })
-            .await
-        {
+        match ctx.store.commit(write_tx(ops, vec![ev])).await {
             Ok(()) => return Ok(current),
             Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => continue,
             Err(StoreError::Conflict(Conflict::Version { .. })) => {

@@ -33,4 +33,5 @@ pub static RESOURCE: Resource = Resource {
     derive: None,
     search_fields: &["name"],
     description: "A stage of the patient pipeline (New enquiry, Active, Lapsed…).",
+    ..Resource::CRUD
 };

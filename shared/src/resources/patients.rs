@@ -125,4 +125,5 @@ pub static RESOURCE: Resource = Resource {
     derive: Some(derive),
     search_fields: &["fullName", "emailAddress", "notes", "address"],
     description: "A person the business cares for.",
+    ..Resource::CRUD
 };

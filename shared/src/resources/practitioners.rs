@@ -29,4 +29,5 @@ pub static RESOURCE: Resource = Resource {
     derive: None,
     search_fields: &["fullName", "email", "role"],
     description: "A member of staff who sees patients.",
+    ..Resource::CRUD
 };

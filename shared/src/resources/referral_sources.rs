@@ -25,4 +25,5 @@ pub static RESOURCE: Resource = Resource {
     derive: None,
     search_fields: &["name"],
     description: "Where patients hear of the business (Google, a GP, word of mouth…).",
+    ..Resource::CRUD
 };

@@ -150,6 +150,13 @@ fn scalar(ty: &Ty, v: &Value, required: bool) -> Result<Value, String> {
                 Err("must be an ISO 3166-1 alpha-3 country code such as GBR".into())
             }
         }
+        Ty::Url => {
+            let s = string(v)?.trim();
+            match crate::domain::parse_url(s) {
+                Some(_) => ok(s),
+                None => Err("must be an absolute http:// or https:// URL with a host".into()),
+            }
+        }
         Ty::TimeZone => {
             let s = string(v)?;
             if domain::valid_time_zone(s) {

@@ -555,6 +555,17 @@ impl Store for EmbeddedStore {
         self.commit_sync(tx)
     }
 
+    async fn mark_dispatched(&self, ids: &[String]) -> StoreResult<()> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let t = conn.transaction().map_err(backend)?;
+        for id in ids {
+            t.prepare_cached("UPDATE events SET dispatched = 1 WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(backend)?;
+        }
+        t.commit().map_err(backend)
+    }
+
     async fn pending_events(&self, limit: usize) -> StoreResult<Vec<EventRecord>> {
         self.with_reader(|conn| {
             let mut stmt = conn

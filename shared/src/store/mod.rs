@@ -157,6 +157,9 @@ pub trait Store: Send + Sync {
 
     /// Events of the outbox not yet handed to the fan-out step, oldest first.
     async fn pending_events(&self, limit: usize) -> StoreResult<Vec<EventRecord>>;
+
+    /// The fan-out step has enqueued these events' deliveries.
+    async fn mark_dispatched(&self, ids: &[String]) -> StoreResult<()>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -1,0 +1,409 @@
+//! One delivery attempt: the code the embedded worker and the AWS delivery
+//! Lambda both run. Loads the event and endpoint, checks the destination,
+//! signs afresh, POSTs with a timeout, reads at most 64 KiB of the answer,
+//! and records the attempt and the endpoint's run of failures atomically.
+
+use super::*;
+use crate::auth::{Mode, Tenant};
+use crate::domain::{parse_url, Url};
+use crate::store::{Conflict, Expect, Store, StoreError, WriteOp, WriteTx};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// A 2xx within this time is a success.
+    pub timeout: Duration,
+    pub schedule: RetrySchedule,
+    /// Refuse private and loopback destinations in live mode (always true in
+    /// production; tests of live-mode delivery on loopback turn it off).
+    pub ssrf_protection: bool,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            timeout: Duration::from_secs(30),
+            schedule: RetrySchedule::default(),
+            ssrf_protection: true,
+        }
+    }
+}
+
+/// What to do with the queue message after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    /// Try again after this delay.
+    Retry(Duration),
+    /// The last attempt failed.
+    Dead,
+    /// Nothing to deliver (event expired, endpoint deleted or disabled).
+    Dropped,
+}
+
+/// Check a webhook URL for a mode: live mode needs https and a host whose
+/// every address is public. Test mode accepts any http(s) URL.
+pub async fn destination(url: &str, live: bool) -> Result<Url, String> {
+    let u = parse_url(url).ok_or("must be an absolute http:// or https:// URL")?;
+    if live {
+        if !u.https {
+            return Err("live-mode endpoints must use https".into());
+        }
+        resolve(&u, true).await?;
+    }
+    Ok(u)
+}
+
+/// Resolve a destination; with `protect`, refuse forbidden addresses.
+pub async fn resolve(u: &Url, protect: bool) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((u.host.as_str(), u.port)),
+    )
+    .await
+    {
+        Ok(Ok(a)) => a.collect(),
+        Ok(Err(_)) | Err(_) => return Err(format!("the host `{}` cannot be resolved", u.host)),
+    };
+    if addrs.is_empty() {
+        return Err(format!("the host `{}` has no address", u.host));
+    }
+    if protect {
+        for a in &addrs {
+            if let Some(class) = forbidden_ip(a.ip()) {
+                return Err(format!(
+                    "`{}` resolves to a {class} address, which live-mode webhooks may not reach",
+                    u.host
+                ));
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+}
+
+/// POST to one of the checked addresses (never a fresh DNS answer).
+async fn post(
+    u: &Url,
+    addrs: &[SocketAddr],
+    headers: &[(String, String)],
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    if u.https {
+        return Err("https delivery needs TLS, which this build does not include yet".into());
+    }
+    let work = async {
+        let mut last = String::from("no address");
+        let mut stream = None;
+        for a in addrs {
+            match tokio::net::TcpStream::connect(a).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = format!("connect to {a}: {e}"),
+            }
+        }
+        let stream = stream.ok_or(last)?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP handshake: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let host = if (u.https && u.port == 443) || (!u.https && u.port == 80) {
+            u.host.clone()
+        } else {
+            format!("{}:{}", u.host, u.port)
+        };
+        let mut req = hyper::Request::builder()
+            .method("POST")
+            .uri(u.path.as_str())
+            .header("host", host);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| format!("request: {e}"))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("sending: {e}"))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // Read at most 64 KiB of the answer, then stop.
+        let mut body = resp.into_body();
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        read += d.len();
+                        if read >= MAX_RESPONSE_BYTES {
+                            break;
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(Answer {
+            status,
+            retry_after,
+        })
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no response within {} s", timeout.as_secs_f64())),
+    }
+}
+
+fn tenant_of(key: &str) -> Option<Tenant> {
+    let (org, mode) = key.split_once('#')?;
+    let mode = match mode {
+        "test" => Mode::Test,
+        "live" => Mode::Live,
+        _ => return None,
+    };
+    Some(Tenant::new(org, mode))
+}
+
+/// The queue message for one delivery of an event to an endpoint.
+pub fn message(tenant: &str, event_id: &str, endpoint_id: &str) -> Value {
+    json!({"tenant": tenant, "eventId": event_id, "endpointId": endpoint_id})
+}
+
+/// Active signing secrets of an endpoint, newest first.
+pub fn active_secrets(doc: &Value) -> Vec<String> {
+    let now = crate::time::now_ms();
+    doc["secrets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| {
+                    s["expiresAt"]
+                        .as_str()
+                        .and_then(crate::time::parse_timestamp)
+                        .is_none_or(|e| e > now)
+                })
+                .filter_map(|s| s["secret"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Make one attempt; `attempt` is 1 for the first.
+pub async fn attempt(
+    store: &dyn Store,
+    cfg: &DeliveryConfig,
+    msg: &Value,
+    attempt: u32,
+) -> Result<Outcome, StoreError> {
+    let (Some(tenant_key), Some(event_id), Some(endpoint_id)) = (
+        msg["tenant"].as_str(),
+        msg["eventId"].as_str(),
+        msg["endpointId"].as_str(),
+    ) else {
+        crate::log::error("delivery", "malformed queue message dropped");
+        return Ok(Outcome::Dropped);
+    };
+    let Some(tenant) = tenant_of(tenant_key) else {
+        return Ok(Outcome::Dropped);
+    };
+    let Some(event) = store.get(tenant_key, EVENTS_KIND, event_id).await? else {
+        return Ok(Outcome::Dropped);
+    };
+    let Some(endpoint) = store.get(tenant_key, ENDPOINTS_KIND, endpoint_id).await? else {
+        return Ok(Outcome::Dropped);
+    };
+    if endpoint["status"] != "enabled" {
+        return Ok(Outcome::Dropped);
+    }
+    let secrets = store
+        .get(tenant_key, SECRETS_KIND, endpoint_id)
+        .await?
+        .map(|d| active_secrets(&d))
+        .unwrap_or_default();
+    let body = Bytes::from(serde_json::to_vec(event.as_ref()).unwrap_or_default());
+    let delivery_id = crate::ids::new_id("del");
+    let event_type = event["type"].as_str().unwrap_or_default().to_string();
+    let timestamp = crate::time::now_ms() / 1000;
+    let (hub_sig, std_sig) = sign(&secrets, event_id, timestamp, &body);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    if let Some(custom) = endpoint["headers"].as_object() {
+        for (k, v) in custom {
+            if let Some(v) = v.as_str() {
+                headers.push((k.clone(), v.to_string()));
+            }
+        }
+    }
+    headers.extend([
+        ("content-type".to_string(), "application/json".to_string()),
+        ("user-agent".into(), "PracticeHub-Webhooks/1.0".into()),
+        ("hub-signature".into(), hub_sig),
+        ("webhook-id".into(), event_id.to_string()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        ("webhook-signature".into(), std_sig),
+        ("hub-event".into(), event_type.clone()),
+        ("hub-delivery".into(), delivery_id.clone()),
+    ]);
+    let started = Instant::now();
+    let url = endpoint["url"].as_str().unwrap_or_default();
+    let result = match parse_url(url) {
+        None => Err("the endpoint URL is invalid".to_string()),
+        Some(u) => {
+            let protect = tenant.livemode() && cfg.ssrf_protection;
+            if tenant.livemode() && !u.https {
+                Err("live-mode endpoints must use https".to_string())
+            } else {
+                match resolve(&u, protect).await {
+                    Ok(addrs) => post(&u, &addrs, &headers, body, cfg.timeout).await,
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    };
+    let duration = started.elapsed().as_millis() as i64;
+    let (ok, status, error, retry_after) = match &result {
+        Ok(a) if (200..300).contains(&a.status) => (true, Some(a.status), None, None),
+        Ok(a) => (
+            false,
+            Some(a.status),
+            Some(format!("the endpoint answered {}", a.status)),
+            if a.status == 429 || a.status == 503 {
+                a.retry_after
+            } else {
+                None
+            },
+        ),
+        Err(e) => (false, None, Some(e.clone()), None),
+    };
+    let outcome = if ok {
+        Outcome::Delivered
+    } else {
+        match cfg.schedule.delay_after(attempt) {
+            Some(d) => Outcome::Retry(match retry_after {
+                // A receiver's Retry-After is honoured between 1 s and 1 h.
+                Some(ra) => ra.clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+                None => d,
+            }),
+            None => Outcome::Dead,
+        }
+    };
+    let now = crate::time::now_ms();
+    let mut record = json!({
+        "id": delivery_id, "object": "webhookDelivery", "endpointId": endpoint_id, "eventId": event_id,
+        "eventType": event_type, "attempt": attempt,
+        "status": match outcome { Outcome::Delivered => "succeeded", Outcome::Dead => "dead", _ => "failed" },
+        "durationMs": duration, "livemode": tenant.livemode(),
+        "createdAt": crate::time::format_ms(now), "updatedAt": crate::time::format_ms(now), "version": 1,
+    });
+    if let Some(s) = status {
+        record["responseStatus"] = json!(s);
+    }
+    if let Some(e) = &error {
+        record["error"] = json!(e);
+    }
+    if let Outcome::Retry(d) = &outcome {
+        record["nextRetryAt"] = json!(crate::time::format_ms(now + d.as_millis() as i64));
+    }
+    record_attempt(store, &tenant, endpoint_id, record, ok).await?;
+    Ok(outcome)
+}
+
+/// Store the attempt and update the endpoint's run of consecutive failures
+/// in one write; the 50th failure in a row disables the endpoint.
+async fn record_attempt(
+    store: &dyn Store,
+    tenant: &Tenant,
+    endpoint_id: &str,
+    record: Value,
+    ok: bool,
+) -> Result<(), StoreError> {
+    let key = tenant.key();
+    let delivery_id = record["id"].as_str().unwrap_or_default().to_string();
+    for _ in 0..16 {
+        let state = store.get(&key, STATE_KIND, endpoint_id).await?;
+        let (failures, expect) = match &state {
+            Some(s) => (
+                s["consecutiveFailures"].as_u64().unwrap_or(0),
+                Expect::Version(s["version"].as_u64().unwrap_or(1)),
+            ),
+            None => (0, Expect::Absent),
+        };
+        let failures = if ok { 0 } else { failures + 1 };
+        let version = match expect {
+            Expect::Version(v) => v + 1,
+            Expect::Absent => 1,
+        };
+        let mut ops = vec![
+            WriteOp::Put {
+                tenant: key.clone(),
+                kind: DELIVERIES_KIND,
+                id: delivery_id.clone(),
+                doc: record.clone(),
+                expect: Expect::Absent,
+            },
+            WriteOp::Put {
+                tenant: key.clone(),
+                kind: STATE_KIND,
+                id: endpoint_id.to_string(),
+                doc: json!({"id": endpoint_id, "consecutiveFailures": failures, "version": version}),
+                expect,
+            },
+        ];
+        let mut events = Vec::new();
+        if failures == DISABLE_AFTER {
+            if let Some(ep) = store.get(&key, ENDPOINTS_KIND, endpoint_id).await? {
+                if ep["status"] == "enabled" {
+                    let mut doc = (*ep).clone();
+                    let v = doc["version"].as_u64().unwrap_or(1);
+                    doc["status"] = json!("disabled");
+                    doc["disabledReason"] = json!(format!(
+                        "{DISABLE_AFTER} consecutive failed delivery attempts"
+                    ));
+                    doc["version"] = json!(v + 1);
+                    doc["updatedAt"] = json!(crate::time::format_ms(crate::time::now_ms()));
+                    events.push(crate::resources::new_event(
+                        tenant,
+                        "webhookEndpoint.updated".into(),
+                        doc.clone(),
+                    ));
+                    ops.push(WriteOp::Put {
+                        tenant: key.clone(),
+                        kind: ENDPOINTS_KIND,
+                        id: endpoint_id.to_string(),
+                        doc,
+                        expect: Expect::Version(v),
+                    });
+                }
+            }
+        }
+        let tx: WriteTx = crate::resources::write_tx(ops, events);
+        match store.commit(tx).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict(Conflict::Version { .. } | Conflict::Exists { .. })) => {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Busy)
+}

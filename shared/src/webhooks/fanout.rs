@@ -1,0 +1,53 @@
+//! The fan-out step: events from the outbox → one queue message per
+//! subscribed, enabled endpoint of the event's tenant.
+
+use super::*;
+use crate::queue::Queue;
+use crate::store::{EventRecord, Store, StoreResult};
+use serde_json::Value;
+
+/// Endpoints of a tenant that should receive an event type.
+pub async fn subscribers(
+    store: &dyn Store,
+    tenant: &str,
+    event_type: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(store
+        .all(tenant, ENDPOINTS_KIND)
+        .await?
+        .iter()
+        .filter(|ep| ep["status"] == "enabled")
+        .filter(|ep| {
+            let enabled: Vec<String> = ep["enabledEvents"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            subscribed(&enabled, event_type)
+        })
+        .filter_map(|ep| ep["id"].as_str().map(String::from))
+        .collect())
+}
+
+/// Enqueue the deliveries of a batch of events.
+pub async fn fan_out(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    events: &[EventRecord],
+) -> StoreResult<usize> {
+    let mut messages = Vec::new();
+    for ev in events {
+        for endpoint in subscribers(store, &ev.tenant, &ev.event_type).await? {
+            messages.push(deliver::message(&ev.tenant, &ev.id, &endpoint));
+        }
+    }
+    let n = messages.len();
+    if n > 0 {
+        queue.send(messages, std::time::Duration::ZERO).await?;
+    }
+    Ok(n)
+}
