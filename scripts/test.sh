@@ -16,6 +16,10 @@ if ! command -v node >/dev/null; then
 fi
 (cd tests/feathers && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "== the webhook receiver's verification libraries (PyPI: stripe, standardwebhooks)"
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/webhooks/requirements.txt
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -55,7 +55,7 @@ pub fn routes() -> &'static [Route] {
                 resource: None,
             },
         ];
-        for r in registry() {
+        for r in registry().iter().filter(|r| !r.internal) {
             let coll = leak(format!("/v1/{}", r.path));
             let item = leak(format!("/v1/{}/{{id}}", r.path));
             for (verb, method, path, op) in [
@@ -65,11 +65,34 @@ pub fn routes() -> &'static [Route] {
                 ("update", Method::PATCH, item, Op::Update),
                 ("delete", Method::DELETE, item, Op::Delete),
             ] {
+                if r.read_only && !matches!(op, Op::List | Op::Get) {
+                    continue;
+                }
                 out.push(Route {
                     name: leak(format!("{}-{verb}", r.path)),
                     method,
                     path,
                     op,
+                    resource: Some(r),
+                });
+            }
+            for action in r.actions {
+                let path = leak(format!("/v1/{}/{{id}}/{action}", r.path));
+                out.push(Route {
+                    name: leak(format!("{}-{action}", r.path)),
+                    method: Method::POST,
+                    path,
+                    op: Op::Action(action),
+                    resource: Some(r),
+                });
+            }
+            for sub in r.sublists {
+                let path = leak(format!("/v1/{}/{{id}}/{sub}", r.path));
+                out.push(Route {
+                    name: leak(format!("{}-{sub}", r.path)),
+                    method: Method::GET,
+                    path,
+                    op: Op::SubList(sub),
                     resource: Some(r),
                 });
             }

@@ -158,24 +158,39 @@ pub async fn run(
                     })
                     .await?;
             }
-            // A fresh start for the run of failures.
-            let state = ctx.store.get(&key, STATE_KIND, id).await?;
-            if let Some(s) = state {
-                let v = s["version"].as_u64().unwrap_or(1);
+            // A fresh start for the run of failures; events from before now
+            // (while it was disabled) are not delivered.
+            for _ in 0..16 {
+                let state = ctx.store.get(&key, STATE_KIND, id).await?;
+                let (expect, v) = match &state {
+                    Some(s) => (
+                        Expect::Version(s["version"].as_u64().unwrap_or(1)),
+                        s["version"].as_u64().unwrap_or(1) + 1,
+                    ),
+                    None => (Expect::Absent, 1),
+                };
+                let doc = json!({"id": id, "consecutiveFailures": 0, "enabledAt": crate::time::now_ms(), "version": v});
                 let op = WriteOp::Put {
                     tenant: key.clone(),
                     kind: STATE_KIND,
                     id: id.to_string(),
-                    doc: json!({"id": id, "consecutiveFailures": 0, "version": v + 1}),
-                    expect: Expect::Version(v),
+                    doc,
+                    expect,
                 };
-                let _ = ctx
+                match ctx
                     .store
                     .commit(WriteTx {
                         ops: vec![op],
                         events: vec![],
                     })
-                    .await;
+                    .await
+                {
+                    Err(StoreError::Conflict(_)) => continue,
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
             }
             Ok((200, doc))
         }
@@ -188,7 +203,7 @@ pub async fn run(
             let endpoints = match body.get("endpointId") {
                 None | Some(Value::Null) => {
                     let t = event["type"].as_str().unwrap_or_default();
-                    fanout::subscribers(ctx.store, &key, t).await?
+                    fanout::subscribers(ctx.store, &key, t, None).await?
                 }
                 Some(Value::String(e)) => {
                     let ep = ctx.store.get(&key, ENDPOINTS_KIND, e).await?;

@@ -365,7 +365,10 @@ async fn record_attempt(
                 tenant: key.clone(),
                 kind: STATE_KIND,
                 id: endpoint_id.to_string(),
-                doc: json!({"id": endpoint_id, "consecutiveFailures": failures, "version": version}),
+                doc: json!({
+                    "id": endpoint_id, "consecutiveFailures": failures, "version": version,
+                    "enabledAt": state.as_ref().and_then(|s| s["enabledAt"].as_i64()),
+                }),
                 expect,
             },
         ];

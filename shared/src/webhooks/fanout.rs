@@ -6,8 +6,40 @@ use crate::queue::Queue;
 use crate::store::{EventRecord, Store, StoreResult};
 use serde_json::Value;
 
-/// Endpoints of a tenant that should receive an event type.
+/// Endpoints of a tenant that should receive an event type. With
+/// `happened_at`, only endpoints that existed and were enabled at that time
+/// (an endpoint never receives events from before its creation or from
+/// while it was disabled).
 pub async fn subscribers(
+    store: &dyn Store,
+    tenant: &str,
+    event_type: &str,
+    happened_at: Option<i64>,
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for id in subscribed_now(store, tenant, event_type).await? {
+        if let Some(t) = happened_at {
+            let Some(ep) = store.get(tenant, ENDPOINTS_KIND, &id).await? else {
+                continue;
+            };
+            let created = ep["createdAt"]
+                .as_str()
+                .and_then(crate::time::parse_timestamp)
+                .unwrap_or(0);
+            let enabled = match store.get(tenant, STATE_KIND, &id).await? {
+                Some(s) => s["enabledAt"].as_i64().unwrap_or(0),
+                None => 0,
+            };
+            if created > t || enabled > t {
+                continue;
+            }
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+async fn subscribed_now(
     store: &dyn Store,
     tenant: &str,
     event_type: &str,
@@ -41,7 +73,9 @@ pub async fn fan_out(
 ) -> StoreResult<usize> {
     let mut messages = Vec::new();
     for ev in events {
-        for endpoint in subscribers(store, &ev.tenant, &ev.event_type).await? {
+        for endpoint in
+            subscribers(store, &ev.tenant, &ev.event_type, Some(ev.created_at_ms)).await?
+        {
             messages.push(deliver::message(&ev.tenant, &ev.id, &endpoint));
         }
     }

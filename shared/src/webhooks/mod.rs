@@ -202,7 +202,9 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
                 return forbidden_ip(IpAddr::V4(v4));
             }
             let s = v6.segments();
-            if v6.is_loopback() || v6.is_unspecified() {
+            if s[0] == 0xfd00 && s[1] == 0x0ec2 {
+                Some("cloud metadata")
+            } else if v6.is_loopback() || v6.is_unspecified() {
                 Some("loopback or unspecified")
             } else if (s[0] & 0xfe00) == 0xfc00 {
                 Some("private (unique local)")
@@ -210,8 +212,6 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
                 Some("link-local")
             } else if (s[0] & 0xff00) == 0xff00 {
                 Some("multicast")
-            } else if s[0] == 0xfd00 && s[1] == 0x0ec2 {
-                Some("cloud metadata")
             } else {
                 None
             }
