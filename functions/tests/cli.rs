@@ -20,9 +20,15 @@ struct Served {
 
 /// Start `hub serve` on a free port; read the banner it prints.
 fn serve(dir: &std::path::Path) -> Served {
+    serve_with(dir, &[])
+}
+
+/// Start `hub serve` with extra arguments (e.g. a fast retry schedule).
+fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
     let mut child = Command::new(HUB)
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -272,4 +278,80 @@ async fn logs_carry_error_ids_but_no_keys_or_patient_data() {
         );
     }
     created.expect(201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_pending_at_kill_9_are_made_after_restart() {
+    let dir = TempDir::new("queue");
+    // A port with nobody listening yet: deliveries fail and wait for a retry.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let first = serve_with(
+        dir.path(),
+        &[
+            "--retry-schedule",
+            "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s",
+            "--delivery-timeout",
+            "2s",
+        ],
+    );
+    let http = Http::new(first.base.clone());
+    let key = first.secret.clone();
+    let ep = http
+        .post("/v1/webhook-endpoints", &key, &json!({"url": format!("http://127.0.0.1:{port}/ok"), "enabledEvents": ["clinic.created"]}))
+        .await;
+    ep.expect(201);
+    let (ep_id, secret) = (ep.id(), ep.body["secret"].as_str().unwrap().to_string());
+    let mut clinics = Vec::new();
+    for i in 0..5 {
+        clinics.push(
+            http.post("/v1/clinics", &key, &json!({"name": format!("Queued {i}")}))
+                .await
+                .id(),
+        );
+    }
+    // Wait (bounded) until every event has failed at least once: all are queued for retry.
+    for _ in 0..600 {
+        let rows = http
+            .get(
+                &format!("/v1/webhook-endpoints/{ep_id}/deliveries?$limit=100"),
+                &key,
+            )
+            .await;
+        let failed: std::collections::HashSet<String> = rows.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["eventId"].as_str().unwrap().to_string())
+            .collect();
+        if failed.len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill9();
+
+    let rx = Receiver::start_on(port);
+    rx.secrets("/ok", &[&secret]).await;
+    let second = serve_with(
+        dir.path(),
+        &["--retry-schedule", "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"],
+    );
+    let log = rx
+        .wait("every queued event after the restart", |l| {
+            let names: std::collections::HashSet<&str> = l
+                .iter()
+                .filter_map(|e| e["body"]["data"]["name"].as_str())
+                .collect();
+            (0..5).all(|i| names.contains(format!("Queued {i}").as_str()))
+        })
+        .await;
+    for e in &log {
+        assert_eq!(e["stripe"], json!([true]), "{e}");
+        assert_eq!(e["standard"], json!([true]), "{e}");
+    }
+    second.kill9();
 }

@@ -10,9 +10,12 @@ use hub::store::DynStore;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use serde_json::json;
 
@@ -309,4 +312,95 @@ pub fn is_ms_timestamp(v: &Value) -> bool {
         && s.chars()
             .enumerate()
             .all(|(i, c)| [4, 7, 10, 13, 16, 19, 23].contains(&i) || c.is_ascii_digit())
+}
+
+/// The test webhook receiver (tests/webhooks/receiver.py): verifies every
+/// delivery with the official Python libraries and logs it.
+pub struct Receiver {
+    child: Child,
+    http: Http,
+    pub base: String,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        Self::start_on(0)
+    }
+
+    /// On a given port (0: any free one).
+    pub fn start_on(port: u16) -> Receiver {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = std::env::var("HUB_PYTHON")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| root.join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/test.sh, which installs the receiver's libraries",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("tests/webhooks/receiver.py"))
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the receiver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("receiver port");
+        let base = format!("http://127.0.0.1:{}", line.trim());
+        Receiver {
+            child,
+            http: Http::new(base.clone()),
+            base,
+        }
+    }
+
+    pub async fn secrets(&self, path: &str, secrets: &[&str]) {
+        let body = json!({"path": path, "secrets": secrets});
+        let r = self
+            .http
+            .send(
+                "POST",
+                "/_secrets",
+                None,
+                Some(bytes::Bytes::from(body.to_string())),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 204);
+    }
+
+    pub async fn log(&self) -> Vec<Value> {
+        self.http
+            .send("GET", "/_log", None, None, &[])
+            .await
+            .body
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Wait (bounded) until the log satisfies `done`.
+    pub async fn wait(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..600 {
+            let log = self.log().await;
+            if done(&log) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "gave up waiting for {what}; log: {:#}",
+            Value::Array(self.log().await)
+        );
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

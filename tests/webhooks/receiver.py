@@ -7,7 +7,8 @@ Behaviour by path: /ok answers 200; /fail answers 500; /flaky?n=N fails the
 first N attempts of each event; /slow sleeps 5 s; /reset drops the
 connection without an answer; /ratelimit answers 429 with Retry-After: 1 on
 the first attempt of each event. Control: POST /_secrets {"path", "secrets"};
-GET /_log returns every delivery seen. Prints its port on the first line."""
+GET /_log returns every delivery seen. Listens on the port given as the
+first argument (default: any free one) and prints it on the first line."""
 import json
 import socket
 import struct
@@ -118,7 +119,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, b'{"received": true}', headers)
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)
 threading.Thread(target=server.serve_forever, daemon=True).start()
