@@ -1,0 +1,181 @@
+//! Webhooks from write to verified delivery: 10,000 creates over HTTP (32 at
+//! a time) against the whole hub (API, outbox, fan-out, durable queue,
+//! delivery), each event POSTed to a local receiver that checks its
+//! `Hub-Signature`. Reports deliveries/s and the latency from each write's
+//! acknowledgement to its delivery. Run with `bench/webhooks.sh`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hub::api::{App, Config};
+use hub::queue::embedded::EmbeddedQueue;
+use hub::store::embedded::EmbeddedStore;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const EVENTS: usize = 10_000;
+const CONCURRENCY: usize = 32;
+
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+async fn receiver(
+    secret: Arc<Mutex<String>>,
+    seen: Seen,
+    bad: Arc<Mutex<usize>>,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (secret, seen, bad) = (secret.clone(), seen.clone(), bad.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (secret, seen, bad) = (secret.clone(), seen.clone(), bad.clone());
+                    async move {
+                        let sig = req
+                            .headers()
+                            .get("hub-signature")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let t: i64 = sig
+                            .split(',')
+                            .next()
+                            .and_then(|p| p.strip_prefix("t="))
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(0);
+                        let secret = secret.lock().unwrap().clone();
+                        let (expected, _) = hub::webhooks::sign(&[secret], "", t, &body);
+                        let ok = expected == sig;
+                        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        if ok {
+                            if let Some(id) = v["data"]["id"].as_str() {
+                                seen.lock()
+                                    .unwrap()
+                                    .entry(id.to_string())
+                                    .or_insert_with(Instant::now);
+                            }
+                        } else {
+                            *bad.lock().unwrap() += 1;
+                        }
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        hub::log::set_level(0);
+        let dir = std::env::temp_dir().join(format!("hub-bench-webhooks-{}", hub::ids::ulid()));
+        let store: hub::store::DynStore = Arc::new(EmbeddedStore::open(&dir).unwrap());
+        let queue: hub::queue::DynQueue = Arc::new(EmbeddedQueue::open(&dir).unwrap());
+        let _workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), Default::default());
+        let config = Config { rate_limits: hub::auth::ratelimit::Limits::OFF, ..Default::default() };
+        let app = App::with_queue(store.clone(), Some(queue), config);
+        let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        tokio::spawn(hub::serve::run(listener, app));
+        let org = hub::org::create(store.as_ref(), "Bench", true).await.unwrap();
+        let key = org.test.secret.clone();
+
+        let secret = Arc::new(Mutex::new(String::new()));
+        let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
+        let bad = Arc::new(Mutex::new(0usize));
+        let rx = receiver(secret.clone(), seen.clone(), bad.clone()).await;
+
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let post = move |path: String, body: Value| {
+            let client = client.clone();
+            let key = key.clone();
+            async move {
+                let req = hyper::Request::post(format!("http://{addr}{path}"))
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap();
+                let resp = client.request(req).await.expect("request");
+                let status = resp.status();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
+                serde_json::from_slice::<Value>(&body).unwrap()
+            }
+        };
+        let ep = post("/v1/webhook-endpoints".into(), json!({"url": format!("http://{rx}/hook"), "enabledEvents": ["clinic.created"]})).await;
+        *secret.lock().unwrap() = ep["secret"].as_str().unwrap().to_string();
+
+        let acks: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+        let started = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let (post, acks, next) = (post.clone(), acks.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= EVENTS {
+                        break;
+                    }
+                    let c = post("/v1/clinics".into(), json!({"name": format!("Clinic {i}")})).await;
+                    acks.lock().unwrap().insert(c["id"].as_str().unwrap().to_string(), Instant::now());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let writes_done = started.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while seen.lock().unwrap().len() < EVENTS && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = seen.lock().unwrap().clone();
+        let acks = acks.lock().unwrap().clone();
+        let last = seen.values().max().copied().unwrap_or(started);
+        let total = last.duration_since(started).as_secs_f64();
+        let mut lat: Vec<f64> = acks
+            .iter()
+            .filter_map(|(id, ack)| seen.get(id).map(|d| d.saturating_duration_since(*ack).as_secs_f64() * 1000.0))
+            .collect();
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+        let out = json!({
+            "events": EVENTS, "delivered_and_verified": seen.len(), "bad_signatures": *bad.lock().unwrap(),
+            "writes_per_sec": EVENTS as f64 / writes_done.as_secs_f64(),
+            "deliveries_per_sec": seen.len() as f64 / total,
+            "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": lat.last().copied().unwrap_or(f64::NAN)},
+        });
+        println!("{out:#}");
+        println!(
+            "\n{} events: {:.0} deliveries/s (write→verified delivery), ack→receiver p50 {:.1} ms, p99 {:.1} ms  [targets ≥ 1,000/s, p99 ≤ 250 ms]",
+            seen.len(), out["deliveries_per_sec"].as_f64().unwrap(), pct(0.5), pct(0.99)
+        );
+        let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+        let _ = std::fs::create_dir_all(&results);
+        let _ = std::fs::write(results.join("webhooks.json"), format!("{out:#}\n"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(seen.len(), EVENTS, "every event delivered and verified");
+    });
+}
