@@ -12,7 +12,7 @@ fn fast(schedule: &str) -> DeliveryConfig {
     DeliveryConfig {
         timeout: Duration::from_secs(1),
         schedule: RetrySchedule::parse(schedule).unwrap(),
-        ssrf_protection: true,
+        ..Default::default()
     }
 }
 
@@ -612,4 +612,146 @@ async fn live_mode_refuses_unsafe_destinations() {
         )
         .await
         .expect_error(400, "INVALID_PARAMETERS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoints_are_delivered_over_verified_tls() {
+    let dir = TempDir::new("tls");
+    // A private CA and a server certificate for 127.0.0.1 it signed.
+    let (ca, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+    let (cert, key_file, csr, ext) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("leaf.csr"),
+        dir.path().join("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let openssl = || {
+        let mut c = std::process::Command::new("openssl");
+        c.env("OPENSSL_CONF", "/dev/null");
+        c
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(openssl()
+        .args(["req", "-x509"])
+        .args(ec)
+        .args(["-days", "1", "-subj", "/CN=Hub Test CA", "-keyout"])
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca));
+    run(openssl()
+        .arg("req")
+        .args(ec)
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key_file)
+        .arg("-out")
+        .arg(&csr));
+    run(openssl()
+        .args(["x509", "-req", "-days", "1", "-CAcreateserial", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&cert)
+        .arg("-extfile")
+        .arg(&ext));
+    let (rx, https) = Receiver::start_tls(&cert, &key_file);
+    // A hub that trusts the receiver's certificate (a private CA)…
+    let trusting = DeliveryConfig {
+        tls: hub::webhooks::deliver::tls_config(Some(&ca)).unwrap(),
+        ..fast("none")
+    };
+    let s = TestServer::start_full(
+        hub::api::Config {
+            rate_limits: hub::auth::ratelimit::Limits::OFF,
+            ..Default::default()
+        },
+        trusting,
+    )
+    .await;
+    let org = s.org("Tls", true).await;
+    let key = org.test.secret.as_str();
+    let (ep, secret) = endpoint(&s, key, format!("{https}/ok"), &["clinic.created"]).await;
+    rx.secrets("/ok", &[&secret]).await;
+    let c = s
+        .http
+        .post("/v1/clinics", key, &json!({"name": "Over TLS"}))
+        .await
+        .id();
+    let log = rx
+        .wait("the https delivery", |l| {
+            l.iter().any(|e| e["body"]["data"]["id"] == c.as_str())
+        })
+        .await;
+    let e = log
+        .iter()
+        .find(|e| e["body"]["data"]["id"] == c.as_str())
+        .unwrap();
+    assert_eq!(e["stripe"], json!([true]));
+    assert_eq!(e["standard"], json!([true]));
+    let rows = s
+        .http
+        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"), key)
+        .await;
+    assert_eq!(rows.body["data"][0]["status"], "succeeded");
+    // …and one with only the public roots: the self-signed certificate is refused.
+    let strict = TestServer::start_full(
+        hub::api::Config {
+            rate_limits: hub::auth::ratelimit::Limits::OFF,
+            ..Default::default()
+        },
+        fast("none"),
+    )
+    .await;
+    let org = strict.org("Strict", true).await;
+    let key = org.test.secret.as_str();
+    let (ep, _) = endpoint(&strict, key, format!("{https}/ok"), &["clinic.created"]).await;
+    strict
+        .http
+        .post("/v1/clinics", key, &json!({"name": "Untrusted"}))
+        .await
+        .expect(201);
+    let mut row = Value::Null;
+    for _ in 0..400 {
+        let rows = strict
+            .http
+            .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"), key)
+            .await;
+        if let Some(r) = rows.body["data"]
+            .as_array()
+            .and_then(|a| a.first())
+            .cloned()
+        {
+            row = r;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(row["status"], "dead", "{row}");
+    assert!(row["error"].as_str().unwrap().starts_with("TLS"), "{row}");
+    assert!(!rx
+        .log()
+        .await
+        .iter()
+        .any(|e| e["body"]["data"]["name"] == "Untrusted"));
 }

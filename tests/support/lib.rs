@@ -329,6 +329,16 @@ impl Receiver {
 
     /// On a given port (0: any free one).
     pub fn start_on(port: u16) -> Receiver {
+        Self::spawn(port, None).0
+    }
+
+    /// Also serving https with this certificate and key; returns the https base URL.
+    pub fn start_tls(cert: &Path, key: &Path) -> (Receiver, String) {
+        let (rx, tls) = Self::spawn(0, Some((cert, key)));
+        (rx, tls.expect("https port"))
+    }
+
+    fn spawn(port: u16, tls: Option<(&Path, &Path)>) -> (Receiver, Option<String>) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let python = std::env::var("HUB_PYTHON")
             .map(std::path::PathBuf::from)
@@ -341,20 +351,31 @@ impl Receiver {
         let mut child = Command::new(python)
             .arg(root.join("tests/webhooks/receiver.py"))
             .arg(port.to_string())
+            .args(
+                tls.map(|(c, k)| vec![c.as_os_str().to_owned(), k.as_os_str().to_owned()])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the receiver");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("receiver port");
+        out.read_line(&mut line).expect("receiver port");
         let base = format!("http://127.0.0.1:{}", line.trim());
-        Receiver {
-            child,
-            http: Http::new(base.clone()),
-            base,
-        }
+        let tls_base = tls.map(|_| {
+            let mut l = String::new();
+            out.read_line(&mut l).expect("receiver https port");
+            format!("https://127.0.0.1:{}", l.trim())
+        });
+        (
+            Receiver {
+                child,
+                http: Http::new(base.clone()),
+                base,
+            },
+            tls_base,
+        )
     }
 
     pub async fn secrets(&self, path: &str, secrets: &[&str]) {

@@ -8,7 +8,9 @@ first N attempts of each event; /slow sleeps 5 s; /reset drops the
 connection without an answer; /ratelimit answers 429 with Retry-After: 1 on
 the first attempt of each event. Control: POST /_secrets {"path", "secrets"};
 GET /_log returns every delivery seen. Listens on the port given as the
-first argument (default: any free one) and prints it on the first line."""
+first argument (default: any free one) and prints it on the first line;
+with a certificate and key as further arguments, also serves https on a
+second port, printed on the second line."""
 import json
 import socket
 import struct
@@ -124,6 +126,17 @@ server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)
 threading.Thread(target=server.serve_forever, daemon=True).start()
+if len(sys.argv) > 3:
+    # With a certificate and key: also serve https on another port (printed
+    # second); the plain port stays for control.
+    import ssl
+    tls = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    tls.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+    print(tls.server_address[1], flush=True)
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
 # Stop when the test closes our stdin (or after 10 minutes at most).
 try:
     sys.stdin.read()

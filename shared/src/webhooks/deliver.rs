@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -18,17 +19,23 @@ pub struct DeliveryConfig {
     /// A 2xx within this time is a success.
     pub timeout: Duration,
     pub schedule: RetrySchedule,
-    /// Refuse private and loopback destinations in live mode (always true in
-    /// production; tests of live-mode delivery on loopback turn it off).
-    pub ssrf_protection: bool,
+    /// The TLS client for https endpoints.
+    pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
 impl Default for DeliveryConfig {
+    /// 30 s, the default schedule, and Mozilla's roots plus
+    /// `HUB_WEBHOOK_CA_FILE` when set.
     fn default() -> Self {
+        let extra = std::env::var_os("HUB_WEBHOOK_CA_FILE").map(std::path::PathBuf::from);
+        let tls = tls_config(extra.as_deref()).unwrap_or_else(|e| {
+            crate::log::error("delivery", &format!("HUB_WEBHOOK_CA_FILE ignored: {e}"));
+            tls_config(None).expect("the built-in roots load")
+        });
         DeliveryConfig {
             timeout: Duration::from_secs(30),
             schedule: RetrySchedule::default(),
-            ssrf_protection: true,
+            tls,
         }
     }
 }
@@ -90,17 +97,110 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
 }
 
-/// POST to one of the checked addresses (never a fresh DNS answer).
+/// The TLS client for https deliveries: Mozilla's roots, plus the PEM
+/// certificates in `HUB_WEBHOOK_CA_FILE` if set (a private or development CA).
+pub fn tls_config(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// One HTTP/1.1 exchange over an established stream.
+async fn exchange<S>(
+    stream: S,
+    u: &Url,
+    headers: &[(String, String)],
+    body: Bytes,
+) -> Result<Answer, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let default_port = if u.https { 443 } else { 80 };
+    let host = if u.port == default_port {
+        u.host.clone()
+    } else {
+        format!("{}:{}", u.host, u.port)
+    };
+    let mut req = hyper::Request::builder()
+        .method("POST")
+        .uri(u.path.as_str())
+        .header("host", host);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(Full::new(body))
+        .map_err(|e| format!("request: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("sending: {e}"))?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    // Read at most 64 KiB of the answer, then stop.
+    let mut body = resp.into_body();
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Ok(d) = f.into_data() {
+                    read += d.len();
+                    if read >= MAX_RESPONSE_BYTES {
+                        break;
+                    }
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(Answer {
+        status,
+        retry_after,
+    })
+}
+
+/// POST to one of the checked addresses (never a fresh DNS answer), over
+/// TLS for https (the certificate is checked against the URL's host).
 async fn post(
+    cfg: &DeliveryConfig,
     u: &Url,
     addrs: &[SocketAddr],
     headers: &[(String, String)],
     body: Bytes,
-    timeout: Duration,
 ) -> Result<Answer, String> {
-    if u.https {
-        return Err("https delivery needs TLS, which this build does not include yet".into());
-    }
     let work = async {
         let mut last = String::from("no address");
         let mut stream = None;
@@ -115,63 +215,24 @@ async fn post(
         }
         let stream = stream.ok_or(last)?;
         let _ = stream.set_nodelay(true);
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        if u.https {
+            let name = rustls_pki_types::ServerName::try_from(u.host.clone())
+                .map_err(|_| format!("`{}` is not a valid TLS server name", u.host))?;
+            let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone())
+                .connect(name, stream)
                 .await
-                .map_err(|e| format!("HTTP handshake: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let host = if (u.https && u.port == 443) || (!u.https && u.port == 80) {
-            u.host.clone()
+                .map_err(|e| format!("TLS: {e}"))?;
+            exchange(tls, u, headers, body).await
         } else {
-            format!("{}:{}", u.host, u.port)
-        };
-        let mut req = hyper::Request::builder()
-            .method("POST")
-            .uri(u.path.as_str())
-            .header("host", host);
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
+            exchange(stream, u, headers, body).await
         }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| format!("request: {e}"))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("sending: {e}"))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // Read at most 64 KiB of the answer, then stop.
-        let mut body = resp.into_body();
-        let mut read = 0usize;
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(f) => {
-                    if let Ok(d) = f.into_data() {
-                        read += d.len();
-                        if read >= MAX_RESPONSE_BYTES {
-                            break;
-                        }
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(Answer {
-            status,
-            retry_after,
-        })
     };
-    match tokio::time::timeout(timeout, work).await {
+    match tokio::time::timeout(cfg.timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no response within {} s", timeout.as_secs_f64())),
+        Err(_) => Err(format!(
+            "no response within {} s",
+            cfg.timeout.as_secs_f64()
+        )),
     }
 }
 
@@ -269,12 +330,12 @@ pub async fn attempt(
     let result = match parse_url(url) {
         None => Err("the endpoint URL is invalid".to_string()),
         Some(u) => {
-            let protect = tenant.livemode() && cfg.ssrf_protection;
+            let protect = tenant.livemode();
             if tenant.livemode() && !u.https {
                 Err("live-mode endpoints must use https".to_string())
             } else {
                 match resolve(&u, protect).await {
-                    Ok(addrs) => post(&u, &addrs, &headers, body, cfg.timeout).await,
+                    Ok(addrs) => post(cfg, &u, &addrs, &headers, body).await,
                     Err(e) => Err(e),
                 }
             }
