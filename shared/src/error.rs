@@ -189,6 +189,10 @@ impl From<crate::store::StoreError> for ApiError {
                 ErrorKind::LockTimeout,
                 "This object cannot be accessed right now because another request is using it. Retry the request.",
             ),
+            StoreError::TooLarge { kind, bound } => ApiError::invalid(format!(
+                "This list has more than {bound} {kind}, more than one query may read here. Narrow it: \
+                 filter on fewer objects, page with `$after`, or use a more selective query."
+            )),
             StoreError::Backend(msg) => {
                 crate::log::error("store", &msg);
                 ApiError::internal()

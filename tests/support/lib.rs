@@ -243,6 +243,32 @@ impl TestServer {
         }
     }
 
+    /// The API over a given store (e.g. DynamoDB), without webhook delivery.
+    pub async fn start_on(store: DynStore) -> TestServer {
+        hub::log::set_level(0);
+        let dir = TempDir::new("srv");
+        let queue: hub::queue::DynQueue =
+            Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
+        let config = Config {
+            rate_limits: hub::auth::ratelimit::Limits::OFF,
+            ..Config::default()
+        };
+        let app = App::with_queue(store.clone(), Some(queue.clone()), config);
+        let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("bind");
+        let task = tokio::spawn(hub::serve::run(listener, app));
+        TestServer {
+            http: Http::new(format!("http://{addr}")),
+            addr,
+            store,
+            queue,
+            dir,
+            task,
+            workers: Vec::new(),
+        }
+    }
+
     pub async fn org(&self, name: &str, empty: bool) -> CreatedOrg {
         hub::org::create(self.store.as_ref(), name, empty)
             .await

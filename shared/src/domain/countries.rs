@@ -1,5 +1,6 @@
-//! ISO 3166-1 alpha-3 country codes (all 249 officially assigned codes,
-//! generated from the `pycountry` package's ISO data), sorted for binary search.
+//! ISO 3166-1 alpha-3 country codes: all 249 officially assigned codes,
+//! generated from the ISO data of the `pycountry` package (version 26.2.16) and
+//! sorted ascending so that `binary_search` works.
 
 pub const ALPHA3: &[&str] = &[
     "ABW", "AFG", "AGO", "AIA", "ALA", "ALB", "AND", "ARE", "ARG", "ARM", "ASM", "ATA", "ATF",
@@ -24,7 +25,8 @@ pub const ALPHA3: &[&str] = &[
     "ZMB", "ZWE",
 ];
 
-/// Is `code` an assigned ISO 3166-1 alpha-3 code (upper case)?
+/// Is `code` an officially assigned ISO 3166-1 alpha-3 code? Upper case only:
+/// callers that accept `gbr` must upper-case first.
 pub fn is_alpha3(code: &str) -> bool {
     ALPHA3.binary_search(&code).is_ok()
 }
@@ -34,13 +36,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sorted_and_complete() {
-        assert!(ALPHA3.windows(2).all(|w| w[0] < w[1]));
+    fn sorted_unique_and_complete() {
+        assert!(
+            ALPHA3.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
         assert_eq!(ALPHA3.len(), 249);
-        for ok in ["GBR", "USA", "DEU", "IRL", "JPN"] {
+        assert!(ALPHA3
+            .iter()
+            .all(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())));
+    }
+
+    #[test]
+    fn membership() {
+        for ok in ["GBR", "USA", "DEU", "IRL", "JPN", "ABW", "ZWE"] {
             assert!(is_alpha3(ok), "{ok}");
         }
-        for bad in ["XXX", "gbr", "UK", "GB", ""] {
+        for bad in ["XXX", "gbr", "Gbr", "UK", "GB", "GBRR", "EUR", ""] {
             assert!(!is_alpha3(bad), "{bad}");
         }
     }

@@ -4,6 +4,7 @@
 //! A `WriteTx` is applied atomically: objects, uniqueness claims and the
 //! events (the outbox) of one API write commit together or not at all.
 
+pub mod dynamodb;
 pub mod embedded;
 
 use crate::query::ListQuery;
@@ -104,6 +105,11 @@ pub enum StoreError {
     Conflict(Conflict),
     /// The database stayed locked past the busy timeout.
     Busy,
+    /// A list would read more than `bound` items of one collection.
+    TooLarge {
+        kind: String,
+        bound: usize,
+    },
     Backend(String),
 }
 
@@ -112,6 +118,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Conflict(c) => c.fmt(f),
             StoreError::Busy => f.write_str("database busy"),
+            StoreError::TooLarge { kind, bound } => write!(f, "more than {bound} {kind} to read"),
             StoreError::Backend(m) => write!(f, "storage backend: {m}"),
         }
     }

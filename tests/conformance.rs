@@ -1,0 +1,436 @@
+//! One conformance suite for the storage trait, run against the embedded
+//! store and against DynamoDB (DynamoDB Local, started by scripts/test.sh,
+//! which sets HUB_TEST_DYNAMODB_ENDPOINT).
+
+use hub::query::{self, QuerySchema};
+use hub::store::{Conflict, DynStore, Expect, StoreError, UniqueTarget, WriteOp, WriteTx};
+use hub_tests::*;
+use serde_json::Value;
+use std::sync::Arc;
+
+fn put(tenant: &str, kind: &'static str, id: &str, doc: Value, expect: Expect) -> WriteOp {
+    WriteOp::Put {
+        tenant: tenant.into(),
+        kind,
+        id: id.into(),
+        doc,
+        expect,
+    }
+}
+
+fn tx(ops: Vec<WriteOp>) -> WriteTx {
+    WriteTx {
+        ops,
+        events: vec![],
+    }
+}
+
+fn doc(id: &str, version: u64, extra: Value) -> Value {
+    let mut d = json!({"id": id, "version": version, "createdAt": "2026-11-25T00:00:00.000Z"});
+    if let (Value::Object(m), Value::Object(e)) = (&mut d, extra) {
+        m.extend(e);
+    }
+    d
+}
+
+fn list_query(raw: &str) -> query::ListQuery {
+    let res = hub::resources::by_path("clinics").unwrap();
+    let sets = res.field_sets();
+    query::parse(
+        raw,
+        &QuerySchema {
+            field_sets: &sets,
+            search_fields: res.search_fields,
+        },
+    )
+    .unwrap()
+}
+
+async fn conformance(store: DynStore) {
+    let t = format!("org_{}#test", hub::ids::ulid());
+    let other = format!("org_{}#test", hub::ids::ulid());
+    let k = "clinics";
+    let id = hub::ids::new_id("cli");
+
+    // Create, read back, refuse a second create of the same id.
+    store
+        .commit(tx(vec![put(
+            &t,
+            k,
+            &id,
+            doc(&id, 1, json!({"name": "A"})),
+            Expect::Absent,
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&t, k, &id).await.unwrap().unwrap()["name"], "A");
+    let again = store
+        .commit(tx(vec![put(
+            &t,
+            k,
+            &id,
+            doc(&id, 1, json!({})),
+            Expect::Absent,
+        )]))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(Conflict::Exists { .. }))),
+        "{again:?}"
+    );
+    // Conditional update on the version read; a stale version is refused.
+    store
+        .commit(tx(vec![put(
+            &t,
+            k,
+            &id,
+            doc(&id, 2, json!({"name": "B"})),
+            Expect::Version(1),
+        )]))
+        .await
+        .unwrap();
+    let stale = store
+        .commit(tx(vec![put(
+            &t,
+            k,
+            &id,
+            doc(&id, 2, json!({"name": "C"})),
+            Expect::Version(1),
+        )]))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict(Conflict::Version { .. }))),
+        "{stale:?}"
+    );
+    assert_eq!(store.get(&t, k, &id).await.unwrap().unwrap()["name"], "B");
+    // Isolation: another tenant sees nothing.
+    assert!(store.get(&other, k, &id).await.unwrap().is_none());
+    assert!(store.all(&other, k).await.unwrap().is_empty());
+
+    // Uniqueness claims.
+    let scope = format!("{t}/referral-sources/name");
+    let target = |id: &str| UniqueTarget {
+        tenant: t.clone(),
+        kind: "referral-sources".into(),
+        id: id.into(),
+    };
+    let claim = |v: &str, id: &str| WriteOp::ClaimUnique {
+        scope: scope.clone(),
+        value: v.into(),
+        target: target(id),
+    };
+    store
+        .commit(tx(vec![claim("google", "ref_a")]))
+        .await
+        .unwrap();
+    store
+        .commit(tx(vec![claim("google", "ref_a")]))
+        .await
+        .unwrap();
+    let taken = store.commit(tx(vec![claim("google", "ref_b")])).await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict(Conflict::Unique { .. }))),
+        "{taken:?}"
+    );
+    assert_eq!(
+        store.find_unique(&scope, "google").await.unwrap(),
+        Some(target("ref_a"))
+    );
+    store
+        .commit(tx(vec![
+            WriteOp::ReleaseUnique {
+                scope: scope.clone(),
+                value: "google".into(),
+            },
+            claim("bing", "ref_a"),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(store.find_unique(&scope, "google").await.unwrap(), None);
+    store
+        .commit(tx(vec![claim("google", "ref_b")]))
+        .await
+        .unwrap();
+
+    // Atomicity: a transaction with one failing condition changes nothing.
+    let id2 = hub::ids::new_id("cli");
+    let failed = store
+        .commit(tx(vec![
+            put(
+                &t,
+                k,
+                &id2,
+                doc(&id2, 1, json!({"name": "Z"})),
+                Expect::Absent,
+            ),
+            claim("google", "ref_c"),
+        ]))
+        .await;
+    assert!(failed.is_err());
+    assert!(
+        store.get(&t, k, &id2).await.unwrap().is_none(),
+        "no partial write"
+    );
+
+    // Delete is conditional too.
+    let stale = store
+        .commit(tx(vec![WriteOp::Delete {
+            tenant: t.clone(),
+            kind: k,
+            id: id.clone(),
+            expect: Expect::Version(1),
+        }]))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict(Conflict::Version { .. }))),
+        "{stale:?}"
+    );
+    store
+        .commit(tx(vec![WriteOp::Delete {
+            tenant: t.clone(),
+            kind: k,
+            id: id.clone(),
+            expect: Expect::Version(2),
+        }]))
+        .await
+        .unwrap();
+    assert!(store.get(&t, k, &id).await.unwrap().is_none());
+
+    // Lists: creation order, the query language, totals, paging flags.
+    let mut ids = Vec::new();
+    for (i, name) in ["Leeds", "York", "Hull", "Leeds", "Bath"]
+        .iter()
+        .enumerate()
+    {
+        let id = hub::ids::new_id("cli");
+        store
+            .commit(tx(vec![put(
+                &t,
+                k,
+                &id,
+                doc(
+                    &id,
+                    1,
+                    json!({"name": name, "metadata": {"n": i.to_string()}}),
+                ),
+                Expect::Absent,
+            )]))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let page = store.list(&t, k, &list_query("$limit=100")).await.unwrap();
+    let got: Vec<&str> = page
+        .data
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        "creation order"
+    );
+    let page = store
+        .list(&t, k, &list_query("name=Leeds&$total=true"))
+        .await
+        .unwrap();
+    assert_eq!(page.total, Some(2));
+    assert_eq!(page.data[0]["id"], ids[0].as_str());
+    let page = store
+        .list(
+            &t,
+            k,
+            &list_query("$sort[name]=1&$limit=2&$skip=1&$total=true"),
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = page
+        .data
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Hull", "Leeds"]);
+    assert!(page.has_prev && page.has_next);
+    assert_eq!(page.total, Some(5));
+    assert_eq!(store.all(&t, k).await.unwrap().len(), 5);
+    assert!(store
+        .list(&other, k, &list_query(""))
+        .await
+        .unwrap()
+        .data
+        .is_empty());
+
+    // Concurrent read-modify-write loops never lose an update.
+    let counter = hub::ids::new_id("cli");
+    store
+        .commit(tx(vec![put(
+            &t,
+            k,
+            &counter,
+            doc(&counter, 1, json!({"n": 0})),
+            Expect::Absent,
+        )]))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (store, t, counter) = (store.clone(), t.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                store.refresh().await.unwrap();
+                let cur = store.get(&t, "clinics", &counter).await.unwrap().unwrap();
+                let v = cur["version"].as_u64().unwrap();
+                let next = doc(
+                    &counter,
+                    v + 1,
+                    json!({"n": cur["n"].as_u64().unwrap() + 1}),
+                );
+                match store
+                    .commit(tx(vec![put(
+                        &t,
+                        "clinics",
+                        &counter,
+                        next,
+                        Expect::Version(v),
+                    )]))
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(StoreError::Conflict(_)) | Err(StoreError::Busy) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let final_doc = store.get(&t, k, &counter).await.unwrap().unwrap();
+    assert_eq!(final_doc["n"], 10);
+    assert_eq!(final_doc["version"], 11);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_conforms() {
+    let dir = TempDir::new("conf");
+    conformance(Arc::new(
+        hub::store::embedded::EmbeddedStore::open(dir.path()).unwrap(),
+    ))
+    .await;
+}
+
+/// DynamoDB Local's endpoint; scripts/test.sh starts it and sets this.
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("HUB_TEST_DYNAMODB_ENDPOINT").expect(
+        "HUB_TEST_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts DynamoDB Local",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_store_conforms() {
+    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
+    let table = format!("hub-test-{}", hub::ids::ulid().to_lowercase());
+    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+        .await
+        .unwrap();
+    let store = hub::store::dynamodb::DynamoStore::new(client, table);
+    store.warm_up().await.unwrap();
+    conformance(Arc::new(store)).await;
+}
+
+/// The same handlers over DynamoDB: sandbox, CRUD, queries, cursors,
+/// isolation and concurrent PATCHes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_works_over_dynamodb() {
+    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
+    let table = format!("hub-api-{}", hub::ids::ulid().to_lowercase());
+    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+        .await
+        .unwrap();
+    let s = TestServer::start_on(Arc::new(hub::store::dynamodb::DynamoStore::new(
+        client, table,
+    )))
+    .await;
+    let org = s.org("St. Mungo's Clinic", false).await;
+    let key = org.test.secret.as_str();
+    let total = s.http.get("/v1/patients?$limit=0", key).await;
+    total.expect(200);
+    assert_eq!(total.body["total"], 60, "the sandbox, through DynamoDB");
+    // Create, get, patch, filter, delete.
+    let p = s
+        .http
+        .post(
+            "/v1/patients",
+            key,
+            &patient_body("Dyna Mo", "St. Mungo's Clinic – Leeds", "Active", "Google"),
+        )
+        .await;
+    p.expect(201);
+    let path = format!("/v1/patients/{}", p.id());
+    assert_eq!(s.http.get(&path, key).await.body, p.body);
+    s.http
+        .patch(&path, key, &json!({"notes": "via DynamoDB"}))
+        .await
+        .expect(200);
+    let found = s.http.get("/v1/patients?notes=via%20DynamoDB", key).await;
+    assert_eq!(found.ids(), vec![p.id()]);
+    // Isolation.
+    let other = s.org("Other", true).await;
+    s.http
+        .get(&path, &other.test.secret)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    s.http
+        .get(&path, &org.live.secret)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    // Unique names.
+    s.http
+        .post("/v1/referral-sources", key, &json!({"name": "GOOGLE"}))
+        .await
+        .expect_error(409, "CONFLICT");
+    // Cursor paging through every patient, no repeats.
+    let mut seen = Vec::new();
+    let mut page = s
+        .http
+        .get("/v1/patients?$limit=25&$sort[fullName]=1", key)
+        .await;
+    loop {
+        seen.extend(page.ids());
+        let Some(next) = page.body["next"].as_str().map(String::from) else {
+            break;
+        };
+        page = s
+            .http
+            .get(
+                &format!("/v1/patients?$limit=25&$sort[fullName]=1&$after={next}"),
+                key,
+            )
+            .await;
+    }
+    let n = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((n, seen.len()), (61, 61));
+    // Concurrent PATCHes lose nothing.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (http, key, path) = (s.http.clone(), key.to_string(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            http.patch(&path, &key, &json!({"metadata": {format!("k{i}"): "v"}}))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect(200);
+    }
+    let g = s.http.get(&path, key).await;
+    assert_eq!(g.body["metadata"].as_object().unwrap().len(), 10);
+    // Events are queryable objects here too.
+    let ev = s
+        .http
+        .get(&format!("/v1/events?data.id={}&$limit=100", p.id()), key)
+        .await;
+    assert!(ev.ids().len() >= 12, "{}", ev.body);
+    s.http.delete(&path, key).await.expect(200);
+    s.http.get(&path, key).await.expect_error(404, "NOT_FOUND");
+}
