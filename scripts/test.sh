@@ -16,9 +16,12 @@ if ! command -v node >/dev/null; then
 fi
 (cd tests/feathers && npm ci --no-audit --no-fund --loglevel=error)
 
-echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server])"
+echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server], cfn-lint)"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+echo "== cfn-lint template.yaml"
+.venv/bin/cfn-lint template.yaml
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

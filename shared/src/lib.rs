@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod deploy;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod lambda;
 pub mod log;
 pub mod org;
 pub mod query;

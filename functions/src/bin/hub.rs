@@ -19,6 +19,7 @@ USAGE:
               [--retry-schedule 30s,2m,10m,1h,6h|none]   (webhook retry delays; or HUB_RETRY_SCHEDULE)
               [--delivery-timeout 30s]   (or HUB_DELIVERY_TIMEOUT)
     hub org create --name NAME [--json] [--empty] [--data DIR]
+    hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
 
 The data directory defaults to $HUB_DATA, else ./.hub-data.
 ";
@@ -105,6 +106,10 @@ fn main() -> ExitCode {
             rt.block_on(serve(args))
         }
         ["org", "create"] => rt.block_on(org_create(args)),
+        ["generate", rest @ ..] => {
+            args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
+            generate(args)
+        }
         _ => Err(format!("unknown command `{}`\n\n{USAGE}", cmd.join(" "))),
     };
     match result {
@@ -114,6 +119,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Write the deployment files generated from the route table.
+fn generate(mut args: Args) -> Result<(), String> {
+    let root = PathBuf::from(args.value("--root")?.unwrap_or_else(|| ".".into()));
+    args.done()?;
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let bin_dir = root.join("functions/lambda/src/bin");
+    std::fs::create_dir_all(&bin_dir).map_err(|e| io(&bin_dir, e))?;
+    let wanted = hub::deploy::binaries();
+    for entry in std::fs::read_dir(&bin_dir)
+        .map_err(|e| io(&bin_dir, e))?
+        .flatten()
+    {
+        let stale = entry
+            .path()
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(|n| !wanted.iter().any(|(w, _)| w == n));
+        if stale {
+            std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), e))?;
+        }
+    }
+    for (name, src) in &wanted {
+        let p = bin_dir.join(format!("{name}.rs"));
+        std::fs::write(&p, src).map_err(|e| io(&p, e))?;
+    }
+    let manifest = root.join("functions/lambda/Cargo.toml");
+    std::fs::write(&manifest, hub::deploy::cargo_toml()).map_err(|e| io(&manifest, e))?;
+    let template = root.join("template.yaml");
+    std::fs::write(&template, hub::deploy::sam_template()).map_err(|e| io(&template, e))?;
+    println!(
+        "wrote {} function binaries, functions/lambda/Cargo.toml and template.yaml",
+        wanted.len()
+    );
+    Ok(())
 }
 
 async fn org_create(mut args: Args) -> Result<(), String> {

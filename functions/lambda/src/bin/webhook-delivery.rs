@@ -1,0 +1,4 @@
+//! Lambda: SQS → signed webhook delivery (generated).
+fn main() -> std::process::ExitCode {
+    hub::lambda::main_delivery()
+}
