@@ -1,0 +1,364 @@
+//! The AWS path end to end on local servers: an API route handler (the
+//! Lambda's) writes a patient to DynamoDB Local; the test reads the table's
+//! stream and hands the records to the fan-out handler, which enqueues on
+//! moto's SQS; the delivery handler posts to a receiver on 127.0.0.1 that
+//! verifies the signature. A failing receiver's message comes back after a
+//! longer visibility and, after the last attempt, lands in the dead-letter
+//! queue through the redrive policy.
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
+use hub::lambda;
+use hub::queue::sqs::SqsQueue;
+use hub::store::dynamodb::DynamoStore;
+use hub::webhooks::deliver::DeliveryConfig;
+use hub_tests::*;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run scripts/test.sh, which starts DynamoDB Local and moto")
+    })
+}
+
+/// An API Gateway HTTP API (2.0) event, as the route's Lambda receives it.
+fn api_event(method: &str, path: &str, key: &str, body: Option<Value>) -> Value {
+    let mut e: Value =
+        serde_json::from_str(include_str!("../events/http-api-request.json")).unwrap();
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["routeKey"] = json!(format!("{method} {path}"));
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["headers"]["authorization"] = json!(format!("Bearer {key}"));
+    match body {
+        Some(b) => e["body"] = json!(b.to_string()),
+        None => {
+            e.as_object_mut().unwrap().remove("body");
+        }
+    }
+    e
+}
+
+fn stream_json(v: &StreamValue) -> Value {
+    match v {
+        StreamValue::S(s) => json!({"S": s}),
+        StreamValue::N(n) => json!({"N": n}),
+        StreamValue::Bool(b) => json!({"BOOL": b}),
+        _ => json!({"NULL": true}),
+    }
+}
+
+/// Every record on the table's stream so far, as a Lambda stream event.
+async fn read_stream(client: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Value {
+    let mut records = Vec::new();
+    let desc = client
+        .describe_stream()
+        .stream_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    for shard in desc.stream_description().unwrap().shards() {
+        let it = client
+            .get_shard_iterator()
+            .stream_arn(arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        let mut iter = it.shard_iterator.clone();
+        for _ in 0..20 {
+            let Some(i) = iter.take() else { break };
+            let out = client.get_records().shard_iterator(i).send().await.unwrap();
+            for r in out.records() {
+                let d = r.dynamodb().unwrap();
+                let image: serde_json::Map<String, Value> = d
+                    .new_image()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), stream_json(v))).collect())
+                    .unwrap_or_default();
+                records.push(json!({
+                    "eventName": r.event_name().map(|n| n.as_str()).unwrap_or_default(),
+                    "dynamodb": {"NewImage": image, "SequenceNumber": d.sequence_number()},
+                }));
+            }
+            if out.records().is_empty() {
+                break;
+            }
+            iter = out.next_shard_iterator.clone();
+        }
+    }
+    json!({"Records": records})
+}
+
+/// Receive from SQS as the event source mapping would, as a Lambda SQS event.
+async fn sqs_event(client: &aws_sdk_sqs::Client, url: &str) -> Value {
+    let out = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+        )
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = out
+        .messages()
+        .iter()
+        .map(|m| {
+            let count = m.attributes().and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)).cloned().unwrap_or_default();
+            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {"ApproximateReceiveCount": count}})
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+/// What Lambda does after a batch: delete the messages not reported failed.
+async fn settle(client: &aws_sdk_sqs::Client, url: &str, event: &Value, result: &Value) {
+    let failed: Vec<&str> = result["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    for r in event["Records"].as_array().unwrap() {
+        if !failed.contains(&r["messageId"].as_str().unwrap()) {
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(r["receiptHandle"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_stream_fanout_queue_delivery_and_dead_letters() {
+    let ddb_endpoint = env("HUB_TEST_DYNAMODB_ENDPOINT");
+    let sqs_endpoint = env("HUB_TEST_SQS_ENDPOINT");
+    let rx = Receiver::start();
+    // DynamoDB Local: the table with its stream.
+    let ddb = hub::store::dynamodb::local_client(&ddb_endpoint, "us-east-1").await;
+    let table = format!("hub-e2e-{}", hub::ids::ulid().to_lowercase());
+    DynamoStore::create_table(&ddb, &table).await.unwrap();
+    let store: hub::store::DynStore = Arc::new(DynamoStore::new(ddb, table.clone()));
+    // moto: the delivery queue with its redrive policy (2 attempts) and dead-letter queue.
+    let sqs = hub::queue::sqs::local_client(&sqs_endpoint, "us-east-1").await;
+    let suffix = hub::ids::ulid().to_lowercase();
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("dlq-{suffix}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("deliveries-{suffix}"))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string(),
+        )
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "30",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue = Arc::new(SqsQueue::new(sqs.clone(), url.clone()));
+    let cfg = DeliveryConfig {
+        timeout: Duration::from_secs(2),
+        schedule: hub::webhooks::RetrySchedule::parse("1s").unwrap(),
+        ..Default::default()
+    };
+
+    // The route Lambdas' handler over DynamoDB.
+    let config = hub::api::Config {
+        rate_limits: hub::auth::ratelimit::Limits::OFF,
+        ..Default::default()
+    };
+    let app = hub::api::App::with_queue(store.clone(), Some(queue.clone()), config);
+    let org = hub::org::create(store.as_ref(), "E2E", true).await.unwrap();
+    let key = org.test.secret.clone();
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        let (app, ev) = (app.clone(), api_event(method, path, &key, body));
+        async move {
+            let out = lambda::handle_http(&app, ev).await;
+            let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+            (out["statusCode"].as_u64().unwrap(), body)
+        }
+    };
+    let (st, ok_ep) = call(
+        "POST",
+        "/v1/webhook-endpoints",
+        Some(json!({"url": format!("{}/ok", rx.base), "enabledEvents": ["patient.created"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{ok_ep}");
+    rx.secrets("/ok", &[ok_ep["secret"].as_str().unwrap()])
+        .await;
+    let (_, fail_ep) = call(
+        "POST",
+        "/v1/webhook-endpoints",
+        Some(json!({"url": format!("{}/fail", rx.base), "enabledEvents": ["patient.created"]})),
+    )
+    .await;
+    for (name, path) in [
+        ("Leeds", "/v1/clinics"),
+        ("Active", "/v1/patient-statuses"),
+        ("Google", "/v1/referral-sources"),
+    ] {
+        assert_eq!(call("POST", path, Some(json!({"name": name}))).await.0, 201);
+    }
+    let (st, patient) = call(
+        "POST",
+        "/v1/patients",
+        Some(patient_body("Stream Patient", "Leeds", "Active", "Google")),
+    )
+    .await;
+    assert_eq!(st, 201, "{patient}");
+    let (st, got) = call(
+        "GET",
+        &format!("/v1/patients/{}", patient["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!((st, &got), (200, &patient));
+
+    // The stream → the fan-out handler → SQS.
+    let streams = aws_sdk_dynamodbstreams::Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&ddb_endpoint)
+            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+                "test", "test", None, None, "static",
+            ))
+            .load()
+            .await,
+    );
+    let arn = streams
+        .list_streams()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .streams()[0]
+        .stream_arn()
+        .unwrap()
+        .to_string();
+    let batch = read_stream(&streams, &arn).await;
+    let inserts = batch["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["kind"]["S"] == "events")
+        .count();
+    assert!(
+        inserts >= 6,
+        "the stream carries the event inserts: {inserts}"
+    );
+    let fanned = lambda::handle_stream(store.as_ref(), queue.as_ref(), &batch).await;
+    assert_eq!(fanned, json!({"batchItemFailures": []}));
+
+    // Delivery: two messages (one per endpoint subscribed to patient.created).
+    let event = sqs_event(&sqs, &url).await;
+    assert_eq!(event["Records"].as_array().unwrap().len(), 2, "{event}");
+    let result = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await;
+    let failed = result["batchItemFailures"].as_array().unwrap().clone();
+    assert_eq!(
+        failed.len(),
+        1,
+        "the failing endpoint's message is reported: {result}"
+    );
+    settle(&sqs, &url, &event, &result).await;
+    let log = rx
+        .wait("the verified delivery", |l| {
+            l.iter().any(|e| e["path"] == "/ok")
+        })
+        .await;
+    let ok = log.iter().find(|e| e["path"] == "/ok").unwrap();
+    assert_eq!(
+        (ok["stripe"].clone(), ok["standard"].clone()),
+        (json!([true]), json!([true]))
+    );
+    assert_eq!(ok["body"]["data"]["id"], patient["id"]);
+    // The failed message comes back after its back-off (≈1 s) as attempt 2.
+    let mut again = json!({"Records": []});
+    for _ in 0..100 {
+        again = sqs_event(&sqs, &url).await;
+        if !again["Records"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        again["Records"][0]["attributes"]["ApproximateReceiveCount"],
+        "2"
+    );
+    let result = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &again).await;
+    assert_eq!(
+        result["batchItemFailures"].as_array().unwrap().len(),
+        1,
+        "the last attempt fails too"
+    );
+    settle(&sqs, &url, &again, &result).await;
+    // Past maxReceiveCount, the redrive policy moves it to the dead-letter queue.
+    let mut dead = json!({"Records": []});
+    for _ in 0..100 {
+        assert!(sqs_event(&sqs, &url).await["Records"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        dead = sqs_event(&sqs, &dlq).await;
+        if !dead["Records"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body: Value = serde_json::from_str(dead["Records"][0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["endpointId"], fail_ep["id"]);
+    // The attempts log, as in `hub serve`.
+    let (_, rows) = call(
+        "GET",
+        &format!(
+            "/v1/webhook-endpoints/{}/deliveries",
+            fail_ep["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    let mut statuses: Vec<(u64, String, bool)> = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["attempt"].as_u64().unwrap(),
+                r["status"].as_str().unwrap().to_string(),
+                r.get("nextRetryAt").is_some(),
+            )
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![(1, "failed".into(), true), (2, "dead".into(), false)]
+    );
+}
