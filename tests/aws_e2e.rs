@@ -24,8 +24,8 @@ fn env(name: &str) -> String {
 
 /// An API Gateway HTTP API (2.0) event, as the route's Lambda receives it.
 fn api_event(method: &str, path: &str, key: &str, body: Option<Value>) -> Value {
-    let mut e: Value =
-        serde_json::from_str(include_str!("../events/http-api-request.json")).unwrap();
+    let mut e: Value = serde_json::from_str(include_str!("../events/patients-list.json")).unwrap();
+    e["rawQueryString"] = json!("");
     e["requestContext"]["http"]["method"] = json!(method);
     e["routeKey"] = json!(format!("{method} {path}"));
     e["rawPath"] = json!(path);
@@ -361,4 +361,76 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
         statuses,
         vec![(1, "failed".into(), true), (2, "dead".into(), false)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_handles_its_sample_event() {
+    let ddb =
+        hub::store::dynamodb::local_client(&env("HUB_TEST_DYNAMODB_ENDPOINT"), "us-east-1").await;
+    let table = format!("hub-samples-{}", hub::ids::ulid().to_lowercase());
+    DynamoStore::create_table(&ddb, &table).await.unwrap();
+    let store: hub::store::DynStore = Arc::new(DynamoStore::new(ddb, table));
+    let sqs = hub::queue::sqs::local_client(&env("HUB_TEST_SQS_ENDPOINT"), "us-east-1").await;
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("samples-{}", hub::ids::ulid().to_lowercase()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue = Arc::new(SqsQueue::new(sqs, url));
+    let config = hub::api::Config {
+        rate_limits: hub::auth::ratelimit::Limits::OFF,
+        ..Default::default()
+    };
+    let app = hub::api::App::with_queue(store.clone(), Some(queue.clone()), config);
+    let org = hub::org::create(store.as_ref(), "Samples", false)
+        .await
+        .unwrap();
+    let cfg = DeliveryConfig::default();
+    let samples = hub::deploy::sample_events();
+    assert_eq!(samples.len(), hub::deploy::binaries().len());
+    for (name, mut event) in samples {
+        let on_disk: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/../events/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(on_disk, event, "events/{name}.json");
+        if name == hub::deploy::FANOUT {
+            let r = lambda::handle_stream(store.as_ref(), queue.as_ref(), &event).await;
+            assert_eq!(r, json!({"batchItemFailures": []}), "{name}");
+        } else if name == hub::deploy::DELIVERY {
+            let r = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await;
+            assert_eq!(
+                r,
+                json!({"batchItemFailures": []}),
+                "{name}: an unknown event is dropped, not retried"
+            );
+        } else {
+            event["headers"]["authorization"] = json!(format!("Bearer {}", org.test.secret));
+            let out = lambda::handle_http(&app, event).await;
+            let status = out["statusCode"].as_u64().unwrap();
+            let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+            assert!(status < 500, "{name}: {status} {body}");
+            assert!(
+                !body["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("No route"),
+                "{name} is routed: {body}"
+            );
+            if status >= 400 {
+                assert!(
+                    body["name"].is_string() && body["eventId"].is_string(),
+                    "{name}: {body}"
+                );
+            }
+            assert_eq!(out["headers"]["content-type"], "application/json", "{name}");
+        }
+    }
 }

@@ -52,6 +52,22 @@ fn generated_files_match_the_route_table() {
         present, expected,
         "functions/lambda/src/bin holds exactly one binary per function"
     );
+    for (name, event) in hub::deploy::sample_events() {
+        assert_eq!(
+            read(&format!("events/{name}.json")),
+            format!("{event:#}\n"),
+            "events/{name}.json is {STALE}"
+        );
+        assert!(
+            expected.contains(&name),
+            "a sample for an unknown function {name}"
+        );
+    }
+    assert_eq!(
+        hub::deploy::sample_events().len(),
+        expected.len(),
+        "a sample event for every function"
+    );
 }
 
 #[test]

@@ -245,3 +245,72 @@ Outputs:
     );
     t
 }
+
+/// A syntactically valid id for a resource's sample events.
+pub fn sample_id(prefix: &str) -> String {
+    format!("{prefix}_01JD0SAMP1E00000000000000")
+}
+
+/// One sample event per function: `events/<binary>.json`. API routes get
+/// an HTTP API (2.0) request (the key and ids are placeholders a test
+/// replaces); the fan-out gets a DynamoDB stream batch and the delivery an
+/// SQS batch.
+pub fn sample_events() -> Vec<(String, serde_json::Value)> {
+    use serde_json::json;
+    let mut out = Vec::new();
+    for r in routes().iter().filter(|r| r.resource.is_some()) {
+        let prefix = r.resource.map(|res| res.prefix).unwrap_or("x");
+        let path = r.path.replace("{id}", &sample_id(prefix));
+        let body = match r.op {
+            Op::Create | Op::Update | Op::Action(_) => Some("{}"),
+            _ => None,
+        };
+        let mut e = json!({
+            "version": "2.0",
+            "routeKey": format!("{} {}", r.method, r.path),
+            "rawPath": path,
+            "rawQueryString": if r.op == Op::List { "$limit=5" } else { "" },
+            "headers": {
+                "authorization": "Bearer sk_test_REPLACE_WITH_A_TEST_SECRET_KEY",
+                "content-type": "application/json",
+                "host": "abc123.execute-api.eu-west-2.amazonaws.com",
+                "x-forwarded-proto": "https"
+            },
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "abc123", "stage": "$default", "requestId": "sample",
+                "routeKey": format!("{} {}", r.method, r.path),
+                "http": {"method": r.method.as_str(), "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10", "userAgent": "sample"}
+            },
+            "isBase64Encoded": false
+        });
+        if let Some(b) = body {
+            e["body"] = json!(b);
+        }
+        out.push((r.name.to_string(), e));
+    }
+    let envelope = json!({
+        "id": sample_id("evt"), "object": "event", "type": "patient.created", "createdAt": "2026-11-25T03:00:00.000Z",
+        "livemode": false, "organizationId": sample_id("org"), "data": {"id": sample_id("pat"), "object": "patient", "fullName": "Sample Patient"}
+    });
+    out.push((FANOUT.to_string(), json!({"Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "eu-west-2",
+        "dynamodb": {
+            "Keys": {"PK": {"S": format!("T#{}#test#events", sample_id("org"))}, "SK": {"S": sample_id("evt")}},
+            "NewImage": {
+                "PK": {"S": format!("T#{}#test#events", sample_id("org"))}, "SK": {"S": sample_id("evt")},
+                "kind": {"S": "events"}, "tenant": {"S": format!("{}#test", sample_id("org"))}, "version": {"N": "1"},
+                "doc": {"S": envelope.to_string()}, "expiresAt": {"N": "1798167600"}
+            },
+            "SequenceNumber": "111", "SizeBytes": 512, "StreamViewType": "NEW_IMAGE"
+        },
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-2:123456789012:table/hub/stream/2026-11-25T00:00:00.000"
+    }]})));
+    out.push((DELIVERY.to_string(), json!({"Records": [{
+        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": json!({"tenant": format!("{}#test", sample_id("org")), "eventId": sample_id("evt"), "endpointId": sample_id("we")}).to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795575600000"},
+        "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "eu-west-2",
+        "eventSourceARN": "arn:aws:sqs:eu-west-2:123456789012:hub-deliveries"
+    }]})));
+    out
+}

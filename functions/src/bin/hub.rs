@@ -148,6 +148,12 @@ fn generate(mut args: Args) -> Result<(), String> {
     }
     let manifest = root.join("functions/lambda/Cargo.toml");
     std::fs::write(&manifest, hub::deploy::cargo_toml()).map_err(|e| io(&manifest, e))?;
+    let events = root.join("events");
+    std::fs::create_dir_all(&events).map_err(|e| io(&events, e))?;
+    for (name, event) in hub::deploy::sample_events() {
+        let p = events.join(format!("{name}.json"));
+        std::fs::write(&p, format!("{event:#}\n")).map_err(|e| io(&p, e))?;
+    }
     let template = root.join("template.yaml");
     std::fs::write(&template, hub::deploy::sam_template()).map_err(|e| io(&template, e))?;
     println!(
