@@ -355,3 +355,52 @@ async fn deliveries_pending_at_kill_9_are_made_after_restart() {
     }
     second.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_create_works_against_dynamodb() {
+    let endpoint = std::env::var("HUB_TEST_DYNAMODB_ENDPOINT").expect(
+        "HUB_TEST_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts DynamoDB Local",
+    );
+    let client = hub::store::dynamodb::local_client(&endpoint, "us-east-1").await;
+    let table = format!("hub-cli-{}", hub::ids::ulid().to_lowercase());
+    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+        .await
+        .unwrap();
+    let out = Command::new(HUB)
+        .args([
+            "org",
+            "create",
+            "--name",
+            "Cloud Clinic",
+            "--json",
+            "--empty",
+            "--table",
+            &table,
+            "--endpoint-url",
+            &endpoint,
+        ])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The key works against the API over that table.
+    let store = std::sync::Arc::new(hub::store::dynamodb::DynamoStore::new(client, table));
+    let s = TestServer::start_on(store).await;
+    let r = s
+        .http
+        .get(
+            "/v1/patients?$limit=0",
+            created["keys"]["test"]["secret"].as_str().unwrap(),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.body["total"], 0);
+}

@@ -18,7 +18,7 @@ USAGE:
               [--rate-limit TEST,LIVE|off]   (requests/s per key; default 200,1000)
               [--retry-schedule 30s,2m,10m,1h,6h|none]   (webhook retry delays; or HUB_RETRY_SCHEDULE)
               [--delivery-timeout 30s]   (or HUB_DELIVERY_TIMEOUT)
-    hub org create --name NAME [--json] [--empty] [--data DIR]
+    hub org create --name NAME [--json] [--empty] [--data DIR | --table NAME [--endpoint-url URL]]
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
 
 The data directory defaults to $HUB_DATA, else ./.hub-data.
@@ -167,9 +167,32 @@ async fn org_create(mut args: Args) -> Result<(), String> {
     let name = args.value("--name")?.ok_or("--name NAME is required")?;
     let as_json = args.flag("--json");
     let empty = args.flag("--empty");
-    let dir = data_dir(&mut args)?;
+    let table = args
+        .value("--table")?
+        .or_else(|| std::env::var("TABLE_NAME").ok());
+    let endpoint = args.value("--endpoint-url")?;
+    let store: DynStore = match table {
+        // The deployed DynamoDB table (credentials and region from the
+        // usual AWS environment; --endpoint-url for DynamoDB Local).
+        Some(table) => {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(url) = &endpoint {
+                loader = loader.endpoint_url(url);
+            }
+            let client = aws_sdk_dynamodb::Client::new(&loader.load().await);
+            let store = hub::store::dynamodb::DynamoStore::new(client, table);
+            store
+                .warm_up()
+                .await
+                .map_err(|e| format!("DynamoDB: {e}"))?;
+            Arc::new(store)
+        }
+        None => {
+            let dir = data_dir(&mut args)?;
+            open_store(&dir)?
+        }
+    };
     args.done()?;
-    let store = open_store(&dir)?;
     let org = hub::org::create(store.as_ref(), &name, empty)
         .await
         .map_err(|e| e.message)?;
