@@ -122,11 +122,50 @@ Resources:
           AttributeType: S
         - AttributeName: SK
           AttributeType: S
+        - AttributeName: G1PK
+          AttributeType: S
+        - AttributeName: G1SK
+          AttributeType: S
+        - AttributeName: G2PK
+          AttributeType: S
+        - AttributeName: G2SK
+          AttributeType: S
+        - AttributeName: G3PK
+          AttributeType: S
+        - AttributeName: G3SK
+          AttributeType: S
       KeySchema:
         - AttributeName: PK
           KeyType: HASH
         - AttributeName: SK
           KeyType: RANGE
+      # GSI1/GSI2: equality lookups (e.g. a clinic's patients, an endpoint's deliveries);
+      # GSI3: lists by updatedAt. See shared/src/store/dynamodb.rs.
+      GlobalSecondaryIndexes:
+        - IndexName: GSI1
+          KeySchema:
+            - AttributeName: G1PK
+              KeyType: HASH
+            - AttributeName: G1SK
+              KeyType: RANGE
+          Projection:
+            ProjectionType: ALL
+        - IndexName: GSI2
+          KeySchema:
+            - AttributeName: G2PK
+              KeyType: HASH
+            - AttributeName: G2SK
+              KeyType: RANGE
+          Projection:
+            ProjectionType: ALL
+        - IndexName: GSI3
+          KeySchema:
+            - AttributeName: G3PK
+              KeyType: HASH
+            - AttributeName: G3SK
+              KeyType: RANGE
+          Projection:
+            ProjectionType: ALL
       StreamSpecification:
         StreamViewType: NEW_IMAGE
       TimeToLiveSpecification:

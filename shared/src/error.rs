@@ -189,9 +189,17 @@ impl From<crate::store::StoreError> for ApiError {
                 ErrorKind::LockTimeout,
                 "This object cannot be accessed right now because another request is using it. Retry the request.",
             ),
-            StoreError::TooLarge { kind, bound } => ApiError::invalid(format!(
-                "This list has more than {bound} {kind}, more than one query may read here. Narrow it: \
-                 filter on fewer objects, page with `$after`, or use a more selective query."
+            StoreError::TooLarge {
+                kind,
+                bound,
+                advice,
+            } => ApiError::invalid(format!(
+                "This query would read more than {bound} {kind}, more than one request may read here. {}",
+                if advice.is_empty() {
+                    "Narrow it with more selective filters."
+                } else {
+                    advice.as_str()
+                }
             )),
             StoreError::Backend(msg) => {
                 crate::log::error("store", &msg);

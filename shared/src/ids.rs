@@ -24,39 +24,77 @@ static STATE: Mutex<UlidState> = Mutex::new(UlidState {
     last_rand: 0,
 });
 
-/// A monotonic ULID: 48 bits of milliseconds then 80 random bits; within one
-/// millisecond the random part is incremented, so ids sort in creation order.
-pub fn ulid() -> String {
+/// The next monotonic ULID value: 48 bits of milliseconds then 80 random
+/// bits; within one millisecond the random part is incremented, so ids sort
+/// in creation order.
+fn next_ulid() -> u128 {
     let now = crate::time::now_ms().max(0) as u64;
-    let value: u128 = {
-        let mut st = STATE.lock().unwrap_or_else(|e| e.into_inner());
-        let mask: u128 = (1u128 << 80) - 1;
-        if now <= st.last_ms && st.last_rand < mask {
-            st.last_rand += 1;
-        } else {
-            let r = random_bytes::<10>();
-            let mut v = 0u128;
-            for b in r {
-                v = (v << 8) | b as u128;
-            }
-            // Leave head-room so increments within a millisecond never overflow.
-            st.last_rand = v >> 1;
-            st.last_ms = now.max(st.last_ms);
+    let mut st = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let mask: u128 = (1u128 << 80) - 1;
+    if now <= st.last_ms && st.last_rand < mask {
+        st.last_rand += 1;
+    } else {
+        let r = random_bytes::<10>();
+        let mut v = 0u128;
+        for b in r {
+            v = (v << 8) | b as u128;
         }
-        ((st.last_ms as u128) << 80) | st.last_rand
-    };
-    let mut out = [0u8; 26];
-    for (i, slot) in out.iter_mut().enumerate() {
-        let shift = 125 - 5 * i as i32;
-        let idx = if shift >= 0 { (value >> shift) & 31 } else { 0 };
-        *slot = CROCKFORD[idx as usize];
+        // Leave head-room so increments within a millisecond never overflow.
+        st.last_rand = v >> 1;
+        st.last_ms = now.max(st.last_ms);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    ((st.last_ms as u128) << 80) | st.last_rand
+}
+
+/// The first `chars` Crockford characters of a 128-bit ULID value.
+fn encode(value: u128, chars: usize) -> String {
+    (0..chars)
+        .map(|i| {
+            let shift = 125 - 5 * i as i32;
+            let idx = if shift >= 0 { (value >> shift) & 31 } else { 0 };
+            CROCKFORD[idx as usize] as char
+        })
+        .collect()
+}
+
+/// A monotonic ULID (26 characters).
+pub fn ulid() -> String {
+    encode(next_ulid(), 26)
 }
 
 /// `prefix_` + ULID, e.g. `pat_01JD…`.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid())
+}
+
+/// A new id and the millisecond it carries. Objects take that instant as
+/// their `createdAt`, so creation order, id order and `createdAt` order agree
+/// (the DynamoDB store serves `createdAt` sorts and ranges from its keys).
+pub fn new_id_at(prefix: &str) -> (String, i64) {
+    let v = next_ulid();
+    (format!("{prefix}_{}", encode(v, 26)), (v >> 80) as i64)
+}
+
+/// The millisecond in an id made by `new_id`, if it is one.
+pub fn time_of(id: &str) -> Option<i64> {
+    let (_, ulid) = id.rsplit_once('_')?;
+    if ulid.len() != 26 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for c in ulid.bytes().take(10) {
+        let d = CROCKFORD.iter().position(|&x| x == c)? as u64;
+        v = (v << 5) | d;
+    }
+    // 10 characters hold 50 bits; the top two are zero in a valid ULID.
+    i64::try_from(v).ok()
+}
+
+/// The start (`pat_` + 10 characters) of every id minted in millisecond
+/// `ms`: those ids sort at or after it and before the next millisecond's.
+pub fn time_prefix(prefix: &str, ms: i64) -> String {
+    let ms = ms.clamp(0, (1i64 << 48) - 1) as u128;
+    format!("{prefix}_{}", encode(ms << 80, 10))
 }
 
 /// `len` characters of base62 from the OS generator (≈5.95 bits each).
@@ -96,6 +134,17 @@ mod tests {
         assert!(has_prefix(&ids[0], "pat"));
         assert!(!has_prefix(&ids[0], "apt"));
         assert!(!has_prefix("pat_short", "pat"));
+    }
+
+    #[test]
+    fn ids_carry_their_millisecond() {
+        let (id, ms) = new_id_at("pat");
+        assert_eq!(time_of(&id), Some(ms));
+        let start = time_prefix("pat", ms);
+        let next = time_prefix("pat", ms + 1);
+        assert!(start.as_str() <= id.as_str() && id.as_str() < next.as_str());
+        assert_eq!(time_of("pat_x"), None);
+        assert_eq!(time_of(&format!("{start}0000000000000000")), Some(ms));
     }
 
     #[test]

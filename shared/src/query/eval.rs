@@ -360,6 +360,46 @@ fn against_position(
     }
 }
 
+/// A query's membership test for documents read one by one (a store that
+/// streams items in an order its keys give, then runs the query over them).
+pub struct Admit<'q> {
+    q: &'q ListQuery,
+    matcher: Option<super::search::Matcher<'q>>,
+    fields: &'q [&'q str],
+    sort: Vec<SortBy<'q>>,
+}
+
+impl<'q> Admit<'q> {
+    pub fn new(q: &'q ListQuery, fields: &'q [&'q str]) -> Admit<'q> {
+        Admit {
+            q,
+            matcher: q.search.as_ref().map(|s| s.matcher()),
+            fields,
+            sort: q
+                .sort
+                .iter()
+                .map(|k| SortBy::Doc(&k.path, k.descending))
+                .collect(),
+        }
+    }
+
+    /// Does the document match the filter and the search?
+    pub fn matches(&self, doc: &Value) -> bool {
+        matches(doc, &self.q.filter)
+            && self
+                .matcher
+                .as_ref()
+                .is_none_or(|m| m.score(doc, self.fields).is_some())
+    }
+
+    /// Where the document stands against a position, in the query's order
+    /// (without relevance).
+    pub fn against(&self, doc: &Value, pos: &super::cursor::Position) -> Ordering {
+        let pos_id = Value::String(pos.id.clone());
+        against_position(0, 0, false, &self.sort, doc, None, pos, &pos_id)
+    }
+}
+
 /// The cursor position of a document in a query's order.
 pub fn position_of(
     doc: &Value,

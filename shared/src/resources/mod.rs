@@ -158,8 +158,7 @@ fn event(ctx: &Ctx<'_>, res: &Resource, verb: &str, doc: &Value) -> EventRecord 
 
 /// An event envelope (SPEC §6) for the outbox.
 pub fn new_event(tenant: &Tenant, event_type: String, data: Value) -> EventRecord {
-    let now = crate::time::now_ms();
-    let id = crate::ids::new_id("evt");
+    let (id, now) = crate::ids::new_id_at("evt");
     let envelope = serde_json::json!({
         "id": id,
         "object": "event",
@@ -507,8 +506,8 @@ pub async fn create_with_extras(
 ) -> ApiResult<(Doc, Map<String, Value>)> {
     let input = body_object(body, res.label)?;
     let fields = prepare(ctx, res, input).await?;
-    let id = crate::ids::new_id(res.prefix);
-    let now = crate::time::format_ms(crate::time::now_ms());
+    let (id, created_ms) = crate::ids::new_id_at(res.prefix);
+    let now = crate::time::format_ms(created_ms);
     let doc = assemble(ctx, res, &id, fields.clone(), &now, &now, 1);
     let mut ops = vec![WriteOp::Put {
         tenant: ctx.tenant.key(),

@@ -1,39 +1,103 @@
-//! The DynamoDB store: one table, keys `PK`/`SK`.
+//! The DynamoDB store: one table, keys `PK`/`SK`, three overloaded GSIs.
 //!
 //! - objects: `PK = T#{tenant}#{kind}` (tenant `org#mode`, or `org` for
 //!   organization records), `SK = id`; attributes `doc` (the JSON document),
 //!   `version`, `kind`, and for events `expiresAt` (TTL, 30 days). The tenant
 //!   leads every partition key, so isolation is structural (and IAM
-//!   `dynamodb:LeadingKeys` can enforce it).
-//! - uniqueness claims: `PK = U#{scope}`, `SK = value` → tenant, kind, id.
+//!   `dynamodb:LeadingKeys` can enforce it). Ids are ULIDs whose time is the
+//!   object's `createdAt`, so the base table also serves `createdAt` order
+//!   and ranges, and `id` lookups and ranges.
+//! - `GSI1`/`GSI2` (`G1PK`/`G1SK`, `G2PK`/`G2SK`): equality lookups on up to
+//!   two fields per kind (`LOOKUPS`), `G·PK = T#{tenant}#{kind}#{field}={value}`,
+//!   `G·SK = id`, so "this clinic's patients" or "this endpoint's deliveries"
+//!   read only their own items, in creation order.
+//! - `GSI3` (`G3PK`/`G3SK`): `G3PK = T#{tenant}#{kind}`,
+//!   `G3SK = {updatedAt}#{id}`: lists sorted by, or ranged on, `updatedAt`
+//!   (the sync query: `updatedAt[$gt]=…&$sort[updatedAt]=1`).
+//! - uniqueness claims (names, key hashes: the auth lookup): `PK = U#{scope}`,
+//!   `SK = value` → tenant, kind, id; read with `GetItem`.
 //!
 //! Every `WriteTx` is one `TransactWriteItems` with a condition per item
 //! (absent, or at the version read). Events are items of kind `events`
 //! written in the same transaction; DynamoDB Streams carries their inserts
-//! to the fan-out Lambda, so there is no outbox to poll here. Lists read the
-//! collection's partition with `Query` (never `Scan`), in pages, up to a
-//! bound past which the request is refused with advice.
+//! to the fan-out Lambda, so there is no outbox to poll here.
+//!
+//! Lists never `Scan`. The planner picks the key or index that serves the
+//! query: an equality lookup, `id`/`createdAt` ranges and order (base
+//! table), `updatedAt` ranges and order (`GSI3`). When the source's order is
+//! the query's order it reads only as far as the page needs (cursors carry
+//! the last item's key position, from which the next page's key condition
+//! starts; within a request pages follow `LastEvaluatedKey`). Otherwise
+//! (another sort, relevance, `$total`) it reads the source's whole key range
+//! and evaluates there. Either way a list reads at most `list_bound` items,
+//! past which it is refused (400) with advice naming what the indexes serve.
+//! The full filter is always evaluated on what is read, with the same code as
+//! the embedded store, so the indexes only decide how much is read.
+//! GSI reads are eventually consistent (DynamoDB offers nothing else there);
+//! the base table is read with strong consistency.
 
 use super::*;
-use crate::query::{eval, index::Index};
+use crate::query::{eval, index::Index, Filter, Op};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
-    TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, Delete,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
+    ReturnConsumedCapacity, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
+use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
-/// Lists read at most this many items of one collection; past it the query
-/// is refused (400) rather than reading a whole tenant.
-pub const MAX_LIST_ITEMS: usize = 20_000;
+/// Items one list may read by default; past it the query is refused (400)
+/// rather than reading a whole tenant.
+pub const DEFAULT_LIST_BOUND: usize = 5_000;
+/// Reference-data reads (`Store::all`: a tenant's clinics, endpoints…).
+pub const MAX_ALL_ITEMS: usize = 20_000;
 const EVENT_TTL_SECS: i64 = 30 * 24 * 3600;
+/// Values longer than this are not put in an equality index (GSI keys are
+/// limited to 2 KB); a lookup of such a value reads the base table instead.
+const MAX_INDEXED_VALUE: usize = 1024;
+
+/// The equality GSIs, as (index, partition attribute, sort attribute).
+const EQ_INDEXES: [(&str, &str, &str); 2] = [("GSI1", "G1PK", "G1SK"), ("GSI2", "G2PK", "G2SK")];
+const UPDATED_INDEX: (&str, &str, &str) = ("GSI3", "G3PK", "G3SK");
+
+/// Fields with an equality index, per kind (slot i → `EQ_INDEXES[i]`).
+pub fn lookups(kind: &str) -> [Option<&'static str>; 2] {
+    match kind {
+        "patients" => [Some("emailAddress"), Some("primaryClinicId")],
+        "practitioners" => [Some("email"), None],
+        "clinics" | "referral-sources" | "patient-statuses" => [Some("name"), None],
+        "events" => [Some("type"), Some("data.id")],
+        "webhook-deliveries" => [Some("endpointId"), Some("eventId")],
+        _ => [None, None],
+    }
+}
+
+/// Kinds listed by `updatedAt` through `GSI3`.
+pub fn ordered_by_updated(kind: &str) -> bool {
+    matches!(
+        kind,
+        "patients"
+            | "practitioners"
+            | "clinics"
+            | "referral-sources"
+            | "patient-statuses"
+            | "webhook-endpoints"
+            | "webhook-deliveries"
+    )
+}
 
 pub struct DynamoStore {
     client: Client,
     table: String,
+    list_bound: usize,
+    /// Capacity units consumed so far, in thousandths (reads, writes).
+    read_milli: AtomicU64,
+    write_milli: AtomicU64,
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -63,16 +127,387 @@ fn doc_of(item: &Item) -> Result<Doc, StoreError> {
     }
 }
 
+fn id_of(doc: &Value) -> &str {
+    doc.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The value a sort key reads (plain traversal; null is missing).
+fn group_value(doc: &Value, path: &[String]) -> Option<Value> {
+    let mut cur = doc;
+    for seg in path {
+        cur = cur.as_object()?.get(seg.as_str())?;
+    }
+    (!cur.is_null()).then(|| cur.clone())
+}
+
+/// Items a list may still read.
+struct Budget {
+    kind: String,
+    bound: usize,
+    left: usize,
+    advice: String,
+}
+
+impl Budget {
+    fn new(kind: &str, bound: usize, advice: String) -> Budget {
+        Budget {
+            kind: kind.to_string(),
+            bound,
+            left: bound,
+            advice,
+        }
+    }
+
+    fn take(&mut self) -> StoreResult<()> {
+        if self.left == 0 {
+            return Err(StoreError::TooLarge {
+                kind: self.kind.clone(),
+                bound: self.bound,
+                advice: self.advice.clone(),
+            });
+        }
+        self.left -= 1;
+        Ok(())
+    }
+}
+
+/// What a source's sort key orders by.
+#[derive(Debug, Clone, PartialEq)]
+enum SkOrder {
+    /// The id (creation order, and `createdAt`: ids carry their time).
+    Id { prefix: Option<&'static str> },
+    /// `{updatedAt}#{id}`.
+    Updated,
+}
+
+/// A partition of the table or of a GSI.
+#[derive(Debug, Clone)]
+struct Source {
+    index: Option<&'static str>,
+    pk_attr: &'static str,
+    sk_attr: &'static str,
+    pk: String,
+    by: SkOrder,
+}
+
+impl Source {
+    fn base(tenant: &str, kind: &str) -> Source {
+        Source {
+            index: None,
+            pk_attr: "PK",
+            sk_attr: "SK",
+            pk: obj_pk(tenant, kind),
+            by: SkOrder::Id {
+                prefix: crate::resources::by_path(kind).map(|r| r.prefix),
+            },
+        }
+    }
+}
+
+/// A key range of a source (bounds inclusive; the evaluation is exact).
+#[derive(Debug, Clone)]
+struct Range {
+    source: Source,
+    lo: Option<String>,
+    hi: Option<String>,
+}
+
+impl Range {
+    fn raise_lo(&mut self, v: String) {
+        if self.lo.as_ref().is_none_or(|cur| *cur < v) {
+            self.lo = Some(v);
+        }
+    }
+
+    fn lower_hi(&mut self, v: String) {
+        if self.hi.as_ref().is_none_or(|cur| *cur > v) {
+            self.hi = Some(v);
+        }
+    }
+
+    fn empty(&self) -> bool {
+        matches!((&self.lo, &self.hi), (Some(lo), Some(hi)) if lo > hi)
+    }
+
+    /// This range from a cursor's position on, reading in `reverse` (index
+    /// descending) or not; the position's whole group of ties is kept.
+    fn from_position(
+        &self,
+        stream: &Stream,
+        pos: Option<&crate::query::cursor::Position>,
+        reverse: bool,
+    ) -> Range {
+        let mut r = self.clone();
+        let Some(pos) = pos else {
+            return r;
+        };
+        let first = pos.keys.first().and_then(|k| k.as_ref());
+        let cut = match (&self.source.by, &stream.group) {
+            (SkOrder::Id { .. }, None) => Some((pos.id.clone(), pos.id.clone())),
+            (SkOrder::Id { prefix: Some(prefix) }, Some(_)) => first
+                .and_then(Value::as_str)
+                .and_then(crate::time::parse_timestamp)
+                .map(|ms| {
+                    (
+                        crate::ids::time_prefix(prefix, ms),
+                        crate::ids::time_prefix(prefix, ms + 1),
+                    )
+                }),
+            (SkOrder::Updated, _) => first
+                .and_then(Value::as_str)
+                .map(|u| (u.to_string(), format!("{u}$"))),
+            _ => None,
+        };
+        if let Some((start, end)) = cut {
+            if reverse {
+                r.lower_hi(end);
+            } else {
+                r.raise_lo(start);
+            }
+        }
+        r
+    }
+}
+
+/// A source whose order is the query's: read only as far as the page needs.
+#[derive(Debug, Clone)]
+struct Stream {
+    /// The query's first sort key is descending.
+    descending: bool,
+    /// The first sort key when ties are possible (their group is completed).
+    group: Option<Vec<String>>,
+}
+
+#[derive(Debug)]
+struct Plan {
+    range: Range,
+    /// `None`: read the whole range, then evaluate.
+    stream: Option<Stream>,
+    advice: String,
+}
+
+/// The conditions every match satisfies: the clauses of the top-level `And`s.
+fn conjuncts<'q>(f: &'q Filter, out: &mut Vec<(&'q [String], &'q Op)>) {
+    match f {
+        Filter::And(fs) => fs.iter().for_each(|f| conjuncts(f, out)),
+        Filter::Field { path, op } => out.push((path, op)),
+        Filter::Or(_) => {}
+    }
+}
+
+fn is_path(path: &[String], dotted: &str) -> bool {
+    path.len() == dotted.split('.').count() && path.iter().zip(dotted.split('.')).all(|(a, b)| a == b)
+}
+
+/// A timestamp in its canonical stored form (anything else narrows nothing).
+fn canonical_ms(v: &Value) -> Option<i64> {
+    let s = v.as_str()?;
+    let ms = crate::time::parse_timestamp(s)?;
+    (crate::time::format_ms(ms) == s).then_some(ms)
+}
+
+impl Plan {
+    fn new(tenant: &str, kind: &str, q: &ListQuery) -> Plan {
+        let mut clauses = Vec::new();
+        conjuncts(&q.filter, &mut clauses);
+        let fields = lookups(kind);
+        let updated = ordered_by_updated(kind);
+        let base = Source::base(tenant, kind);
+
+        // An equality on an indexed field: read only that value's items.
+        let eq = fields.iter().enumerate().find_map(|(slot, field)| {
+            let field = (*field)?;
+            clauses.iter().find_map(|(path, op)| match op {
+                Op::Eq(Value::String(v)) if is_path(path, field) && v.len() <= MAX_INDEXED_VALUE => {
+                    let (index, pk_attr, sk_attr) = EQ_INDEXES[slot];
+                    Some(Source {
+                        index: Some(index),
+                        pk_attr,
+                        sk_attr,
+                        pk: format!("{}#{field}={v}", obj_pk(tenant, kind)),
+                        by: base.by.clone(),
+                    })
+                }
+                _ => None,
+            })
+        });
+        let id_eq = clauses
+            .iter()
+            .any(|(path, op)| is_path(path, "id") && matches!(op, Op::Eq(Value::String(_))));
+        let id_src = match eq {
+            // An id equality is narrower than any lookup.
+            Some(src) if !id_eq => src,
+            _ => base.clone(),
+        };
+        let updated_src = Source {
+            index: Some(UPDATED_INDEX.0),
+            pk_attr: UPDATED_INDEX.1,
+            sk_attr: UPDATED_INDEX.2,
+            pk: obj_pk(tenant, kind),
+            by: SkOrder::Updated,
+        };
+
+        // Which order the query needs (keys after a unique `id` never matter).
+        let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
+        let first = q.sort.first();
+        let by_id = first.is_none_or(|k| is_path(&k.path, "id"));
+        let by_created =
+            first.is_some_and(|k| is_path(&k.path, "createdAt")) && base.by != (SkOrder::Id { prefix: None });
+        let by_updated = first.is_some_and(|k| is_path(&k.path, "updatedAt")) && updated;
+        let descending = first.is_some_and(|k| k.descending);
+        let can_stream = !q.want_total && !relevance;
+        let (source, stream) = if can_stream && (by_id || by_created) {
+            let group = (!by_id).then(|| vec!["createdAt".to_string()]);
+            (id_src, Some(Stream { descending, group }))
+        } else if can_stream && by_updated && id_src.index.is_none() && !id_eq {
+            let group = Some(vec!["updatedAt".to_string()]);
+            (updated_src, Some(Stream { descending, group }))
+        } else {
+            let ranges_updated = clauses.iter().any(|(path, op)| {
+                is_path(path, "updatedAt")
+                    && matches!(op, Op::Gt(_) | Op::Gte(_) | Op::Lt(_) | Op::Lte(_))
+            });
+            if id_src.index.is_none() && !id_eq && updated && ranges_updated {
+                (updated_src, None)
+            } else {
+                (id_src, None)
+            }
+        };
+
+        // Narrow the key range with the filter's ranges on the source's key.
+        let mut range = Range {
+            source,
+            lo: None,
+            hi: None,
+        };
+        for (path, op) in &clauses {
+            match range.source.by.clone() {
+                SkOrder::Id { prefix } => {
+                    if is_path(path, "id") {
+                        let Some(v) = op_value(op).and_then(Value::as_str) else {
+                            continue;
+                        };
+                        match op {
+                            Op::Eq(_) => {
+                                range.raise_lo(v.to_string());
+                                range.lower_hi(v.to_string());
+                            }
+                            Op::Gt(_) | Op::Gte(_) => range.raise_lo(v.to_string()),
+                            Op::Lt(_) | Op::Lte(_) => range.lower_hi(v.to_string()),
+                            _ => {}
+                        }
+                    } else if is_path(path, "createdAt") {
+                        let (Some(prefix), Some(ms)) = (prefix, op_value(op).and_then(canonical_ms))
+                        else {
+                            continue;
+                        };
+                        match op {
+                            Op::Eq(_) => {
+                                range.raise_lo(crate::ids::time_prefix(prefix, ms));
+                                range.lower_hi(crate::ids::time_prefix(prefix, ms + 1));
+                            }
+                            Op::Gte(_) => range.raise_lo(crate::ids::time_prefix(prefix, ms)),
+                            Op::Gt(_) => range.raise_lo(crate::ids::time_prefix(prefix, ms + 1)),
+                            Op::Lt(_) => range.lower_hi(crate::ids::time_prefix(prefix, ms)),
+                            Op::Lte(_) => range.lower_hi(crate::ids::time_prefix(prefix, ms + 1)),
+                            _ => {}
+                        }
+                    }
+                }
+                SkOrder::Updated => {
+                    if !is_path(path, "updatedAt") {
+                        continue;
+                    }
+                    let Some(v) = op_value(op).filter(|v| canonical_ms(v).is_some()) else {
+                        continue;
+                    };
+                    let v = v.as_str().unwrap_or_default();
+                    match op {
+                        Op::Eq(_) => {
+                            range.raise_lo(v.to_string());
+                            range.lower_hi(format!("{v}$"));
+                        }
+                        Op::Gt(_) | Op::Gte(_) => range.raise_lo(v.to_string()),
+                        Op::Lt(_) | Op::Lte(_) => range.lower_hi(format!("{v}$")),
+                        _ => {}
+                    }
+                }
+            }
+        }
+
+        let mut served: Vec<String> = fields
+            .iter()
+            .flatten()
+            .map(|f| format!("`{f}=…`"))
+            .collect();
+        served.push("a `createdAt` range".into());
+        if updated {
+            served.push("an `updatedAt` range".into());
+        }
+        let sorts = if updated {
+            "`createdAt` or `updatedAt`"
+        } else {
+            "`createdAt`"
+        };
+        let advice = format!(
+            "Narrow it with a filter an index serves ({}), or sort by {sorts} (or not at all) and page with `next`.",
+            served.join(", ")
+        );
+        Plan {
+            range,
+            stream,
+            advice,
+        }
+    }
+}
+
+fn op_value(op: &Op) -> Option<&Value> {
+    match op {
+        Op::Eq(v) | Op::Gt(v) | Op::Gte(v) | Op::Lt(v) | Op::Lte(v) => Some(v),
+        _ => None,
+    }
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            list_bound: DEFAULT_LIST_BOUND,
+            read_milli: AtomicU64::new(0),
+            write_milli: AtomicU64::new(0),
         }
+    }
+
+    /// How many items one list may read before it is refused.
+    pub fn with_list_bound(mut self, bound: usize) -> DynamoStore {
+        self.list_bound = bound.max(1);
+        self
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Read and write capacity units consumed since the store was made, as
+    /// DynamoDB reports them (`ReturnConsumedCapacity=TOTAL` on every call).
+    pub fn consumed(&self) -> (f64, f64) {
+        (
+            self.read_milli.load(AtomicOrdering::Relaxed) as f64 / 1000.0,
+            self.write_milli.load(AtomicOrdering::Relaxed) as f64 / 1000.0,
+        )
+    }
+
+    fn count(&self, c: Option<&ConsumedCapacity>, write: bool) {
+        let Some(units) = c.and_then(|c| c.capacity_units()) else {
+            return;
+        };
+        let counter = if write {
+            &self.write_milli
+        } else {
+            &self.read_milli
+        };
+        counter.fetch_add((units * 1000.0).round() as u64, AtomicOrdering::Relaxed);
     }
 
     /// Open the connection (one cheap call) so the first request does not pay
@@ -103,7 +538,7 @@ impl DynamoStore {
                 .build()
                 .map_err(backend)
         };
-        client
+        let mut create = client
             .create_table()
             .table_name(table)
             .attribute_definitions(attr("PK")?)
@@ -117,10 +552,26 @@ impl DynamoStore {
                     .stream_view_type(StreamViewType::NewImage)
                     .build()
                     .map_err(backend)?,
-            )
-            .send()
-            .await
-            .map_err(backend)?;
+            );
+        for (index, pk, sk) in EQ_INDEXES.into_iter().chain([UPDATED_INDEX]) {
+            create = create
+                .attribute_definitions(attr(pk)?)
+                .attribute_definitions(attr(sk)?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index)
+                        .key_schema(key(pk, KeyType::Hash)?)
+                        .key_schema(key(sk, KeyType::Range)?)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(backend)?,
+                );
+        }
+        create.send().await.map_err(backend)?;
         client
             .update_time_to_live()
             .table_name(table)
@@ -145,10 +596,80 @@ impl DynamoStore {
             .key("PK", s(pk))
             .key("SK", s(sk))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(backend)?;
+        self.count(out.consumed_capacity(), false);
         Ok(out.item)
+    }
+
+    /// Read a source's key range in pages, in its order (or the reverse),
+    /// calling `each` on every live item's document until it says stop.
+    /// Counts every item read against `budget`; running out is `TooLarge`.
+    async fn read_range(
+        &self,
+        range: &Range,
+        reverse: bool,
+        page_size: usize,
+        budget: &mut Budget,
+        mut each: impl FnMut(Doc) -> bool,
+    ) -> StoreResult<()> {
+        if range.empty() {
+            return Ok(());
+        }
+        let src = &range.source;
+        let mut cond = format!("{} = :pk", src.pk_attr);
+        match (&range.lo, &range.hi) {
+            (Some(_), Some(_)) => cond.push_str(&format!(" AND {} BETWEEN :lo AND :hi", src.sk_attr)),
+            (Some(_), None) => cond.push_str(&format!(" AND {} >= :lo", src.sk_attr)),
+            (None, Some(_)) => cond.push_str(&format!(" AND {} <= :hi", src.sk_attr)),
+            (None, None) => {}
+        }
+        let now_secs = crate::time::now_ms() / 1000;
+        let mut start = None;
+        let mut size = page_size.clamp(2, 1000);
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&cond)
+                .expression_attribute_values(":pk", s(src.pk.clone()))
+                .scan_index_forward(!reverse)
+                .limit(size as i32)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start);
+            if let Some(lo) = &range.lo {
+                req = req.expression_attribute_values(":lo", s(lo.clone()));
+            }
+            if let Some(hi) = &range.hi {
+                req = req.expression_attribute_values(":hi", s(hi.clone()));
+            }
+            req = match src.index {
+                Some(index) => req.index_name(index),
+                None => req.consistent_read(true),
+            };
+            let page = req.send().await.map_err(backend)?;
+            self.count(page.consumed_capacity(), false);
+            for item in page.items() {
+                budget.take()?;
+                // TTL deletion is lazy: expired items are filtered here.
+                if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
+                    if exp.parse::<i64>().is_ok_and(|e| e <= now_secs) {
+                        continue;
+                    }
+                }
+                if !each(doc_of(item)?) {
+                    return Ok(());
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(()),
+            }
+            size = (size * 4).min(1000);
+        }
     }
 
     /// Every document of a collection, in id (creation) order, up to `bound`.
@@ -158,41 +679,122 @@ impl DynamoStore {
         kind: &str,
         bound: usize,
     ) -> StoreResult<Vec<Doc>> {
+        let range = Range {
+            source: Source::base(tenant, kind),
+            lo: None,
+            hi: None,
+        };
+        let mut budget = Budget::new(kind, bound, String::new());
         let mut out = Vec::new();
-        let mut start = None;
-        let now_secs = crate::time::now_ms() / 1000;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", s(obj_pk(tenant, kind)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in page.items() {
-                // TTL deletion is lazy: expired items are filtered here.
-                if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
-                    if exp.parse::<i64>().is_ok_and(|e| e <= now_secs) {
-                        continue;
+        self.read_range(&range, false, 1000, &mut budget, |d| {
+            out.push(d);
+            true
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// A list: plan, read what the plan needs, evaluate (module docs).
+    async fn plan_and_list(
+        &self,
+        tenant: &str,
+        kind: &str,
+        q: &ListQuery,
+    ) -> StoreResult<ListPage> {
+        let plan = Plan::new(tenant, kind, q);
+        let mut budget = Budget::new(kind, self.list_bound, plan.advice.clone());
+        let admit = eval::Admit::new(q, q.search_fields);
+        let mut docs: Vec<Doc> = Vec::new();
+        let mut probe_found = false;
+        match &plan.stream {
+            None => {
+                // Read the whole range; the evaluation decides.
+                self.read_range(&plan.range, false, 1000, &mut budget, |d| {
+                    if admit.matches(&d) {
+                        docs.push(d);
+                    }
+                    true
+                })
+                .await?;
+            }
+            Some(stream) => {
+                let pos = q.position.as_ref();
+                let reverse = stream.descending != pos.is_some_and(|p| p.before);
+                let beyond = |d: &Value| match pos {
+                    None => true,
+                    Some(p) if p.before => admit.against(d, p) == Ordering::Less,
+                    Some(p) => admit.against(d, p) == Ordering::Greater,
+                };
+                let need = q.skip.saturating_add(q.limit).saturating_add(1);
+                let range = plan.range.from_position(stream, pos, reverse);
+                let mut boundary: Option<Option<Value>> = None;
+                let group = stream.group.as_deref();
+                self.read_range(&range, reverse, need + 1, &mut budget, |d| {
+                    if let (Some(b), Some(path)) = (&boundary, group) {
+                        // Complete the last group of ties, then stop.
+                        if group_value(&d, path) != *b {
+                            return false;
+                        }
+                    }
+                    if admit.matches(&d) && beyond(&d) {
+                        docs.push(d);
+                        if docs.len() >= need && boundary.is_none() {
+                            match group {
+                                None => return false,
+                                Some(path) => {
+                                    boundary = docs.last().map(|l| group_value(l, path));
+                                }
+                            }
+                        }
+                    }
+                    true
+                })
+                .await?;
+                if let Some(p) = pos {
+                    // Is there a match on the other side of the cursor?
+                    let back = plan.range.from_position(stream, pos, !reverse);
+                    let mut probe_budget = Budget::new(kind, 1000, String::new());
+                    let seen = self
+                        .read_range(&back, !reverse, 2, &mut probe_budget, |d| {
+                            let side = admit.against(&d, p);
+                            let other = if p.before {
+                                side != Ordering::Less
+                            } else {
+                                side != Ordering::Greater
+                            };
+                            probe_found = other && admit.matches(&d);
+                            !probe_found
+                        })
+                        .await;
+                    // Past its own small bound the probe assumes there is one.
+                    if matches!(seen, Err(StoreError::TooLarge { .. })) {
+                        probe_found = true;
+                    } else {
+                        seen?;
                     }
                 }
-                out.push(doc_of(item)?);
-                if out.len() > bound {
-                    return Err(StoreError::TooLarge {
-                        kind: kind.to_string(),
-                        bound,
-                    });
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
             }
         }
+        // Creation order, as the evaluation expects of its input.
+        docs.sort_by(|a, b| id_of(a).cmp(id_of(b)));
+        let index = Index::new(docs);
+        let r = eval::run(&index, q, q.search_fields);
+        let mut page = ListPage {
+            data: r.page.into_iter().cloned().collect(),
+            total: q.want_total.then_some(r.total),
+            has_prev: r.has_prev,
+            has_next: r.has_next,
+        };
+        if let (Some(p), Some(_)) = (&q.position, &plan.stream) {
+            let nonempty = !page.data.is_empty();
+            let other_side = (probe_found || q.skip > 0) && nonempty;
+            if p.before {
+                page.has_next = other_side;
+            } else {
+                page.has_prev = other_side;
+            }
+        }
+        Ok(page)
     }
 
     fn item_for(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
@@ -215,6 +817,28 @@ impl DynamoStore {
                     .item("tenant", s(tenant.clone()))
                     .item("version", n(version))
                     .item("doc", s(doc.to_string()));
+                for (slot, field) in lookups(kind).into_iter().enumerate() {
+                    let value = field.and_then(|f| {
+                        let path: Vec<String> = f.split('.').map(String::from).collect();
+                        group_value(doc, &path)
+                    });
+                    if let (Some(field), Some(Value::String(v))) = (field, value) {
+                        if v.len() <= MAX_INDEXED_VALUE {
+                            let (_, pk, sk) = EQ_INDEXES[slot];
+                            put = put
+                                .item(pk, s(format!("{}#{field}={v}", obj_pk(tenant, kind))))
+                                .item(sk, s(id.clone()));
+                        }
+                    }
+                }
+                if ordered_by_updated(kind) {
+                    if let Some(updated) = doc.get("updatedAt").and_then(Value::as_str) {
+                        let (_, pk, sk) = UPDATED_INDEX;
+                        put = put
+                            .item(pk, s(obj_pk(tenant, kind)))
+                            .item(sk, s(format!("{updated}#{id}")));
+                    }
+                }
                 if *kind == crate::webhooks::EVENTS_KIND {
                     let created = doc
                         .get("createdAt")
@@ -325,19 +949,11 @@ impl Store for DynamoStore {
     }
 
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
-        let docs = self.read_collection(tenant, kind, MAX_LIST_ITEMS).await?;
-        let index = Index::new(docs);
-        let r = eval::run(&index, query, query.search_fields);
-        Ok(ListPage {
-            data: r.page.into_iter().cloned().collect(),
-            total: query.want_total.then_some(r.total),
-            has_prev: r.has_prev,
-            has_next: r.has_next,
-        })
+        self.plan_and_list(tenant, kind, query).await
     }
 
     async fn all(&self, tenant: &str, kind: &str) -> StoreResult<Vec<Doc>> {
-        self.read_collection(tenant, kind, MAX_LIST_ITEMS).await
+        self.read_collection(tenant, kind, MAX_ALL_ITEMS).await
     }
 
     async fn find_unique(&self, scope: &str, value: &str) -> StoreResult<Option<UniqueTarget>> {
@@ -374,10 +990,16 @@ impl Store for DynamoStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                for c in out.consumed_capacity() {
+                    self.count(Some(c), true);
+                }
+                Ok(())
+            }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => {
                     let reasons = c.cancellation_reasons();

@@ -109,6 +109,8 @@ pub enum StoreError {
     TooLarge {
         kind: String,
         bound: usize,
+        /// What the store can serve without reading so much.
+        advice: String,
     },
     Backend(String),
 }
@@ -118,7 +120,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Conflict(c) => c.fmt(f),
             StoreError::Busy => f.write_str("database busy"),
-            StoreError::TooLarge { kind, bound } => write!(f, "more than {bound} {kind} to read"),
+            StoreError::TooLarge { kind, bound, .. } => write!(f, "more than {bound} {kind} to read"),
             StoreError::Backend(m) => write!(f, "storage backend: {m}"),
         }
     }

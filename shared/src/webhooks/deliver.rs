@@ -303,7 +303,8 @@ pub async fn attempt(
         .map(|d| active_secrets(&d))
         .unwrap_or_default();
     let body = Bytes::from(serde_json::to_vec(event.as_ref()).unwrap_or_default());
-    let delivery_id = crate::ids::new_id("del");
+    // The attempt's `createdAt` is the instant in its id (when it began).
+    let (delivery_id, started_ms) = crate::ids::new_id_at("del");
     let event_type = event["type"].as_str().unwrap_or_default().to_string();
     let timestamp = crate::time::now_ms() / 1000;
     let (hub_sig, std_sig) = sign(&secrets, event_id, timestamp, &body);
@@ -374,7 +375,7 @@ pub async fn attempt(
         "eventType": event_type, "attempt": attempt,
         "status": match outcome { Outcome::Delivered => "succeeded", Outcome::Dead => "dead", _ => "failed" },
         "durationMs": duration, "livemode": tenant.livemode(),
-        "createdAt": crate::time::format_ms(now), "updatedAt": crate::time::format_ms(now), "version": 1,
+        "createdAt": crate::time::format_ms(started_ms), "updatedAt": crate::time::format_ms(now), "version": 1,
     });
     if let Some(s) = status {
         record["responseStatus"] = json!(s);
