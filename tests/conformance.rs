@@ -685,11 +685,7 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
             let ctx = format!("query {n} `{raw}` step {step} position {:?}", q.position);
             assert_eq!(page_ids(&a), page_ids(&b), "{ctx}");
             assert_eq!(a.total, b.total, "{ctx}");
-            assert_eq!(
-                (a.has_prev, a.has_next),
-                (b.has_prev, b.has_next),
-                "{ctx}"
-            );
+            assert_eq!((a.has_prev, a.has_next), (b.has_prev, b.has_next), "{ctx}");
             pages += 1;
             step += 1;
             // Walk forward by `next`, then one step back by `prev`.
@@ -715,7 +711,11 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
         .unwrap();
     let (r1, _) = dynamo.consumed();
     dynamo
-        .list(&t, "patients", &patients_query("$sort[fullName]=1&$limit=5"))
+        .list(
+            &t,
+            "patients",
+            &patients_query("$sort[fullName]=1&$limit=5"),
+        )
         .await
         .unwrap();
     let (r2, _) = dynamo.consumed();
@@ -742,12 +742,20 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
             }
             .into();
             assert_eq!(api.kind.status(), 400);
-            assert!(api.message.contains("more than 100 patients"), "{}", api.message);
+            assert!(
+                api.message.contains("more than 100 patients"),
+                "{}",
+                api.message
+            );
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
     let served = small
-        .list(&t, "patients", &patients_query("$sort[updatedAt]=-1&$limit=20"))
+        .list(
+            &t,
+            "patients",
+            &patients_query("$sort[updatedAt]=-1&$limit=20"),
+        )
         .await
         .unwrap();
     assert_eq!(served.data.len(), 20);

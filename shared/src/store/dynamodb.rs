@@ -231,7 +231,7 @@ impl Range {
 
     /// This range from a cursor's position on, reading in `reverse` (index
     /// descending) or not; the position's whole group of ties is kept.
-    fn from_position(
+    fn cut_at(
         &self,
         stream: &Stream,
         pos: Option<&crate::query::cursor::Position>,
@@ -244,7 +244,12 @@ impl Range {
         let first = pos.keys.first().and_then(|k| k.as_ref());
         let cut = match (&self.source.by, &stream.group) {
             (SkOrder::Id { .. }, None) => Some((pos.id.clone(), pos.id.clone())),
-            (SkOrder::Id { prefix: Some(prefix) }, Some(_)) => first
+            (
+                SkOrder::Id {
+                    prefix: Some(prefix),
+                },
+                Some(_),
+            ) => first
                 .and_then(Value::as_str)
                 .and_then(crate::time::parse_timestamp)
                 .map(|ms| {
@@ -296,7 +301,8 @@ fn conjuncts<'q>(f: &'q Filter, out: &mut Vec<(&'q [String], &'q Op)>) {
 }
 
 fn is_path(path: &[String], dotted: &str) -> bool {
-    path.len() == dotted.split('.').count() && path.iter().zip(dotted.split('.')).all(|(a, b)| a == b)
+    path.len() == dotted.split('.').count()
+        && path.iter().zip(dotted.split('.')).all(|(a, b)| a == b)
 }
 
 /// A timestamp in its canonical stored form (anything else narrows nothing).
@@ -318,7 +324,9 @@ impl Plan {
         let eq = fields.iter().enumerate().find_map(|(slot, field)| {
             let field = (*field)?;
             clauses.iter().find_map(|(path, op)| match op {
-                Op::Eq(Value::String(v)) if is_path(path, field) && v.len() <= MAX_INDEXED_VALUE => {
+                Op::Eq(Value::String(v))
+                    if is_path(path, field) && v.len() <= MAX_INDEXED_VALUE =>
+                {
                     let (index, pk_attr, sk_attr) = EQ_INDEXES[slot];
                     Some(Source {
                         index: Some(index),
@@ -351,8 +359,8 @@ impl Plan {
         let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
         let first = q.sort.first();
         let by_id = first.is_none_or(|k| is_path(&k.path, "id"));
-        let by_created =
-            first.is_some_and(|k| is_path(&k.path, "createdAt")) && base.by != (SkOrder::Id { prefix: None });
+        let by_created = first.is_some_and(|k| is_path(&k.path, "createdAt"))
+            && base.by != (SkOrder::Id { prefix: None });
         let by_updated = first.is_some_and(|k| is_path(&k.path, "updatedAt")) && updated;
         let descending = first.is_some_and(|k| k.descending);
         let can_stream = !q.want_total && !relevance;
@@ -397,7 +405,8 @@ impl Plan {
                             _ => {}
                         }
                     } else if is_path(path, "createdAt") {
-                        let (Some(prefix), Some(ms)) = (prefix, op_value(op).and_then(canonical_ms))
+                        let (Some(prefix), Some(ms)) =
+                            (prefix, op_value(op).and_then(canonical_ms))
                         else {
                             continue;
                         };
@@ -621,7 +630,9 @@ impl DynamoStore {
         let src = &range.source;
         let mut cond = format!("{} = :pk", src.pk_attr);
         match (&range.lo, &range.hi) {
-            (Some(_), Some(_)) => cond.push_str(&format!(" AND {} BETWEEN :lo AND :hi", src.sk_attr)),
+            (Some(_), Some(_)) => {
+                cond.push_str(&format!(" AND {} BETWEEN :lo AND :hi", src.sk_attr))
+            }
             (Some(_), None) => cond.push_str(&format!(" AND {} >= :lo", src.sk_attr)),
             (None, Some(_)) => cond.push_str(&format!(" AND {} <= :hi", src.sk_attr)),
             (None, None) => {}
@@ -726,7 +737,7 @@ impl DynamoStore {
                     Some(p) => admit.against(d, p) == Ordering::Greater,
                 };
                 let need = q.skip.saturating_add(q.limit).saturating_add(1);
-                let range = plan.range.from_position(stream, pos, reverse);
+                let range = plan.range.cut_at(stream, pos, reverse);
                 let mut boundary: Option<Option<Value>> = None;
                 let group = stream.group.as_deref();
                 self.read_range(&range, reverse, need + 1, &mut budget, |d| {
@@ -752,7 +763,7 @@ impl DynamoStore {
                 .await?;
                 if let Some(p) = pos {
                     // Is there a match on the other side of the cursor?
-                    let back = plan.range.from_position(stream, pos, !reverse);
+                    let back = plan.range.cut_at(stream, pos, !reverse);
                     let mut probe_budget = Budget::new(kind, 1000, String::new());
                     let seen = self
                         .read_range(&back, !reverse, 2, &mut probe_budget, |d| {

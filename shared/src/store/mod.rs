@@ -120,7 +120,9 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Conflict(c) => c.fmt(f),
             StoreError::Busy => f.write_str("database busy"),
-            StoreError::TooLarge { kind, bound, .. } => write!(f, "more than {bound} {kind} to read"),
+            StoreError::TooLarge { kind, bound, .. } => {
+                write!(f, "more than {bound} {kind} to read")
+            }
             StoreError::Backend(m) => write!(f, "storage backend: {m}"),
         }
     }
