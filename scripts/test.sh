@@ -40,7 +40,7 @@ trap 'kill "$ddb_pid" "$moto_pid" 2>/dev/null || true' EXIT
 export HUB_TEST_SQS_ENDPOINT="http://127.0.0.1:$moto_port"
 # Static test credentials and an explicit region: no AWS client may probe
 # the credential chain or instance metadata.
-export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then

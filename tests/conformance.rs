@@ -773,3 +773,175 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
         .unwrap();
     assert_eq!(by_email.total, Some(few));
 }
+
+/// DynamoDB capacity units each route costs, as DynamoDB Local reports them
+/// (`ReturnConsumedCapacity=TOTAL` on every call), over a tenant of 200
+/// patients. Prints the table (and writes it to `$HUB_UNITS_REPORT` when
+/// set: `bench/dynamodb-units.sh`), and holds the planner to its promise
+/// that a page read in key order costs a page, not the collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_units_per_route() {
+    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
+    let table = format!("hub-units-{}", hub::ids::ulid().to_lowercase());
+    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+        .await
+        .unwrap();
+    let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(client, table));
+    let s = TestServer::start_on(dynamo.clone()).await;
+    let org = s.org("Units", false).await;
+    let key = org.test.secret.clone();
+    // 140 more patients beside the sandbox's 60.
+    let mut tasks = Vec::new();
+    for w in 0..7 {
+        let (http, key) = (s.http.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                http.post(
+                    "/v1/patients",
+                    &key,
+                    &patient_body(
+                        &format!("Unit {w}-{i}"),
+                        "St. Mungo's Clinic – Leeds",
+                        "Active",
+                        "Google",
+                    ),
+                )
+                .await
+                .expect(201);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let count = s.http.get("/v1/patients?$limit=0", &key).await;
+    assert_eq!(count.body["total"], 200, "{}", count.body);
+    let some = s.http.get("/v1/patients?$limit=1", &key).await;
+    let pid = some.ids()[0].clone();
+    let clinic = some.body["data"][0]["primaryClinicId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ep = s
+        .http
+        .post(
+            "/v1/webhook-endpoints",
+            &key,
+            &json!({"url": "http://127.0.0.1:9/hook", "enabledEvents": ["*"]}),
+        )
+        .await;
+    ep.expect(201);
+
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    let mut measure = |label: &str, r: (f64, f64), before: (f64, f64)| {
+        rows.push((label.to_string(), r.0 - before.0, r.1 - before.1));
+        (r.0 - before.0, r.1 - before.1)
+    };
+    macro_rules! unit {
+        ($label:expr, $call:expr) => {{
+            let before = dynamo.consumed();
+            let resp = $call.await;
+            assert!(
+                resp.status < 300,
+                "{}: {} {}",
+                $label,
+                resp.status,
+                resp.body
+            );
+            measure($label, dynamo.consumed(), before)
+        }};
+    }
+    let get = unit!(
+        "GET /v1/patients/{id}",
+        s.http.get(&format!("/v1/patients/{pid}"), &key)
+    );
+    let page = unit!(
+        "GET /v1/patients?$limit=10 (creation order)",
+        s.http.get("/v1/patients?$limit=10", &key)
+    );
+    let by_clinic = unit!(
+        "GET /v1/patients?primaryClinicId=…&$limit=10 (GSI2)",
+        s.http.get(
+            &format!("/v1/patients?primaryClinicId={clinic}&$limit=10"),
+            &key
+        )
+    );
+    let by_updated = unit!(
+        "GET /v1/patients?$sort[updatedAt]=-1&$limit=10 (GSI3)",
+        s.http
+            .get("/v1/patients?$sort[updatedAt]=-1&$limit=10", &key)
+    );
+    unit!(
+        "GET /v1/patients?emailAddress=…&$limit=10 (GSI1)",
+        s.http.get(
+            "/v1/patients?emailAddress=someone@example.com&$limit=10",
+            &key
+        )
+    );
+    let sorted = unit!(
+        "GET /v1/patients?$sort[fullName]=1&$limit=10 (reads all 200)",
+        s.http.get("/v1/patients?$sort[fullName]=1&$limit=10", &key)
+    );
+    unit!(
+        "GET /v1/patients?$limit=0 (count: reads all 200)",
+        s.http.get("/v1/patients?$limit=0", &key)
+    );
+    unit!(
+        "GET /v1/events?$limit=10",
+        s.http.get("/v1/events?$limit=10", &key)
+    );
+    unit!(
+        "GET /v1/events?type=patient.created&$limit=10 (GSI1)",
+        s.http
+            .get("/v1/events?type=patient.created&$limit=10", &key)
+    );
+    let create = unit!(
+        "POST /v1/patients (names resolved: clinic, status, referral)",
+        s.http.post(
+            "/v1/patients",
+            &key,
+            &patient_body("Unit X", "St. Mungo's Clinic – Leeds", "Active", "Google")
+        )
+    );
+    unit!(
+        "PATCH /v1/patients/{id}",
+        s.http
+            .patch(&format!("/v1/patients/{pid}"), &key, &json!({"notes": "n"}))
+    );
+    unit!(
+        "POST /v1/clinics",
+        s.http.post(
+            "/v1/clinics",
+            &key,
+            &json!({"name": "Units Clinic", "timeZone": "Europe/London"})
+        )
+    );
+    unit!(
+        "GET /v1/webhook-endpoints/{id}/deliveries (GSI1)",
+        s.http.get(
+            &format!("/v1/webhook-endpoints/{}/deliveries", ep.id()),
+            &key
+        )
+    );
+    unit!(
+        "DELETE /v1/patients/{id}",
+        s.http.delete(&format!("/v1/patients/{pid}"), &key)
+    );
+
+    let mut table = String::from("| route | read units | write units |\n|---|---|---|\n");
+    for (label, r, w) in &rows {
+        table.push_str(&format!("| `{label}` | {r} | {w} |\n"));
+    }
+    println!("{table}");
+    if let Ok(path) = std::env::var("HUB_UNITS_REPORT") {
+        std::fs::write(path, &table).unwrap();
+    }
+    // Reads by key cost a few units; writes are transactional (2 per KB per item).
+    assert!(get.0 > 0.0 && get.0 <= 4.0, "{table}");
+    assert!(create.1 > 0.0, "{table}");
+    // Pages in an order a key serves cost about a page; a sort no key
+    // serves reads the collection.
+    for cheap in [page.0, by_clinic.0, by_updated.0] {
+        assert!(cheap * 3.0 < sorted.0, "{table}");
+    }
+}
