@@ -347,11 +347,32 @@ async fn the_api_works_over_dynamodb() {
         .await
         .unwrap();
     let s = TestServer::start_on(Arc::new(hub::store::dynamodb::DynamoStore::new(
-        client, table,
+        client.clone(),
+        table.clone(),
     )))
     .await;
     let org = s.org("St. Mungo's Clinic", false).await;
     let key = org.test.secret.as_str();
+    // The same table behind a server whose lists may read 50 items: a sort
+    // no key serves is refused with advice; pages in key order still work.
+    let small = TestServer::start_on(Arc::new(
+        hub::store::dynamodb::DynamoStore::new(client, table).with_list_bound(50),
+    ))
+    .await;
+    let refused = small.http.get("/v1/patients?$sort[fullName]=1", key).await;
+    refused.expect_error(400, "INVALID_PARAMETERS");
+    let msg = refused.body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("more than 50 patients") && msg.contains("primaryClinicId=…"),
+        "{msg}"
+    );
+    let newest = small
+        .http
+        .get("/v1/patients?$sort[createdAt]=-1&$limit=20", key)
+        .await;
+    newest.expect(200);
+    assert_eq!(newest.ids().len(), 20);
+    assert!(newest.body["next"].is_string());
     let total = s.http.get("/v1/patients?$limit=0", key).await;
     total.expect(200);
     assert_eq!(total.body["total"], 60, "the sandbox, through DynamoDB");
