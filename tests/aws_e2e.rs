@@ -144,7 +144,8 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
     let ddb = hub::store::dynamodb::local_client(&ddb_endpoint, "us-east-1").await;
     let table = format!("hub-e2e-{}", hub::ids::ulid().to_lowercase());
     DynamoStore::create_table(&ddb, &table).await.unwrap();
-    let store: hub::store::DynStore = Arc::new(DynamoStore::new(ddb, table.clone()));
+    let dynamo = Arc::new(DynamoStore::new(ddb, table.clone()));
+    let store: hub::store::DynStore = dynamo.clone();
     // moto: the delivery queue with its redrive policy (2 attempts) and dead-letter queue.
     let sqs = hub::queue::sqs::local_client(&sqs_endpoint, "us-east-1").await;
     let suffix = hub::ids::ulid().to_lowercase();
@@ -274,13 +275,34 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
         inserts >= 6,
         "the stream carries the event inserts: {inserts}"
     );
+    let units = dynamo.consumed();
     let fanned = lambda::handle_stream(store.as_ref(), queue.as_ref(), &batch).await;
     assert_eq!(fanned, json!({"batchItemFailures": []}));
+    let fanout_units = delta(units, dynamo.consumed());
 
     // Delivery: two messages (one per endpoint subscribed to patient.created).
     let event = sqs_event(&sqs, &url).await;
     assert_eq!(event["Records"].as_array().unwrap().len(), 2, "{event}");
+    let units = dynamo.consumed();
     let result = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await;
+    let delivery_units = delta(units, dynamo.consumed());
+    // Each attempt writes its log row (and the endpoint's run of failures).
+    assert!(delivery_units.1 > 0.0, "{delivery_units:?}");
+    let rows = format!(
+        "| stream fan-out ({inserts} events, 2 endpoints) | {} | {} |\n\
+         | delivery batch (2 attempts: one delivered, one failed) | {} | {} |\n",
+        fanout_units.0, fanout_units.1, delivery_units.0, delivery_units.1
+    );
+    println!("{rows}");
+    if let Ok(path) = std::env::var("HUB_UNITS_REPORT") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap();
+        f.write_all(rows.as_bytes()).unwrap();
+    }
     let failed = result["batchItemFailures"].as_array().unwrap().clone();
     assert_eq!(
         failed.len(),
@@ -433,4 +455,9 @@ async fn every_function_handles_its_sample_event() {
             assert_eq!(out["headers"]["content-type"], "application/json", "{name}");
         }
     }
+}
+
+/// Capacity units consumed between two readings (reads, writes).
+fn delta(before: (f64, f64), after: (f64, f64)) -> (f64, f64) {
+    (after.0 - before.0, after.1 - before.1)
 }
