@@ -392,7 +392,11 @@ impl Plan {
             match range.source.by.clone() {
                 SkOrder::Id { prefix } => {
                     if is_path(path, "id") {
-                        let Some(v) = op_value(op).and_then(Value::as_str) else {
+                        // Key values must be non-empty and at most 1 KB.
+                        let Some(v) = op_value(op)
+                            .and_then(Value::as_str)
+                            .filter(|v| !v.is_empty() && v.len() <= MAX_INDEXED_VALUE)
+                        else {
                             continue;
                         };
                         match op {
