@@ -386,6 +386,34 @@ async fn the_api_works_over_dynamodb() {
         let r = s.http.get(&format!("/v1/patients?{q}"), key).await;
         r.expect(200);
     }
+    // Ids and names beyond DynamoDB's key size are plain 404s and 400s.
+    s.http
+        .get(&format!("/v1/patients/{long}"), key)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    s.http
+        .delete(&format!("/v1/patients/pat_{long}"), key)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    let mut body = patient_body(
+        "Long Name",
+        "St. Mungo's Clinic – Leeds",
+        "Active",
+        "Google",
+    );
+    body["primaryClinicName"] = json!(long);
+    let r = s.http.post("/v1/patients", key, &body).await;
+    r.expect_error(400, "INVALID_PARAMETERS");
+    // A unique name longer than a key may be (450 × 3 bytes) is still unique.
+    let name = "€".repeat(450);
+    s.http
+        .post("/v1/referral-sources", key, &json!({ "name": name }))
+        .await
+        .expect(201);
+    s.http
+        .post("/v1/referral-sources", key, &json!({ "name": name }))
+        .await
+        .expect_error(409, "CONFLICT");
     let total = s.http.get("/v1/patients?$limit=0", key).await;
     total.expect(200);
     assert_eq!(total.body["total"], 60, "the sandbox, through DynamoDB");

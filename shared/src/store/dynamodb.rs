@@ -127,6 +127,18 @@ fn doc_of(item: &Item) -> Result<Doc, StoreError> {
     }
 }
 
+/// The sort key of a uniqueness claim: the value itself, or for values
+/// DynamoDB could not hold as a key (empty, long) a digest of it.
+fn claim_key(value: &str) -> String {
+    if !value.is_empty() && value.len() <= 512 && !value.starts_with("sha256:") {
+        return value.to_string();
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(value.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 fn id_of(doc: &Value) -> &str {
     doc.get("id").and_then(Value::as_str).unwrap_or_default()
 }
@@ -896,7 +908,7 @@ impl DynamoStore {
                     Put::builder()
                         .table_name(table)
                         .item("PK", s(format!("U#{scope}")))
-                        .item("SK", s(value.clone()))
+                        .item("SK", s(claim_key(value)))
                         .item("tenant", s(target.tenant.clone()))
                         .item("kind", s(target.kind.clone()))
                         .item("id", s(target.id.clone()))
@@ -911,7 +923,7 @@ impl DynamoStore {
                     Delete::builder()
                         .table_name(table)
                         .key("PK", s(format!("U#{scope}")))
-                        .key("SK", s(value.clone()))
+                        .key("SK", s(claim_key(value)))
                         .build()
                         .map_err(backend)?,
                 )
@@ -947,6 +959,11 @@ fn conflict_for(op: &WriteOp) -> Conflict {
 #[async_trait]
 impl Store for DynamoStore {
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
+        if id.is_empty() || id.len() > MAX_INDEXED_VALUE {
+            // No such key is ever written (ids are ours), and DynamoDB
+            // refuses empty or over-long key values.
+            return Ok(None);
+        }
         match self.get_item(obj_pk(tenant, kind), id).await? {
             Some(item) => {
                 if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
@@ -972,7 +989,10 @@ impl Store for DynamoStore {
     }
 
     async fn find_unique(&self, scope: &str, value: &str) -> StoreResult<Option<UniqueTarget>> {
-        let Some(item) = self.get_item(format!("U#{scope}"), value).await? else {
+        let Some(item) = self
+            .get_item(format!("U#{scope}"), &claim_key(value))
+            .await?
+        else {
             return Ok(None);
         };
         let get = |k: &str| match item.get(k) {
