@@ -363,9 +363,39 @@ async fn org_create_works_against_dynamodb() {
     );
     let client = hub::store::dynamodb::local_client(&endpoint, "us-east-1").await;
     let table = format!("hub-cli-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+    let aws_env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    // `hub table create` makes the table as the template does.
+    let made = Command::new(HUB)
+        .args([
+            "table",
+            "create",
+            "--table",
+            &table,
+            "--endpoint-url",
+            &endpoint,
+        ])
+        .envs(aws_env)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
         .await
         .unwrap();
+    let t = described.table().unwrap();
+    assert_eq!(t.global_secondary_indexes().len(), 3);
+    assert!(t.stream_specification().unwrap().stream_enabled());
     let out = Command::new(HUB)
         .args([
             "org",

@@ -1,5 +1,7 @@
 //! The `hub` command: `hub serve` runs every route on one machine over the
-//! embedded database; `hub org create` creates an organization.
+//! embedded database; `hub org create` creates an organization (in the
+//! embedded database or a DynamoDB table); `hub table create` makes the
+//! table; `hub generate` writes the deployment files.
 
 use hub::api::{App, Config};
 use hub::store::embedded::EmbeddedStore;
@@ -19,6 +21,7 @@ USAGE:
               [--retry-schedule 30s,2m,10m,1h,6h|none]   (webhook retry delays; or HUB_RETRY_SCHEDULE)
               [--delivery-timeout 30s]   (or HUB_DELIVERY_TIMEOUT)
     hub org create --name NAME [--json] [--empty] [--data DIR | --table NAME [--endpoint-url URL]]
+    hub table create --table NAME [--endpoint-url URL]   (the table as template.yaml makes it; for DynamoDB Local)
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
 
 The data directory defaults to $HUB_DATA, else ./.hub-data.
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
             rt.block_on(serve(args))
         }
         ["org", "create"] => rt.block_on(org_create(args)),
+        ["table", "create"] => rt.block_on(table_create(args)),
         ["generate", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             generate(args)
@@ -163,6 +167,28 @@ fn generate(mut args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// A DynamoDB client from the usual AWS environment (credentials, region),
+/// with `--endpoint-url` for DynamoDB Local.
+async fn dynamodb_client(endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::new(&loader.load().await)
+}
+
+async fn table_create(mut args: Args) -> Result<(), String> {
+    let table = args.value("--table")?.ok_or("--table NAME is required")?;
+    let endpoint = args.value("--endpoint-url")?;
+    args.done()?;
+    let client = dynamodb_client(endpoint.as_deref()).await;
+    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+        .await
+        .map_err(|e| format!("DynamoDB: {e}"))?;
+    println!("created table {table} (stream, TTL on expiresAt, GSI1-GSI3)");
+    Ok(())
+}
+
 async fn org_create(mut args: Args) -> Result<(), String> {
     let name = args.value("--name")?.ok_or("--name NAME is required")?;
     let as_json = args.flag("--json");
@@ -175,11 +201,7 @@ async fn org_create(mut args: Args) -> Result<(), String> {
         // The deployed DynamoDB table (credentials and region from the
         // usual AWS environment; --endpoint-url for DynamoDB Local).
         Some(table) => {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(url) = &endpoint {
-                loader = loader.endpoint_url(url);
-            }
-            let client = aws_sdk_dynamodb::Client::new(&loader.load().await);
+            let client = dynamodb_client(endpoint.as_deref()).await;
             let store = hub::store::dynamodb::DynamoStore::new(client, table);
             store
                 .warm_up()
