@@ -29,7 +29,7 @@ PY
 .venv/bin/python - <<PY
 import boto3
 d = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:$ddb_port", region_name="us-east-1")
-# The table as template.yaml (and `hub table create`) makes it.
+# The table as template.yaml (and hub table create) makes it.
 names = ["PK", "SK"] + [f"G{i}{k}" for i in (1, 2, 3) for k in ("PK", "SK")]
 d.create_table(TableName="bench-hub", BillingMode="PAY_PER_REQUEST",
   AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in names],
@@ -49,8 +49,10 @@ for f in "${funcs[@]}"; do
   bin="target/lambda/$f"
   size=$(stat -c %s "$bin")
   zip=$(.venv/bin/python -c "import io,zipfile,sys; b=io.BytesIO(); z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED); z.write(sys.argv[1],'bootstrap'); z.close(); print(len(b.getvalue()))" "$bin")
-  timing=$(.venv/bin/python bench/runtime_stub.py "events/$f.json" -- "$bin")
-  results+=("{\"function\": \"$f\", \"binary_bytes\": $size, \"zip_bytes\": $zip, \"start\": $timing}")
+  # Five cold starts each (a new process every time); the report takes medians.
+  runs=()
+  for _ in 1 2 3 4 5; do runs+=("$(.venv/bin/python bench/runtime_stub.py "events/$f.json" -- "$bin")"); done
+  results+=("{\"function\": \"$f\", \"binary_bytes\": $size, \"zip_bytes\": $zip, \"runs\": [$(IFS=,; echo "${runs[*]}")]}")
 done
 mkdir -p bench/results
 printf '[%s]\n' "$(IFS=,; echo "${results[*]}")" | .venv/bin/python bench/lambda_report.py
