@@ -46,7 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if "/response" in self.path:
             marks["response"] = time.perf_counter()
-            marks["body"] = body.decode(errors="replace")[:300]
+            marks["body"] = body.decode(errors="replace")[:2000]
         else:
             marks["error"] = body.decode(errors="replace")[:300]
         self.send_response(202)
