@@ -89,6 +89,16 @@ Parameters:
     NoEcho: true
     MinLength: 32
     Description: Secret that signs list cursors (32 or more random characters).
+  ApiThrottleRate:
+    Type: Number
+    Default: 1000
+    MinValue: 1
+    Description: Requests per second the whole API accepts (API Gateway stage throttling); the per-key token buckets run in each function instance.
+  ApiThrottleBurst:
+    Type: Number
+    Default: 2000
+    MinValue: 1
+    Description: Burst the whole API accepts above ApiThrottleRate.
 
 Globals:
   Function:
@@ -109,6 +119,10 @@ Globals:
 Resources:
   Api:
     Type: AWS::Serverless::HttpApi
+    Properties:
+      DefaultRouteSettings:
+        ThrottlingRateLimit: !Ref ApiThrottleRate
+        ThrottlingBurstLimit: !Ref ApiThrottleBurst
 
   # One table; tenant-leading partition keys; the stream carries event inserts.
   Table:
