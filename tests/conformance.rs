@@ -1007,3 +1007,94 @@ async fn capacity_units_per_route() {
         assert!(cheap * 3.0 < sorted.0, "{table}");
     }
 }
+
+/// `hub serve`'s housekeeping: events past their 30 days leave the
+/// embedded store — in every process sharing the data directory, including
+/// one so far behind that the change log it needed was pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_purge_drops_expired_events_everywhere() {
+    use hub::store::embedded::EmbeddedStore;
+    let dir = TempDir::new("purge");
+    let a = EmbeddedStore::open(dir.path()).unwrap();
+    let b = EmbeddedStore::open(dir.path()).unwrap();
+    let t = format!("org_{}#test", hub::ids::ulid());
+    let kind = hub::webhooks::EVENTS_KIND;
+    let now = hub::time::now_ms();
+    let old_ms = now - 31 * 24 * 3_600_000;
+    let old: Vec<String> = (0..3)
+        .map(|i| format!("{}000000000000000{i}", hub::ids::time_prefix("evt", old_ms)))
+        .collect();
+    let fresh: Vec<String> = (0..2).map(|_| hub::ids::new_id("evt")).collect();
+    let mut w = WriteTx::default();
+    for (id, ms) in old
+        .iter()
+        .map(|i| (i, old_ms))
+        .chain(fresh.iter().map(|i| (i, now)))
+    {
+        let doc = json!({"id": id, "object": "event", "type": "patient.created",
+                         "createdAt": hub::time::format_ms(ms)});
+        w.ops.push(put(&t, kind, id, doc.clone(), Expect::Absent));
+        w.events.push(hub::store::EventRecord {
+            id: id.clone(),
+            tenant: t.clone(),
+            event_type: "patient.created".into(),
+            created_at_ms: ms,
+            envelope: doc,
+        });
+    }
+    a.commit(w).await.unwrap();
+    a.mark_dispatched(&old).await.unwrap();
+    b.refresh().await.unwrap();
+    assert_eq!(b.all(&t, kind).await.unwrap().len(), 5);
+
+    // Many more changes, so pruning the log to 5 leaves `b` behind it.
+    for i in 0..20 {
+        let id = hub::ids::new_id("cli");
+        a.commit(tx(vec![put(
+            &t,
+            "clinics",
+            &id,
+            doc(&id, 1, json!({"name": format!("C{i}")})),
+            Expect::Absent,
+        )]))
+        .await
+        .unwrap();
+    }
+    let cutoff = now - hub::webhooks::actions::EVENT_TTL_MS;
+    assert_eq!(a.purge(cutoff, 5).unwrap(), 3);
+    let later = hub::ids::new_id("cli");
+    a.commit(tx(vec![put(
+        &t,
+        "clinics",
+        &later,
+        doc(&later, 1, json!({"name": "Later"})),
+        Expect::Absent,
+    )]))
+    .await
+    .unwrap();
+    for store in [&a, &b] {
+        store.refresh().await.unwrap();
+        for id in &old {
+            assert!(store.get(&t, kind, id).await.unwrap().is_none(), "{id}");
+        }
+        for id in &fresh {
+            assert!(store.get(&t, kind, id).await.unwrap().is_some(), "{id}");
+        }
+        assert_eq!(store.all(&t, kind).await.unwrap().len(), 2);
+        assert_eq!(store.all(&t, "clinics").await.unwrap().len(), 21);
+    }
+    // The purged events' dispatched outbox rows went; the fresh ones wait.
+    let pending: Vec<String> = a
+        .pending_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(pending, fresh);
+    // Nothing more to purge through the trait (the 30-day cutoff).
+    assert_eq!(a.purge_expired().await.unwrap(), 0);
+    // A third process opening now loads the same state.
+    let c = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(c.all(&t, kind).await.unwrap().len(), 2);
+}

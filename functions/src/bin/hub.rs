@@ -357,6 +357,19 @@ async fn serve(mut args: Args) -> Result<(), String> {
         ..Default::default()
     };
     let _workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);
+    // Housekeeping: events past their 30 days go, hourly (DynamoDB's TTL
+    // does this on AWS).
+    let housekeeping = store.clone();
+    tokio::spawn(async move {
+        loop {
+            match housekeeping.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => hub::log::info("housekeeping", &format!("purged {n} expired events")),
+                Err(e) => hub::log::error("housekeeping", &e.to_string()),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
     let app = App::with_queue(
         store,
         Some(queue),

@@ -218,6 +218,16 @@ impl EmbeddedStore {
         if latest <= seen {
             return Ok(());
         }
+        // Changes this mirror never saw were pruned (`purge`): reload whole.
+        let oldest: i64 = self.with_reader(|conn| {
+            conn.prepare_cached("SELECT COALESCE(MIN(seq), 0) FROM changes")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(backend)
+        })?;
+        if oldest > seen + 1 {
+            drop(_guard);
+            return self.load_all();
+        }
         type Change = (i64, String, String, String, String);
         // Read the changed rows' current state in one snapshot.
         let (changes, objects, uniques) = self.with_reader(|conn| {
@@ -490,6 +500,65 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    /// Delete events created before `before_ms` (their objects and their
+    /// dispatched outbox rows, recording each object's deletion as a change
+    /// so every process's mirror drops it), and prune the change log to its
+    /// last `keep_changes` entries (a process further behind reloads whole).
+    pub fn purge(&self, before_ms: i64, keep_changes: i64) -> Result<usize, StoreError> {
+        let bound = crate::ids::time_prefix("evt", before_ms);
+        let mut purged = 0;
+        loop {
+            let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let t = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let old: Vec<(String, String)> = t
+                .prepare_cached(
+                    "SELECT tenant, id FROM objects WHERE kind = ?1 AND id >= 'evt_' AND id < ?2 LIMIT 1000",
+                )
+                .and_then(|mut st| {
+                    st.query_map(params![crate::webhooks::EVENTS_KIND, bound], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect()
+                })
+                .map_err(backend)?;
+            for (tenant, id) in &old {
+                t.prepare_cached("DELETE FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
+                    .and_then(|mut st| {
+                        st.execute(params![tenant, crate::webhooks::EVENTS_KIND, id])
+                    })
+                    .map_err(backend)?;
+                t.prepare_cached("INSERT INTO changes (what, a, b, c) VALUES ('obj', ?1, ?2, ?3)")
+                    .and_then(|mut st| {
+                        st.execute(params![tenant, crate::webhooks::EVENTS_KIND, id])
+                    })
+                    .map_err(backend)?;
+            }
+            if old.is_empty() {
+                t.execute(
+                    "DELETE FROM events WHERE dispatched = 1 AND created_at < ?1",
+                    [before_ms],
+                )
+                .map_err(backend)?;
+                // Keep at least the newest change: its seq is what `seen` means.
+                t.execute(
+                    "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1",
+                    [keep_changes.max(1)],
+                )
+                .map_err(backend)?;
+            }
+            t.commit().map_err(backend)?;
+            drop(conn);
+            purged += old.len();
+            if old.is_empty() {
+                break;
+            }
+        }
+        self.sync()?;
+        Ok(purged)
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Mirror) -> T) -> Result<T, StoreError> {
         let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
         Ok(f(&mirror))
@@ -553,6 +622,11 @@ impl Store for EmbeddedStore {
 
     async fn commit(&self, tx: WriteTx) -> StoreResult<()> {
         self.commit_sync(tx)
+    }
+
+    async fn purge_expired(&self) -> StoreResult<usize> {
+        let before = crate::time::now_ms() - crate::webhooks::actions::EVENT_TTL_MS;
+        self.purge(before, 100_000)
     }
 
     async fn mark_dispatched(&self, ids: &[String]) -> StoreResult<()> {

@@ -171,6 +171,13 @@ pub trait Store: Send + Sync {
 
     /// The fan-out step has enqueued these events' deliveries.
     async fn mark_dispatched(&self, ids: &[String]) -> StoreResult<()>;
+
+    /// Housekeeping: delete events past their 30 days and whatever else the
+    /// backend keeps only for a while; returns how many events went. The
+    /// DynamoDB table's TTL does this by itself.
+    async fn purge_expired(&self) -> StoreResult<usize> {
+        Ok(0)
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;
