@@ -1267,3 +1267,11 @@ async fn search_finds_by_stem_phrase_and_exclusion() {
     assert_eq!(names(&r), ["Ann Cats"]);
     assert_eq!(r.body["total"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_replay_and_conflict() {
+    let s = TestServer::start().await;
+    let org = s.org("Idempotent Clinic", false).await;
+    let other = s.org("Other Clinic", true).await;
+    idempotency_contract(&s.http, &org.test.secret, &other.test.secret).await;
+}

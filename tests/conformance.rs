@@ -495,6 +495,9 @@ async fn the_api_works_over_dynamodb() {
     assert!(ev.ids().len() >= 12, "{}", ev.body);
     s.http.delete(&path, key).await.expect(200);
     s.http.get(&path, key).await.expect_error(404, "NOT_FOUND");
+    // Idempotency keys behave the same over DynamoDB.
+    let other_org = s.org("Idempotency Other", true).await;
+    idempotency_contract(&s.http, key, &other_org.test.secret).await;
 }
 
 /// The queue trait, the same checks for the embedded queue and SQS: no
@@ -1060,8 +1063,24 @@ async fn embedded_purge_drops_expired_events_everywhere() {
         .await
         .unwrap();
     }
+    // Idempotency keys live 24 hours.
+    let idem = hub::api::idempotency::KIND;
+    for (id, age_h) in [("stale", 25), ("recent", 1)] {
+        let created = hub::time::format_ms(now - age_h * 3_600_000);
+        a.commit(tx(vec![put(
+            &t,
+            idem,
+            id,
+            json!({"id": id, "version": 1, "state": "done", "createdAt": created}),
+            Expect::Absent,
+        )]))
+        .await
+        .unwrap();
+    }
     let cutoff = now - hub::webhooks::actions::EVENT_TTL_MS;
     assert_eq!(a.purge(cutoff, 5).unwrap(), 3);
+    assert!(a.get(&t, idem, "stale").await.unwrap().is_none());
+    assert!(a.get(&t, idem, "recent").await.unwrap().is_some());
     let later = hub::ids::new_id("cli");
     a.commit(tx(vec![put(
         &t,

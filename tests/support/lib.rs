@@ -451,3 +451,108 @@ impl Drop for Receiver {
         let _ = self.child.wait();
     }
 }
+
+/// SPEC §5's `Idempotency-Key` contract, over HTTP, for any store: replay
+/// without a second write, 409 for another body or a concurrent twin, a
+/// failed request frees its key, keys are per organization and mode.
+pub async fn idempotency_contract(http: &Http, key: &str, other_key: &str) {
+    let post = |body: Value, idem: String| {
+        let http = http.clone();
+        let key = key.to_string();
+        async move {
+            http.send(
+                "POST",
+                "/v1/patients",
+                Some(&key),
+                Some(Bytes::from(body.to_string())),
+                &[("idempotency-key", idem.as_str())],
+            )
+            .await
+        }
+    };
+    let count = |k: &str| {
+        let http = http.clone();
+        let k = k.to_string();
+        async move {
+            let r = http.get("/v1/patients?$limit=0", &k).await;
+            r.body["total"].as_u64().unwrap()
+        }
+    };
+    let events = || {
+        let http = http.clone();
+        let key = key.to_string();
+        async move {
+            let r = http.get("/v1/events?$limit=0", &key).await;
+            r.body["total"].as_u64().unwrap()
+        }
+    };
+    let k1 = format!("order-{}", hub::ids::ulid());
+    let body = patient_body(
+        "Idem Potent",
+        "St. Mungo's Clinic – Leeds",
+        "Active",
+        "Google",
+    );
+    let (before, events_before) = (count(key).await, events().await);
+    let first = post(body.clone(), k1.clone()).await;
+    first.expect(201);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let again = post(body.clone(), k1.clone()).await;
+    again.expect(201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body, "the first response, again");
+    assert_eq!(again.header("etag"), first.header("etag"));
+    assert_eq!(count(key).await, before + 1, "one patient");
+    assert_eq!(events().await, events_before + 1, "one event");
+    // The same key with another body: 409, nothing written.
+    let mut other = body.clone();
+    other["fullName"] = json!("Someone Else");
+    post(other, k1.clone()).await.expect_error(409, "CONFLICT");
+    assert_eq!(count(key).await, before + 1);
+    // Eight at once with a new key: one runs, the others replay it or 409.
+    let k2 = format!("burst-{}", hub::ids::ulid());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        tasks.push(tokio::spawn(post(body.clone(), k2.clone())));
+    }
+    let mut fresh = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            201 if r.header("idempotent-replayed").is_none() => fresh += 1,
+            201 => {}
+            409 => assert_eq!(r.body["name"], "CONFLICT"),
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one of the twins ran");
+    assert_eq!(count(key).await, before + 2);
+    // A refused request frees its key for the corrected one.
+    let k3 = format!("fix-{}", hub::ids::ulid());
+    post(json!({"fullName": "No Phone"}), k3.clone())
+        .await
+        .expect_error(400, "INVALID_PARAMETERS");
+    post(body.clone(), k3.clone()).await.expect(201);
+    assert_eq!(count(key).await, before + 3);
+    // A bad header is a 400 that writes nothing.
+    post(body.clone(), "x".repeat(300))
+        .await
+        .expect_error(400, "INVALID_PARAMETERS");
+    assert_eq!(count(key).await, before + 3);
+    // Keys belong to one organization and mode.
+    let other_before = count(other_key).await;
+    let r = http
+        .send(
+            "POST",
+            "/v1/referral-sources",
+            Some(other_key),
+            Some(Bytes::from(
+                json!({"name": format!("Ref {k1}")}).to_string(),
+            )),
+            &[("idempotency-key", k1.as_str())],
+        )
+        .await;
+    r.expect(201);
+    assert_eq!(r.header("idempotent-replayed"), None);
+    assert_eq!(count(other_key).await, other_before);
+}

@@ -2,6 +2,7 @@
 //! neutral: `hub serve` (hyper) and the Lambda runtime both build a
 //! `Request` and send back the `Response`.
 
+pub mod idempotency;
 pub mod openapi;
 mod routes;
 
@@ -421,7 +422,33 @@ impl App {
             store: self.store.as_ref(),
             tenant: &principal.tenant,
         };
-        self.resource_op(&ctx, &principal, m, req).await
+        let idempotency_key = match req.headers.get("idempotency-key") {
+            Some(v) if req.method == Method::POST => Some(v.to_str().map_err(|_| {
+                ApiError::field("Idempotency-Key", "must be printable ASCII characters")
+            })?),
+            _ => None,
+        };
+        let Some(key) = idempotency_key else {
+            return self.resource_op(&ctx, &principal, m, req).await;
+        };
+        let tenant = principal.tenant.key();
+        let before = idempotency::begin(
+            self.store.as_ref(),
+            &tenant,
+            key,
+            req.method.as_str(),
+            &req.path,
+            &req.body,
+        )
+        .await?;
+        match before {
+            idempotency::Before::Replay(resp) => Ok(resp),
+            idempotency::Before::Run(claim) => {
+                let result = self.resource_op(&ctx, &principal, m, req).await;
+                idempotency::finish(self.store.as_ref(), claim, &result).await;
+                result
+            }
+        }
     }
 
     /// A list of `res`, optionally narrowed by `scope` (a sub-list's parent).

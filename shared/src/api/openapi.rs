@@ -216,6 +216,17 @@ fn build() -> Value {
                 json!(ps)
             };
         }
+        if route.method == http::Method::POST && route.resource.is_some() {
+            let mut ps = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            ps.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                "description": "Within 24 hours the same key with the same request returns the first response again (header `Idempotent-Replayed: true`) and writes nothing; with another request, or while the first runs: 409.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255}}));
+            op["parameters"] = json!(ps);
+        }
         if route.resource.is_some() {
             op["responses"]["default"] = error_ref();
         }

@@ -866,16 +866,28 @@ impl DynamoStore {
                             .item(sk, s(format!("{updated}#{id}")));
                     }
                 }
-                if *kind == crate::webhooks::EVENTS_KIND {
+                let ttl = match *kind {
+                    crate::webhooks::EVENTS_KIND => Some(EVENT_TTL_SECS),
+                    // An hour past the key's 24 hours, so the store's own
+                    // expiry check decides within them.
+                    crate::api::idempotency::KIND => {
+                        Some(crate::api::idempotency::TTL_MS / 1000 + 3600)
+                    }
+                    _ => None,
+                };
+                if let Some(ttl) = ttl {
                     let created = doc
                         .get("createdAt")
                         .and_then(Value::as_str)
                         .and_then(crate::time::parse_timestamp)
                         .unwrap_or_else(crate::time::now_ms);
-                    put = put.item("expiresAt", n(created / 1000 + EVENT_TTL_SECS));
+                    put = put.item("expiresAt", n(created / 1000 + ttl));
                 }
                 put = match expect {
-                    Expect::Absent => put.condition_expression("attribute_not_exists(PK)"),
+                    // An item past its TTL but not yet deleted counts as absent.
+                    Expect::Absent => put
+                        .condition_expression("attribute_not_exists(PK) OR expiresAt <= :now")
+                        .expression_attribute_values(":now", n(crate::time::now_ms() / 1000)),
                     Expect::Version(v) => put
                         .condition_expression("version = :v")
                         .expression_attribute_values(":v", n(*v as i64)),

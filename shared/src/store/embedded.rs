@@ -541,6 +541,36 @@ impl EmbeddedStore {
                     [before_ms],
                 )
                 .map_err(backend)?;
+                // Idempotency keys past their 24 hours.
+                let keys_before =
+                    crate::time::format_ms(crate::time::now_ms() - crate::api::idempotency::TTL_MS);
+                let keys: Vec<(String, String)> = t
+                    .prepare_cached(
+                        "SELECT tenant, id FROM objects WHERE kind = ?1 AND json_extract(body, '$.createdAt') < ?2",
+                    )
+                    .and_then(|mut st| {
+                        st.query_map(params![crate::api::idempotency::KIND, keys_before], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })?
+                        .collect()
+                    })
+                    .map_err(backend)?;
+                for (tenant, id) in &keys {
+                    t.prepare_cached(
+                        "DELETE FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                    )
+                    .and_then(|mut st| {
+                        st.execute(params![tenant, crate::api::idempotency::KIND, id])
+                    })
+                    .map_err(backend)?;
+                    t.prepare_cached(
+                        "INSERT INTO changes (what, a, b, c) VALUES ('obj', ?1, ?2, ?3)",
+                    )
+                    .and_then(|mut st| {
+                        st.execute(params![tenant, crate::api::idempotency::KIND, id])
+                    })
+                    .map_err(backend)?;
+                }
                 // Keep at least the newest change: its seq is what `seen` means.
                 t.execute(
                     "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1",
