@@ -34,7 +34,12 @@ fn doc(id: &str, version: u64, extra: Value) -> Value {
 }
 
 fn list_query(raw: &str) -> query::ListQuery {
-    let res = hub::resources::by_path("clinics").unwrap();
+    query_for("clinics", raw)
+}
+
+/// A list query on a resource's schema, as the API parses it.
+fn query_for(resource: &str, raw: &str) -> query::ListQuery {
+    let res = hub::resources::by_path(resource).unwrap();
     let sets = res.field_sets();
     query::parse(
         raw,
@@ -43,7 +48,7 @@ fn list_query(raw: &str) -> query::ListQuery {
             search_fields: res.search_fields,
         },
     )
-    .unwrap()
+    .unwrap_or_else(|e| panic!("{raw}: {e:?}"))
 }
 
 async fn conformance(store: DynStore) {
@@ -581,36 +586,8 @@ async fn sqs_queue_conforms() {
     queue_conformance(Arc::new(hub::queue::sqs::SqsQueue::new(client, url))).await;
 }
 
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
-}
-
 fn patients_query(raw: &str) -> query::ListQuery {
-    let res = hub::resources::by_path("patients").unwrap();
-    let sets = res.field_sets();
-    query::parse(
-        raw,
-        &QuerySchema {
-            field_sets: &sets,
-            search_fields: res.search_fields,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{raw}: {e:?}"))
+    query_for("patients", raw)
 }
 
 fn page_ids(p: &hub::store::ListPage) -> Vec<String> {
