@@ -245,14 +245,7 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
 
     // The stream → the fan-out handler → SQS.
     let streams = aws_sdk_dynamodbstreams::Client::new(
-        &aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&ddb_endpoint)
-            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-                "test", "test", None, None, "static",
-            ))
-            .load()
-            .await,
+        &hub::aws::local_config(&ddb_endpoint, "us-east-1").await,
     );
     let arn = streams
         .list_streams()

@@ -19,10 +19,7 @@ fn put(tenant: &str, kind: &'static str, id: &str, doc: Value, expect: Expect) -
 }
 
 fn tx(ops: Vec<WriteOp>) -> WriteTx {
-    WriteTx {
-        ops,
-        events: vec![],
-    }
+    WriteTx::of(ops)
 }
 
 fn doc(id: &str, version: u64, extra: Value) -> Value {

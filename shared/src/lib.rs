@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod aws;
 pub mod deploy;
 pub mod domain;
 pub mod error;

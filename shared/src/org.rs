@@ -63,12 +63,7 @@ pub async fn create(store: &dyn Store, name: &str, empty: bool) -> ApiResult<Cre
             plain.push(k.plaintext);
         }
     }
-    store
-        .commit(WriteTx {
-            ops,
-            events: Vec::new(),
-        })
-        .await?;
+    store.commit(WriteTx::of(ops)).await?;
     if !empty {
         crate::sandbox::load(store, &Tenant::new(org.clone(), Mode::Test)).await?;
     }

@@ -227,6 +227,30 @@ impl TestServer {
         let queue: hub::queue::DynQueue =
             Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
         let workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);
+        Self::serve(store, queue, dir, config, workers).await
+    }
+
+    /// The API over a given store (e.g. DynamoDB), without webhook delivery.
+    pub async fn start_on(store: DynStore) -> TestServer {
+        hub::log::set_level(0);
+        let dir = TempDir::new("srv");
+        let queue: hub::queue::DynQueue =
+            Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
+        let config = Config {
+            rate_limits: hub::auth::ratelimit::Limits::OFF,
+            ..Config::default()
+        };
+        Self::serve(store, queue, dir, config, Vec::new()).await
+    }
+
+    /// The API over `store` and `queue` on a random loopback port.
+    async fn serve(
+        store: DynStore,
+        queue: hub::queue::DynQueue,
+        dir: TempDir,
+        config: Config,
+        workers: Vec<tokio::task::JoinHandle<()>>,
+    ) -> TestServer {
         let app = App::with_queue(store.clone(), Some(queue.clone()), config);
         let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
             .await
@@ -240,32 +264,6 @@ impl TestServer {
             dir,
             task,
             workers,
-        }
-    }
-
-    /// The API over a given store (e.g. DynamoDB), without webhook delivery.
-    pub async fn start_on(store: DynStore) -> TestServer {
-        hub::log::set_level(0);
-        let dir = TempDir::new("srv");
-        let queue: hub::queue::DynQueue =
-            Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
-        let config = Config {
-            rate_limits: hub::auth::ratelimit::Limits::OFF,
-            ..Config::default()
-        };
-        let app = App::with_queue(store.clone(), Some(queue.clone()), config);
-        let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("bind");
-        let task = tokio::spawn(hub::serve::run(listener, app));
-        TestServer {
-            http: Http::new(format!("http://{addr}")),
-            addr,
-            store,
-            queue,
-            dir,
-            task,
-            workers: Vec::new(),
         }
     }
 

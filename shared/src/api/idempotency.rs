@@ -108,7 +108,7 @@ pub async fn begin(
         doc,
         expect,
     };
-    match store.commit(tx(claim)).await {
+    match store.commit(WriteTx::of(vec![claim])).await {
         Ok(()) => Ok(Before::Run(Claim {
             tenant: tenant.to_string(),
             id,
@@ -126,13 +126,6 @@ fn in_progress() -> ApiError {
     ApiError::conflict(
         "A request with this Idempotency-Key is in progress (or was interrupted); retry later to get its response, or use a new key.",
     )
-}
-
-fn tx(op: WriteOp) -> WriteTx {
-    WriteTx {
-        ops: vec![op],
-        events: Vec::new(),
-    }
 }
 
 fn replay(rec: &Value) -> Response {
@@ -186,7 +179,7 @@ pub async fn finish(store: &dyn crate::store::Store, claim: Claim, result: &ApiR
             expect: Expect::Version(claim.version),
         },
     };
-    if let Err(e) = store.commit(tx(op)).await {
+    if let Err(e) = store.commit(WriteTx::of(vec![op])).await {
         // The request's own write stands; the key stays claimed (409 on reuse).
         crate::log::error("idempotency", &e.to_string());
     }

@@ -127,12 +127,5 @@ impl Queue for SqsQueue {
 
 /// An SQS client for a local endpoint (moto) with static test credentials.
 pub async fn local_client(endpoint: &str, region: &str) -> Client {
-    let creds = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "static");
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .endpoint_url(endpoint)
-        .credentials_provider(creds)
-        .load()
-        .await;
-    Client::new(&conf)
+    Client::new(&crate::aws::local_config(endpoint, region).await)
 }

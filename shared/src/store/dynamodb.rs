@@ -57,9 +57,10 @@ pub const DEFAULT_LIST_BOUND: usize = 5_000;
 /// Reference-data reads (`Store::all`: a tenant's clinics, endpoints…).
 pub const MAX_ALL_ITEMS: usize = 20_000;
 const EVENT_TTL_SECS: i64 = 30 * 24 * 3600;
-/// Values longer than this are not put in an equality index (GSI keys are
-/// limited to 2 KB); a lookup of such a value reads the base table instead.
-const MAX_INDEXED_VALUE: usize = 1024;
+/// DynamoDB sort keys hold at most 1 KB: longer values are not put in an
+/// equality index (a lookup of one reads the base table instead), never
+/// narrow a key condition, and no id or claim key is ever that long.
+const MAX_KEY_BYTES: usize = 1024;
 
 /// The equality GSIs, as (index, partition attribute, sort attribute).
 const EQ_INDEXES: [(&str, &str, &str); 2] = [("GSI1", "G1PK", "G1SK"), ("GSI2", "G2PK", "G2SK")];
@@ -130,7 +131,7 @@ fn doc_of(item: &Item) -> Result<Doc, StoreError> {
 /// The sort key of a uniqueness claim: the value itself, or for values
 /// DynamoDB could not hold as a key (empty, long) a digest of it.
 fn claim_key(value: &str) -> String {
-    if !value.is_empty() && value.len() <= 512 && !value.starts_with("sha256:") {
+    if !value.is_empty() && value.len() <= MAX_KEY_BYTES && !value.starts_with("sha256:") {
         return value.to_string();
     }
     use sha2::{Digest, Sha256};
@@ -336,9 +337,7 @@ impl Plan {
         let eq = fields.iter().enumerate().find_map(|(slot, field)| {
             let field = (*field)?;
             clauses.iter().find_map(|(path, op)| match op {
-                Op::Eq(Value::String(v))
-                    if is_path(path, field) && v.len() <= MAX_INDEXED_VALUE =>
-                {
+                Op::Eq(Value::String(v)) if is_path(path, field) && v.len() <= MAX_KEY_BYTES => {
                     let (index, pk_attr, sk_attr) = EQ_INDEXES[slot];
                     Some(Source {
                         index: Some(index),
@@ -351,11 +350,14 @@ impl Plan {
                 _ => None,
             })
         });
-        let id_eq = clauses
-            .iter()
-            .any(|(path, op)| is_path(path, "id") && matches!(op, Op::Eq(Value::String(_))));
+        // An id equality (one the key can hold) is narrower than any lookup.
+        let id_eq = clauses.iter().any(|(path, op)| {
+            is_path(path, "id")
+                && matches!(op, Op::Eq(Value::String(v)) if !v.is_empty() && v.len() <= MAX_KEY_BYTES)
+        });
+        // Does an equality already pick the items (so `GSI3` is no better)?
+        let keyed = id_eq || eq.is_some();
         let id_src = match eq {
-            // An id equality is narrower than any lookup.
             Some(src) if !id_eq => src,
             _ => base.clone(),
         };
@@ -371,15 +373,16 @@ impl Plan {
         let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
         let first = q.sort.first();
         let by_id = first.is_none_or(|k| is_path(&k.path, "id"));
+        // `createdAt` is the id's time only for the registered resources.
         let by_created = first.is_some_and(|k| is_path(&k.path, "createdAt"))
-            && base.by != (SkOrder::Id { prefix: None });
+            && matches!(base.by, SkOrder::Id { prefix: Some(_) });
         let by_updated = first.is_some_and(|k| is_path(&k.path, "updatedAt")) && updated;
         let descending = first.is_some_and(|k| k.descending);
         let can_stream = !q.want_total && !relevance;
         let (source, stream) = if can_stream && (by_id || by_created) {
             let group = (!by_id).then(|| vec!["createdAt".to_string()]);
             (id_src, Some(Stream { descending, group }))
-        } else if can_stream && by_updated && id_src.index.is_none() && !id_eq {
+        } else if can_stream && by_updated && !keyed {
             let group = Some(vec!["updatedAt".to_string()]);
             (updated_src, Some(Stream { descending, group }))
         } else {
@@ -387,7 +390,7 @@ impl Plan {
                 is_path(path, "updatedAt")
                     && matches!(op, Op::Gt(_) | Op::Gte(_) | Op::Lt(_) | Op::Lte(_))
             });
-            if id_src.index.is_none() && !id_eq && updated && ranges_updated {
+            if !keyed && updated && ranges_updated {
                 (updated_src, None)
             } else {
                 (id_src, None)
@@ -407,7 +410,7 @@ impl Plan {
                         // Key values must be non-empty and at most 1 KB.
                         let Some(v) = op_value(op)
                             .and_then(Value::as_str)
-                            .filter(|v| !v.is_empty() && v.len() <= MAX_INDEXED_VALUE)
+                            .filter(|v| !v.is_empty() && v.len() <= MAX_KEY_BYTES)
                         else {
                             continue;
                         };
@@ -850,7 +853,7 @@ impl DynamoStore {
                         group_value(doc, &path)
                     });
                     if let (Some(field), Some(Value::String(v))) = (field, value) {
-                        if v.len() <= MAX_INDEXED_VALUE {
+                        if v.len() <= MAX_KEY_BYTES {
                             let (_, pk, sk) = EQ_INDEXES[slot];
                             put = put
                                 .item(pk, s(format!("{}#{field}={v}", obj_pk(tenant, kind))))
@@ -971,7 +974,7 @@ fn conflict_for(op: &WriteOp) -> Conflict {
 #[async_trait]
 impl Store for DynamoStore {
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
-        if id.is_empty() || id.len() > MAX_INDEXED_VALUE {
+        if id.is_empty() || id.len() > MAX_KEY_BYTES {
             // No such key is ever written (ids are ours), and DynamoDB
             // refuses empty or over-long key values.
             return Ok(None);
@@ -1089,12 +1092,5 @@ impl Store for DynamoStore {
 /// A client for a local endpoint (DynamoDB Local, moto) with static test
 /// credentials: no credential chain, no instance metadata.
 pub async fn local_client(endpoint: &str, region: &str) -> Client {
-    let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static");
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .endpoint_url(endpoint)
-        .credentials_provider(creds)
-        .load()
-        .await;
-    Client::new(&conf)
+    Client::new(&crate::aws::local_config(endpoint, region).await)
 }

@@ -501,92 +501,91 @@ impl EmbeddedStore {
     }
 
     /// Delete events created before `before_ms` (their objects and their
-    /// dispatched outbox rows, recording each object's deletion as a change
-    /// so every process's mirror drops it), and prune the change log to its
-    /// last `keep_changes` entries (a process further behind reloads whole).
+    /// dispatched outbox rows) and idempotency keys past their 24 hours, as
+    /// ordinary deletes (each recorded as a change, so every process's mirror
+    /// drops it); then prune the change log to its last `keep_changes`
+    /// entries (a process further behind reloads whole). Returns how many
+    /// events went.
     pub fn purge(&self, before_ms: i64, keep_changes: i64) -> Result<usize, StoreError> {
-        let bound = crate::ids::time_prefix("evt", before_ms);
-        let mut purged = 0;
-        loop {
+        let expired: [(&'static str, &str, String); 2] = [
+            (
+                crate::webhooks::EVENTS_KIND,
+                "SELECT tenant, id, version FROM objects WHERE kind = ?1 AND id >= 'evt_' AND id < ?2 LIMIT 1000",
+                crate::ids::time_prefix("evt", before_ms),
+            ),
+            (
+                crate::api::idempotency::KIND,
+                "SELECT tenant, id, version FROM objects WHERE kind = ?1 AND json_extract(body, '$.createdAt') < ?2 LIMIT 1000",
+                crate::time::format_ms(crate::time::now_ms() - crate::api::idempotency::TTL_MS),
+            ),
+        ];
+        let mut events = 0;
+        for (kind, select, bound) in &expired {
+            loop {
+                let n = self.delete_batch(kind, select, bound)?;
+                if *kind == crate::webhooks::EVENTS_KIND {
+                    events += n;
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        {
             let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             let t = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let old: Vec<(String, String)> = t
-                .prepare_cached(
-                    "SELECT tenant, id FROM objects WHERE kind = ?1 AND id >= 'evt_' AND id < ?2 LIMIT 1000",
-                )
-                .and_then(|mut st| {
-                    st.query_map(params![crate::webhooks::EVENTS_KIND, bound], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?
-                    .collect()
-                })
-                .map_err(backend)?;
-            for (tenant, id) in &old {
-                t.prepare_cached("DELETE FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
-                    .and_then(|mut st| {
-                        st.execute(params![tenant, crate::webhooks::EVENTS_KIND, id])
-                    })
-                    .map_err(backend)?;
-                t.prepare_cached("INSERT INTO changes (what, a, b, c) VALUES ('obj', ?1, ?2, ?3)")
-                    .and_then(|mut st| {
-                        st.execute(params![tenant, crate::webhooks::EVENTS_KIND, id])
-                    })
-                    .map_err(backend)?;
-            }
-            if old.is_empty() {
-                t.execute(
-                    "DELETE FROM events WHERE dispatched = 1 AND created_at < ?1",
-                    [before_ms],
-                )
-                .map_err(backend)?;
-                // Idempotency keys past their 24 hours.
-                let keys_before =
-                    crate::time::format_ms(crate::time::now_ms() - crate::api::idempotency::TTL_MS);
-                let keys: Vec<(String, String)> = t
-                    .prepare_cached(
-                        "SELECT tenant, id FROM objects WHERE kind = ?1 AND json_extract(body, '$.createdAt') < ?2",
-                    )
-                    .and_then(|mut st| {
-                        st.query_map(params![crate::api::idempotency::KIND, keys_before], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })?
-                        .collect()
-                    })
-                    .map_err(backend)?;
-                for (tenant, id) in &keys {
-                    t.prepare_cached(
-                        "DELETE FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-                    )
-                    .and_then(|mut st| {
-                        st.execute(params![tenant, crate::api::idempotency::KIND, id])
-                    })
-                    .map_err(backend)?;
-                    t.prepare_cached(
-                        "INSERT INTO changes (what, a, b, c) VALUES ('obj', ?1, ?2, ?3)",
-                    )
-                    .and_then(|mut st| {
-                        st.execute(params![tenant, crate::api::idempotency::KIND, id])
-                    })
-                    .map_err(backend)?;
-                }
-                // Keep at least the newest change: its seq is what `seen` means.
-                t.execute(
-                    "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1",
-                    [keep_changes.max(1)],
-                )
-                .map_err(backend)?;
-            }
+            t.execute(
+                "DELETE FROM events WHERE dispatched = 1 AND created_at < ?1",
+                [before_ms],
+            )
+            .map_err(backend)?;
+            // Keep at least the newest change: its seq is what `seen` means.
+            t.execute(
+                "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1",
+                [keep_changes.max(1)],
+            )
+            .map_err(backend)?;
             t.commit().map_err(backend)?;
-            drop(conn);
-            purged += old.len();
-            if old.is_empty() {
-                break;
-            }
         }
         self.sync()?;
-        Ok(purged)
+        Ok(events)
+    }
+
+    /// Delete one batch of the objects of `kind` that `select` finds.
+    fn delete_batch(
+        &self,
+        kind: &'static str,
+        select: &str,
+        bound: &str,
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let t = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let rows: Vec<(String, String, i64)> = t
+            .prepare_cached(select)
+            .and_then(|mut st| {
+                st.query_map(params![kind, bound], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect()
+            })
+            .map_err(backend)?;
+        for (tenant, id, version) in &rows {
+            Self::apply(
+                &t,
+                &WriteOp::Delete {
+                    tenant: tenant.clone(),
+                    kind,
+                    id: id.clone(),
+                    expect: Expect::Version(*version as u64),
+                },
+            )?;
+        }
+        t.commit().map_err(backend)?;
+        Ok(rows.len())
     }
 
     fn read<T>(&self, f: impl FnOnce(&Mirror) -> T) -> Result<T, StoreError> {

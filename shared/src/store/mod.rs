@@ -74,6 +74,16 @@ pub struct WriteTx {
     pub events: Vec<EventRecord>,
 }
 
+impl WriteTx {
+    /// A write of these ops with no events.
+    pub fn of(ops: Vec<WriteOp>) -> WriteTx {
+        WriteTx {
+            ops,
+            events: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conflict {
     /// Create of an id that exists.

@@ -76,14 +76,7 @@ pub async fn run(
                     doc,
                     expect: Expect::Version(version),
                 };
-                match ctx
-                    .store
-                    .commit(WriteTx {
-                        ops: vec![op],
-                        events: vec![],
-                    })
-                    .await
-                {
+                match ctx.store.commit(WriteTx::of(vec![op])).await {
                     Ok(()) => {
                         let mut out = json!({"object": "webhookEndpointSecret", "endpointId": id, "secret": secret});
                         if overlap > 0 {
@@ -122,12 +115,7 @@ pub async fn run(
                 doc: envelope.clone(),
                 expect: Expect::Absent,
             };
-            ctx.store
-                .commit(WriteTx {
-                    ops: vec![op],
-                    events: vec![],
-                })
-                .await?;
+            ctx.store.commit(WriteTx::of(vec![op])).await?;
             queue
                 .send(
                     vec![deliver::message(&key, &ev.id, id)],
@@ -151,12 +139,7 @@ pub async fn run(
                     doc: doc.clone(),
                     expect: Expect::Version(v),
                 };
-                ctx.store
-                    .commit(WriteTx {
-                        ops: vec![op],
-                        events: vec![],
-                    })
-                    .await?;
+                ctx.store.commit(WriteTx::of(vec![op])).await?;
             }
             // A fresh start for the run of failures; events from before now
             // (while it was disabled) are not delivered.
@@ -177,14 +160,7 @@ pub async fn run(
                     doc,
                     expect,
                 };
-                match ctx
-                    .store
-                    .commit(WriteTx {
-                        ops: vec![op],
-                        events: vec![],
-                    })
-                    .await
-                {
+                match ctx.store.commit(WriteTx::of(vec![op])).await {
                     Err(StoreError::Conflict(_)) => continue,
                     other => {
                         other?;
