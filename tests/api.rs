@@ -867,8 +867,9 @@ async fn every_write_stores_its_event_without_sensitive_fields() {
 async fn data_survives_reopening_the_store() {
     let dir = TempDir::new("reopen");
     let (key, id) = {
-        let store: hub::store::DynStore =
-            std::sync::Arc::new(hub::store::embedded::EmbeddedStore::open(dir.path()).unwrap());
+        let store: hub::store::DynStore = std::sync::Arc::new(
+            hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
+        );
         let org = hub::org::create(store.as_ref(), "Durable", false)
             .await
             .unwrap();
@@ -885,8 +886,9 @@ async fn data_survives_reopening_the_store() {
         task.abort();
         (org.test.secret, c.id())
     };
-    let store: hub::store::DynStore =
-        std::sync::Arc::new(hub::store::embedded::EmbeddedStore::open(dir.path()).unwrap());
+    let store: hub::store::DynStore = std::sync::Arc::new(
+        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
+    );
     let app = hub::api::App::new(store, Config::default());
     let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -1001,8 +1003,9 @@ impl hub::store::Store for FailingStore {
 async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
     hub::log::set_level(0);
     let dir = TempDir::new("failing");
-    let inner: hub::store::DynStore =
-        std::sync::Arc::new(hub::store::embedded::EmbeddedStore::open(dir.path()).unwrap());
+    let inner: hub::store::DynStore = std::sync::Arc::new(
+        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
+    );
     let org = hub::org::create(inner.as_ref(), "Failing", true)
         .await
         .unwrap();

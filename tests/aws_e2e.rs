@@ -144,7 +144,11 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
     let ddb = hub::store::dynamodb::local_client(&ddb_endpoint, "us-east-1").await;
     let table = format!("hub-e2e-{}", hub::ids::ulid().to_lowercase());
     DynamoStore::create_table(&ddb, &table).await.unwrap();
-    let dynamo = Arc::new(DynamoStore::new(ddb, table.clone()));
+    let dynamo = Arc::new(DynamoStore::new(
+        ddb,
+        table.clone(),
+        hub::resources::kinds(),
+    ));
     let store: hub::store::DynStore = dynamo.clone();
     // moto: the delivery queue with its redrive policy (2 attempts) and dead-letter queue.
     let sqs = hub::queue::sqs::local_client(&sqs_endpoint, "us-east-1").await;
@@ -384,7 +388,8 @@ async fn every_function_handles_its_sample_event() {
         hub::store::dynamodb::local_client(&env("HUB_TEST_DYNAMODB_ENDPOINT"), "us-east-1").await;
     let table = format!("hub-samples-{}", hub::ids::ulid().to_lowercase());
     DynamoStore::create_table(&ddb, &table).await.unwrap();
-    let store: hub::store::DynStore = Arc::new(DynamoStore::new(ddb, table));
+    let store: hub::store::DynStore =
+        Arc::new(DynamoStore::new(ddb, table, hub::resources::kinds()));
     let sqs = hub::queue::sqs::local_client(&env("HUB_TEST_SQS_ENDPOINT"), "us-east-1").await;
     let url = sqs
         .create_queue()

@@ -315,7 +315,7 @@ async fn conformance(store: DynStore) {
 async fn embedded_store_conforms() {
     let dir = TempDir::new("conf");
     conformance(Arc::new(
-        hub::store::embedded::EmbeddedStore::open(dir.path()).unwrap(),
+        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
     ))
     .await;
 }
@@ -334,7 +334,7 @@ async fn dynamodb_store_conforms() {
     hub::store::dynamodb::DynamoStore::create_table(&client, &table)
         .await
         .unwrap();
-    let store = hub::store::dynamodb::DynamoStore::new(client, table);
+    let store = hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
     store.warm_up().await.unwrap();
     conformance(Arc::new(store)).await;
 }
@@ -351,6 +351,7 @@ async fn the_api_works_over_dynamodb() {
     let s = TestServer::start_on(Arc::new(hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
+        hub::resources::kinds(),
     )))
     .await;
     let org = s.org("St. Mungo's Clinic", false).await;
@@ -358,7 +359,8 @@ async fn the_api_works_over_dynamodb() {
     // The same table behind a server whose lists may read 50 items: a sort
     // no key serves is refused with advice; pages in key order still work.
     let small = TestServer::start_on(Arc::new(
-        hub::store::dynamodb::DynamoStore::new(client, table).with_list_bound(50),
+        hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds())
+            .with_list_bound(50),
     ))
     .await;
     let refused = small.http.get("/v1/patients?$sort[fullName]=1", key).await;
@@ -664,10 +666,12 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
     let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
+        hub::resources::kinds(),
     ));
     let dir = TempDir::new("plan");
-    let embedded: DynStore =
-        Arc::new(hub::store::embedded::EmbeddedStore::open(dir.path()).unwrap());
+    let embedded: DynStore = Arc::new(
+        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
+    );
     let seed = std::env::var("PLAN_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -766,7 +770,8 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
     );
 
     // Past the bound: a clear refusal with advice; served queries still work.
-    let small = hub::store::dynamodb::DynamoStore::new(client, table).with_list_bound(100);
+    let small = hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds())
+        .with_list_bound(100);
     let refused = small
         .list(&t, "patients", &patients_query("$sort[fullName]=1"))
         .await;
@@ -825,7 +830,11 @@ async fn capacity_units_per_route() {
     hub::store::dynamodb::DynamoStore::create_table(&client, &table)
         .await
         .unwrap();
-    let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(client, table));
+    let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(
+        client,
+        table,
+        hub::resources::kinds(),
+    ));
     let s = TestServer::start_on(dynamo.clone()).await;
     let org = s.org("Units", false).await;
     let key = org.test.secret.clone();
@@ -992,8 +1001,8 @@ async fn capacity_units_per_route() {
 async fn embedded_purge_drops_expired_events_everywhere() {
     use hub::store::embedded::EmbeddedStore;
     let dir = TempDir::new("purge");
-    let a = EmbeddedStore::open(dir.path()).unwrap();
-    let b = EmbeddedStore::open(dir.path()).unwrap();
+    let a = EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap();
+    let b = EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap();
     let t = format!("org_{}#test", hub::ids::ulid());
     let kind = hub::webhooks::EVENTS_KIND;
     let now = hub::time::now_ms();
@@ -1038,7 +1047,7 @@ async fn embedded_purge_drops_expired_events_everywhere() {
         .unwrap();
     }
     // Idempotency keys live 24 hours.
-    let idem = hub::api::idempotency::KIND;
+    let idem = hub::auth::idempotency::KIND;
     for (id, age_h) in [("stale", 25), ("recent", 1)] {
         let created = hub::time::format_ms(now - age_h * 3_600_000);
         a.commit(tx(vec![put(
@@ -1051,8 +1060,8 @@ async fn embedded_purge_drops_expired_events_everywhere() {
         .await
         .unwrap();
     }
-    let cutoff = now - hub::webhooks::actions::EVENT_TTL_MS;
-    assert_eq!(a.purge(cutoff, 5).unwrap(), 3);
+    // Three events past their 30 days and one idempotency key past its 24 hours.
+    assert_eq!(a.purge(now, 5).unwrap(), 4);
     assert!(a.get(&t, idem, "stale").await.unwrap().is_none());
     assert!(a.get(&t, idem, "recent").await.unwrap().is_some());
     let later = hub::ids::new_id("cli");
@@ -1088,6 +1097,6 @@ async fn embedded_purge_drops_expired_events_everywhere() {
     // Nothing more to purge through the trait (the 30-day cutoff).
     assert_eq!(a.purge_expired().await.unwrap(), 0);
     // A third process opening now loads the same state.
-    let c = EmbeddedStore::open(dir.path()).unwrap();
+    let c = EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap();
     assert_eq!(c.all(&t, kind).await.unwrap().len(), 2);
 }

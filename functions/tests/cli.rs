@@ -422,7 +422,11 @@ async fn org_create_works_against_dynamodb() {
     );
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // The key works against the API over that table.
-    let store = std::sync::Arc::new(hub::store::dynamodb::DynamoStore::new(client, table));
+    let store = std::sync::Arc::new(hub::store::dynamodb::DynamoStore::new(
+        client,
+        table,
+        hub::resources::kinds(),
+    ));
     let s = TestServer::start_on(store).await;
     let r = s
         .http

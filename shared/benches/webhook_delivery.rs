@@ -91,7 +91,7 @@ fn main() {
     rt.block_on(async {
         hub::log::set_level(0);
         let dir = std::env::temp_dir().join(format!("hub-bench-webhooks-{}", hub::ids::ulid()));
-        let store: hub::store::DynStore = Arc::new(EmbeddedStore::open(&dir).unwrap());
+        let store: hub::store::DynStore = Arc::new(EmbeddedStore::open(&dir, hub::resources::kinds()).unwrap());
         let queue: hub::queue::DynQueue = Arc::new(EmbeddedQueue::open(&dir).unwrap());
         let _workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), Default::default());
         let config = Config { rate_limits: hub::auth::ratelimit::Limits::OFF, ..Default::default() };

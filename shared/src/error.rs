@@ -179,32 +179,3 @@ impl ApiError {
         v
     }
 }
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        match e {
-            StoreError::Conflict(c) => ApiError::conflict(c.to_string()),
-            StoreError::Busy => ApiError::new(
-                ErrorKind::LockTimeout,
-                "This object cannot be accessed right now because another request is using it. Retry the request.",
-            ),
-            StoreError::TooLarge {
-                kind,
-                bound,
-                advice,
-            } => ApiError::invalid(format!(
-                "This query would read more than {bound} {kind}, more than one request may read here. {}",
-                if advice.is_empty() {
-                    "Narrow it with more selective filters."
-                } else {
-                    advice.as_str()
-                }
-            )),
-            StoreError::Backend(msg) => {
-                crate::log::error("store", &msg);
-                ApiError::internal()
-            }
-        }
-    }
-}

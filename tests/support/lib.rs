@@ -223,7 +223,8 @@ impl TestServer {
     ) -> TestServer {
         hub::log::set_level(0);
         let dir = TempDir::new("srv");
-        let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("open store"));
+        let store: DynStore =
+            Arc::new(EmbeddedStore::open(dir.path(), hub::resources::kinds()).expect("open store"));
         let queue: hub::queue::DynQueue =
             Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
         let workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);

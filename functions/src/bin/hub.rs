@@ -74,7 +74,7 @@ fn data_dir(args: &mut Args) -> Result<PathBuf, String> {
 }
 
 fn open_store(dir: &Path) -> Result<DynStore, String> {
-    EmbeddedStore::open(dir)
+    EmbeddedStore::open(dir, hub::resources::kinds())
         .map(|s| Arc::new(s) as DynStore)
         .map_err(|e| format!("cannot open the data directory {}: {e}", dir.display()))
 }
@@ -202,7 +202,8 @@ async fn org_create(mut args: Args) -> Result<(), String> {
         // usual AWS environment; --endpoint-url for DynamoDB Local).
         Some(table) => {
             let client = dynamodb_client(endpoint.as_deref()).await;
-            let store = hub::store::dynamodb::DynamoStore::new(client, table);
+            let store =
+                hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
             store
                 .warm_up()
                 .await

@@ -2,16 +2,15 @@
 //! neutral: `hub serve` (hyper) and the Lambda runtime both build a
 //! `Request` and send back the `Response`.
 
-pub mod idempotency;
 pub mod openapi;
 mod routes;
 
 pub use routes::{match_route, routes, Op, Route, RouteMatch};
 
-use crate::auth::{self, Action, KeyKind, Principal};
+use crate::auth::{self, idempotency, KeyKind};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::query::{self, QuerySchema};
-use crate::resources::{self, Ctx, Resource};
+use crate::resources::{self, Ctx, Reply, Resource};
 use crate::store::{Doc, DynStore};
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -326,6 +325,7 @@ impl App {
             }
         }
         if req.headers.contains_key("origin")
+            && resp.header("access-control-allow-origin").is_none()
             && !matches!(
                 outcome.key_kind,
                 Some(KeyKind::Secret | KeyKind::Restricted)
@@ -390,10 +390,7 @@ impl App {
             _ => {}
         }
         self.store.refresh().await?;
-        let auth_header = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
+        let auth_header = req.headers.get("authorization").map(|v| v.as_bytes());
         let principal = auth::authenticate(self.store.as_ref(), auth_header).await?;
         outcome.org = Some(principal.tenant.org.clone());
         outcome.mode = Some(principal.tenant.mode.as_str());
@@ -418,37 +415,62 @@ impl App {
                 "Live-mode requests must use HTTPS.",
             ));
         }
-        let ctx = Ctx {
-            store: self.store.as_ref(),
-            tenant: &principal.tenant,
-        };
+        if let Some(access) = m.route.access() {
+            principal.authorize(access)?;
+        }
         let idempotency_key = match req.headers.get("idempotency-key") {
             Some(v) if req.method == Method::POST => Some(v.to_str().map_err(|_| {
                 ApiError::field("Idempotency-Key", "must be printable ASCII characters")
             })?),
             _ => None,
         };
-        let Some(key) = idempotency_key else {
-            return self.resource_op(&ctx, &principal, m, req).await;
-        };
         let tenant = principal.tenant.key();
-        let before = idempotency::begin(
-            self.store.as_ref(),
-            &tenant,
-            key,
-            req.method.as_str(),
-            &req.path,
-            &req.body,
-        )
-        .await?;
-        match before {
-            idempotency::Before::Replay(resp) => Ok(resp),
-            idempotency::Before::Run(claim) => {
-                let result = self.resource_op(&ctx, &principal, m, req).await;
-                idempotency::finish(self.store.as_ref(), claim, &result).await;
-                result
-            }
+        let claim = match idempotency_key {
+            None => None,
+            Some(key) => match idempotency::begin(
+                self.store.as_ref(),
+                &tenant,
+                key,
+                req.method.as_str(),
+                &req.path,
+                &req.body,
+            )
+            .await?
+            {
+                idempotency::Before::Replay(stored) => {
+                    return Ok(Response {
+                        status: stored.status,
+                        headers: stored.headers,
+                        body: stored.body,
+                    })
+                }
+                idempotency::Before::Run(claim) => Some(claim),
+            },
+        };
+        let ctx = Ctx {
+            store: self.store.as_ref(),
+            queue: self.queue.as_deref(),
+            tenant: &principal.tenant,
+            idempotency: claim.as_ref(),
+        };
+        let result = self.resource_op(&ctx, m, req).await;
+        if let Some(claim) = claim {
+            let headers = match &result {
+                Ok(Answer::Reply(r)) => r.headers(),
+                _ => Vec::new(),
+            };
+            let answered = match &result {
+                Ok(Answer::Reply(r)) => Some(idempotency::Answered {
+                    status: r.status,
+                    headers: &headers,
+                    body: &r.body,
+                    omit: r.once,
+                }),
+                _ => None,
+            };
+            idempotency::finish(self.store.as_ref(), claim, answered).await;
         }
+        result.map(Answer::into_response)
     }
 
     /// A list of `res`, optionally narrowed by `scope` (a sub-list's parent).
@@ -467,11 +489,9 @@ impl App {
         let mut q = query::parse(&req.query, &schema)?;
         let mut extra = Vec::new();
         extra.extend(scope);
-        if res.path == crate::webhooks::EVENTS_KIND {
-            // Events are kept 30 days.
-            let since = crate::time::format_ms(
-                crate::time::now_ms() - crate::webhooks::actions::EVENT_TTL_MS,
-            );
+        if let Some(ttl) = res.ttl_ms {
+            // Objects past their life are gone, even before housekeeping.
+            let since = crate::time::format_ms(crate::time::now_ms() - ttl);
             extra.push(query::Filter::Field {
                 path: vec!["createdAt".into()],
                 op: query::Op::Gte(Value::String(since)),
@@ -519,94 +539,75 @@ impl App {
         ))
     }
 
-    async fn resource_op(
-        &self,
-        ctx: &Ctx<'_>,
-        who: &Principal,
-        m: RouteMatch,
-        req: &Request,
-    ) -> ApiResult<Response> {
+    async fn resource_op(&self, ctx: &Ctx<'_>, m: RouteMatch, req: &Request) -> ApiResult<Answer> {
         let res: &'static Resource = m.route.resource.ok_or_else(ApiError::internal)?;
         let schema_sets = res.field_sets();
         let schema = QuerySchema {
             field_sets: &schema_sets,
             search_fields: res.search_fields,
         };
-        match m.route.op {
-            Op::List => {
-                who.authorize(res, Action::Read)?;
-                self.list_op(ctx, res, req, None).await
-            }
+        let reply = match m.route.op {
+            Op::List => return Ok(Answer::Response(self.list_op(ctx, res, req, None).await?)),
             Op::Get => {
-                who.authorize(res, Action::Read)?;
                 let select = query::parse_get(&req.query, &schema)?;
                 let doc = resources::get(ctx, res, m.id()).await?;
-                if res.path == crate::webhooks::EVENTS_KIND
-                    && crate::webhooks::actions::expired(&doc)
-                {
+                if res.path == crate::webhooks::EVENTS_KIND && crate::webhooks::expired(&doc) {
                     return Err(ApiError::not_found(res.label, m.id()));
                 }
-                Ok(object_response(200, &doc, select.as_deref()))
+                return Ok(Answer::Response(object_response(
+                    200,
+                    &doc,
+                    select.as_deref(),
+                )));
             }
-            Op::Create => {
-                who.authorize(res, Action::Create)?;
-                let body = json_body(req)?;
-                let (doc, extra) = resources::create_with_extras(ctx, res, body).await?;
-                if extra.is_empty() {
-                    return Ok(object_response(201, &doc, None));
-                }
-                let mut body = (*doc).clone();
-                if let Value::Object(m) = &mut body {
-                    m.extend(extra);
-                }
-                let mut r = Response::json(201, &body);
-                r.headers.push(("etag", etag(&doc)));
-                Ok(r)
-            }
+            Op::Create => resources::create(ctx, res, json_body(req)?).await?,
             Op::Update => {
-                who.authorize(res, Action::Write)?;
                 let expect = if_match(&req.headers)?;
                 let body = json_body(req)?;
-                let doc = resources::update(ctx, res, m.id(), body, expect).await?;
-                Ok(object_response(200, &doc, None))
+                resources::update(ctx, res, m.id(), body, expect).await?
             }
             Op::Delete => {
-                who.authorize(res, Action::Write)?;
                 let expect = if_match(&req.headers)?;
-                let doc = resources::delete(ctx, res, m.id(), expect).await?;
-                Ok(object_response(200, &doc, None))
+                resources::delete(ctx, res, m.id(), expect).await?
             }
             Op::Action(name) => {
-                who.authorize(res, Action::Write)?;
+                let action = res.action(name).ok_or_else(ApiError::internal)?;
                 let body = json_body(req)?;
-                let (status, out) = crate::webhooks::actions::run(
-                    ctx,
-                    self.queue.as_deref(),
-                    res,
-                    name,
-                    m.id(),
-                    body,
-                )
-                .await?;
-                Ok(Response::json(status, &out))
+                resources::run_action(ctx, action, m.id(), body).await?
             }
             Op::SubList(name) => {
-                who.authorize(res, Action::Read)?;
+                let sub = res.sublist(name).ok_or_else(ApiError::internal)?;
                 resources::get(ctx, res, m.id()).await?;
-                let sub = match (res.path, name) {
-                    (crate::webhooks::ENDPOINTS_KIND, "deliveries") => {
-                        resources::by_path(crate::webhooks::DELIVERIES_KIND)
-                    }
-                    _ => None,
-                }
-                .ok_or_else(ApiError::internal)?;
                 let scope = query::Filter::Field {
-                    path: vec!["endpointId".into()],
+                    path: vec![sub.field.into()],
                     op: query::Op::Eq(Value::String(m.id().to_string())),
                 };
-                self.list_op(ctx, sub, req, Some(scope)).await
+                return Ok(Answer::Response(
+                    self.list_op(ctx, sub.resource, req, Some(scope)).await?,
+                ));
             }
-            Op::Health | Op::OpenApi => Err(ApiError::internal()),
+            Op::Health | Op::OpenApi => return Err(ApiError::internal()),
+        };
+        Ok(Answer::Reply(reply))
+    }
+}
+
+/// What a route answers: a reply of the resource layer (what a POST's
+/// idempotency key stores), or a response built here (reads).
+enum Answer {
+    Reply(Reply),
+    Response(Response),
+}
+
+impl Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Answer::Response(r) => r,
+            Answer::Reply(r) => {
+                let mut resp = Response::json(r.status, &r.body);
+                resp.headers.extend(r.headers());
+                resp
+            }
         }
     }
 }

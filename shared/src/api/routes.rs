@@ -1,6 +1,7 @@
 //! The route table: the single source for `hub serve`, the Lambda binaries,
 //! the OpenAPI document and `template.yaml`.
 
+use crate::auth::{Access, Level};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::resources::{registry, Resource};
 use http::Method;
@@ -77,28 +78,46 @@ pub fn routes() -> &'static [Route] {
                 });
             }
             for action in r.actions {
-                let path = leak(format!("/v1/{}/{{id}}/{action}", r.path));
+                let name = action.name;
                 out.push(Route {
-                    name: leak(format!("{}-{action}", r.path)),
+                    name: leak(format!("{}-{name}", r.path)),
                     method: Method::POST,
-                    path,
-                    op: Op::Action(action),
+                    path: leak(format!("/v1/{}/{{id}}/{name}", r.path)),
+                    op: Op::Action(name),
                     resource: Some(r),
                 });
             }
             for sub in r.sublists {
-                let path = leak(format!("/v1/{}/{{id}}/{sub}", r.path));
+                let name = sub.name;
                 out.push(Route {
-                    name: leak(format!("{}-{sub}", r.path)),
+                    name: leak(format!("{}-{name}", r.path)),
                     method: Method::GET,
-                    path,
-                    op: Op::SubList(sub),
+                    path: leak(format!("/v1/{}/{{id}}/{name}", r.path)),
+                    op: Op::SubList(name),
                     resource: Some(r),
                 });
             }
         }
         out
     })
+}
+
+impl Route {
+    /// What a key needs to call this route (none for health and OpenAPI).
+    pub fn access(&self) -> Option<Access> {
+        let r = self.resource?;
+        let (level, publishable) = match self.op {
+            Op::List | Op::Get | Op::SubList(_) => (Level::Read, r.publishable.read),
+            Op::Create => (Level::Write, r.publishable.create),
+            Op::Update | Op::Delete | Op::Action(_) => (Level::Write, false),
+            Op::Health | Op::OpenApi => return None,
+        };
+        Some(Access {
+            resource: r.path,
+            level,
+            publishable,
+        })
+    }
 }
 
 pub struct RouteMatch {

@@ -1,6 +1,7 @@
 //! Organizations' modes, API keys (only hashes stored) and what each kind
 //! of key may do.
 
+pub mod idempotency;
 pub mod ratelimit;
 
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -85,42 +86,51 @@ pub struct Principal {
     pub key_id: String,
 }
 
-/// What a request is about to do, for permission checks.
+/// What a route needs: its resource (the URL path segment), the level of
+/// access, and whether a publishable key may do it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub struct Access {
+    pub resource: &'static str,
+    pub level: Level,
+    pub publishable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// List, get.
     Read,
-    Create,
+    /// Everything else.
     Write,
 }
 
 impl Principal {
-    /// Secret keys may do anything in their mode; publishable keys may only
-    /// create the resources a web form or booking widget needs.
-    pub fn authorize(
-        &self,
-        resource: &crate::resources::Resource,
-        action: Action,
-    ) -> ApiResult<()> {
+    /// Secret keys may do anything in their mode; publishable keys only what
+    /// a web form or booking widget needs.
+    pub fn authorize(&self, access: Access) -> ApiResult<()> {
         match self.kind {
             KeyKind::Secret => Ok(()),
-            KeyKind::Publishable if action == Action::Create && resource.publishable_create => {
-                Ok(())
-            }
+            KeyKind::Publishable if access.publishable => Ok(()),
             KeyKind::Publishable => Err(ApiError::new(
                 ErrorKind::Permissions,
                 format!(
                     "A publishable key cannot {} {}; use a secret key from your server.",
-                    match action {
-                        Action::Read => "read",
-                        Action::Create => "create",
-                        Action::Write => "change",
+                    match access.level {
+                        Level::Read => "read",
+                        Level::Write => "change",
                     },
-                    resource.path
+                    access.resource
                 ),
             )),
             KeyKind::Restricted => Err(ApiError::new(
                 ErrorKind::Permissions,
-                "This restricted key has no permission for this resource.",
+                format!(
+                    "This restricted key has no `{}` permission on `{}`.",
+                    match access.level {
+                        Level::Read => "read",
+                        Level::Write => "write",
+                    },
+                    access.resource
+                ),
             )),
         }
     }
@@ -222,16 +232,60 @@ fn auth_error(message: &str) -> ApiError {
     ApiError::new(ErrorKind::Auth, message).with_header("WWW-Authenticate", "Bearer")
 }
 
+/// Why an `Authorization` value is unusable, for a human (never echoing
+/// the key).
+fn unusable(raw: &[u8]) -> Result<(&str, KeyKind, Mode), String> {
+    let Ok(header) = std::str::from_utf8(raw) else {
+        return Err("The Authorization header is not valid text.".into());
+    };
+    if !header.is_ascii() {
+        return Err("The Authorization header contains characters no API key has (such as `…`): was a placeholder like `sk_test_…` pasted instead of the real key?".into());
+    }
+    let header = header.trim();
+    let key = match header.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some((scheme, _)) => {
+            return Err(format!(
+            "The Authorization scheme `{}` is not supported; send `Authorization: Bearer <key>`.",
+            crate::query::qs::truncate(scheme)
+        ))
+        }
+        None if header.eq_ignore_ascii_case("bearer") => {
+            return Err("The Authorization header has no key after `Bearer`.".into())
+        }
+        None if parse_key_shape(header).is_some() => {
+            return Err("The word `Bearer` is missing: send `Authorization: Bearer <key>`.".into())
+        }
+        None => return Err("Malformed Authorization header; expected `Bearer <key>`.".into()),
+    };
+    if let Some((kind, mode)) = parse_key_shape(key) {
+        return Ok((key, kind, mode));
+    }
+    let mut parts = key.splitn(3, '_');
+    let (kind, mode, token) = (parts.next(), parts.next(), parts.next());
+    Err(match (kind, mode, token) {
+        (Some("sk" | "pk" | "rk"), Some("test" | "live"), Some(t)) if t.len() != TOKEN_LEN => format!(
+            "This API key has {} characters after its `{}_{}_` prefix where keys have {TOKEN_LEN}: was it cut short or padded when copied?",
+            t.len(),
+            kind.unwrap_or_default(),
+            mode.unwrap_or_default()
+        ),
+        (Some("sk" | "pk" | "rk"), Some("test" | "live"), Some(_)) => {
+            "This API key contains characters no key has (keys are letters and digits after the prefix).".into()
+        }
+        (Some("sk" | "pk" | "rk"), _, _) => {
+            "API keys continue with `test_` or `live_` after their type, e.g. `sk_test_…`.".into()
+        }
+        _ => "This is not an API key: keys start with `sk_`, `pk_` or `rk_`, then `test_` or `live_` (e.g. `sk_test_…`).".into(),
+    })
+}
+
 /// Resolve `Authorization: Bearer <key>` to a principal.
-pub async fn authenticate(store: &dyn Store, header: Option<&str>) -> ApiResult<Principal> {
-    let header = header
-        .ok_or_else(|| auth_error("No API key provided. Send `Authorization: Bearer <key>`."))?;
-    let key = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
-        .ok_or_else(|| auth_error("Malformed Authorization header; expected `Bearer <key>`."))?;
-    let (kind, mode) = parse_key_shape(key).ok_or_else(|| auth_error("Malformed API key."))?;
+pub async fn authenticate(store: &dyn Store, header: Option<&[u8]>) -> ApiResult<Principal> {
+    let raw = header.ok_or_else(|| {
+        auth_error("No API key provided. Send `Authorization: Bearer <key>` with your secret or publishable key (sk_test_…, pk_test_…).")
+    })?;
+    let (key, kind, mode) = unusable(raw).map_err(|m| auth_error(&m))?;
     let invalid = || auth_error("Invalid API key: it is unknown, revoked or expired.");
     let target = store
         .find_unique(KEY_HASH_SCOPE, &hash_key(key))

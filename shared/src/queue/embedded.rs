@@ -26,8 +26,9 @@ fn ms(d: Duration) -> i64 {
 impl EmbeddedQueue {
     /// Open the queue in the data directory (the same database file as the store).
     pub fn open(dir: &Path) -> StoreResult<EmbeddedQueue> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let conn = Connection::open(dir.join("hub.sqlite3")).map_err(backend)?;
+        let path = crate::store::private_file(dir, "hub.sqlite3")
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+        let conn = Connection::open(path).map_err(backend)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;

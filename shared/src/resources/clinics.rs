@@ -1,5 +1,6 @@
 use super::Resource;
 use crate::schema::{Field, Ty, ADDRESS};
+use crate::store::Lookup;
 
 pub static RESOURCE: Resource = Resource {
     path: "clinics",
@@ -22,11 +23,8 @@ pub static RESOURCE: Resource = Resource {
             "Up to 50 string keys and values for your own use.",
         ),
     ],
-    groups: &[],
-    unique: &[],
-    publishable_create: false,
-    derive: None,
     search_fields: &["name", "address", "email"],
     description: "A site of the organization where patients are seen.",
+    lookups: &[Lookup::eq("name")],
     ..Resource::CRUD
 };

@@ -1,8 +1,13 @@
-//! The resource layer: generic CRUD driven by each resource's static
-//! definition. A new resource is one module with a `Resource` value plus a
-//! line in `REGISTRY`.
+//! The resource layer. What is generic (validation from the schema, lists,
+//! events, OpenAPI) is driven by each resource's static `Resource`
+//! declaration and runs in `engine`; what is particular to one resource (a
+//! lifecycle, an invariant across objects, a derived field, an extra event,
+//! an action route) lives in that resource's own module, behind its
+//! `Rules` hook and its `Action`s. A new resource is one module plus a line
+//! in `REGISTRY`.
 
 mod clinics;
+mod engine;
 mod events;
 mod patient_statuses;
 mod patients;
@@ -12,14 +17,18 @@ pub mod validate;
 mod webhook_deliveries;
 pub mod webhook_endpoints;
 
+pub use engine::{create, delete, get, list, run_action, update, update_other, Retries};
+
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::query::ListQuery;
+use crate::error::ApiResult;
+use crate::queue::Queue;
 use crate::schema::{Field, Ty, COMMON};
-use crate::store::{
-    Conflict, Doc, EventRecord, Expect, ListPage, Store, StoreError, UniqueTarget, WriteOp, WriteTx,
-};
+use crate::store::{EventRecord, KindSpec, Kinds, Lookup, Store, WriteOp};
+use async_trait::async_trait;
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
 
 /// `referralId` / `referralName`: exactly one, the name resolved
 /// case-insensitively to an object of `target`.
@@ -31,6 +40,168 @@ pub struct Group {
     pub target_name_field: &'static str,
 }
 
+/// What publishable keys (web forms, booking widgets) may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Publishable {
+    pub read: bool,
+    pub create: bool,
+}
+
+/// The write a hook sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One write of one object, as its resource's `Rules` see it: the stored
+/// document before (update, delete), the fields about to be stored (create,
+/// update), and what the hook adds to the same atomic write.
+pub struct Change<'a> {
+    pub verb: Verb,
+    pub id: &'a str,
+    /// The stored document before the write (update, delete).
+    pub old: Option<&'a Value>,
+    /// The request's merge patch (update).
+    pub patch: Option<&'a Map<String, Value>>,
+    /// The validated fields to store; a hook may complete them (derived
+    /// fields). Empty on delete.
+    pub new: Map<String, Value>,
+    /// More operations for the same atomic write (guards, counters, other
+    /// objects' next versions with their `expect`).
+    pub ops: Vec<WriteOp>,
+    /// More event verbs about this object (`confirmed`…), whose data is the
+    /// object as written.
+    pub verbs: Vec<&'static str>,
+    /// Events about other objects, fully formed.
+    pub events: Vec<EventRecord>,
+    /// Fields only this response carries (shown once, never stored with it).
+    pub extra: Map<String, Value>,
+    /// The write's instant (`updatedAt`).
+    pub now_ms: i64,
+}
+
+impl Change<'_> {
+    /// The value a field will have after the write.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.new.get(field)
+    }
+
+    /// The value a field had before the write.
+    pub fn was(&self, field: &str) -> Option<&Value> {
+        self.old.and_then(|o| o.get(field))
+    }
+
+    /// Did the write change this field?
+    pub fn changed(&self, field: &str) -> bool {
+        self.verb == Verb::Update && self.get(field) != self.was(field)
+    }
+}
+
+/// A resource's own rules: called by the engine on every create, update and
+/// delete with the old and the new document. A hook may refuse (400 naming a
+/// field, 409 saying what is allowed), complete the new document, add
+/// operations to the same atomic write, and add events. A version conflict on
+/// anything it read makes the engine run it again on fresh reads.
+#[async_trait]
+pub trait Rules: Sync {
+    async fn check(&self, _ctx: &Ctx<'_>, _change: &mut Change<'_>) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// Plain CRUD: no rules of its own.
+pub struct NoRules;
+impl Rules for NoRules {}
+
+/// What an action or a route answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    /// The object's version, sent as `ETag`.
+    pub version: Option<u64>,
+    /// Top-level fields shown only in this response: never stored for an
+    /// idempotent replay.
+    pub once: &'static [&'static str],
+}
+
+impl Reply {
+    pub fn new(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            body,
+            version: None,
+            once: &[],
+        }
+    }
+
+    /// An object, with its version as the ETag.
+    pub fn object(status: u16, doc: &Value) -> Reply {
+        Reply {
+            status,
+            body: doc.clone(),
+            version: doc.get("version").and_then(Value::as_u64),
+            once: &[],
+        }
+    }
+
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        self.version
+            .map(|v| vec![("etag", format!("\"{v}\""))])
+            .unwrap_or_default()
+    }
+}
+
+/// The response of an action, for the OpenAPI document.
+#[derive(Debug)]
+pub enum Shape {
+    /// The resource's own object.
+    Own,
+    /// An event envelope.
+    Event,
+    /// A named object of these fields.
+    Object {
+        name: &'static str,
+        fields: &'static [Field],
+    },
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type ActionFn =
+    for<'a> fn(&'a Ctx<'a>, &'a str, Map<String, Value>) -> BoxFuture<'a, ApiResult<Reply>>;
+
+/// `POST /v1/{path}/{id}/{name}`: a step beyond CRUD. Its body is
+/// validated against `body` (unknown fields refused) before `run`.
+#[derive(Debug)]
+pub struct Action {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub body: &'static [Field],
+    /// The success status (200, or 202 when the work continues after).
+    pub status: u16,
+    pub response: Shape,
+    /// Conflicts it can answer (409), for the OpenAPI document.
+    pub conflicts: bool,
+    pub run: ActionFn,
+}
+
+impl std::fmt::Debug for dyn Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rules")
+    }
+}
+
+/// `GET /v1/{path}/{id}/{name}`: the objects of `resource` whose `field` is
+/// the id.
+#[derive(Debug)]
+pub struct SubList {
+    pub name: &'static str,
+    pub resource: &'static Resource,
+    pub field: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Resource {
     /// URL path segment and storage kind: `referral-sources`.
@@ -40,14 +211,13 @@ pub struct Resource {
     /// Human name for messages: `referral source`.
     pub label: &'static str,
     pub prefix: &'static str,
+    /// The fields every object of it has (`id`, `createdAt`…).
+    pub common: &'static [Field],
     pub fields: &'static [Field],
     pub groups: &'static [Group],
     /// Fields unique per tenant, compared case-insensitively.
     pub unique: &'static [&'static str],
-    /// Publishable keys may create it (web forms, booking widgets).
-    pub publishable_create: bool,
-    /// Fields computed by the server on every write.
-    pub derive: Option<fn(&mut Map<String, Value>)>,
+    pub publishable: Publishable,
     /// Text fields `$search` looks in.
     pub search_fields: &'static [&'static str],
     pub description: &'static str,
@@ -55,26 +225,20 @@ pub struct Resource {
     pub read_only: bool,
     /// Not routed at `/v1/{path}` (reached through another resource).
     pub internal: bool,
-    /// `POST /v1/{path}/{id}/{action}` routes.
-    pub actions: &'static [&'static str],
-    /// `GET /v1/{path}/{id}/{name}` lists.
-    pub sublists: &'static [&'static str],
-    /// Checks that need I/O or the tenant (e.g. resolving a webhook URL).
-    pub check: Option<CheckFn>,
-    /// Extra writes for a create (in the same transaction) and extra fields
-    /// for its response only (e.g. a webhook endpoint's secret).
-    pub create_extras: Option<ExtrasFn>,
+    /// Fields with an equality index on DynamoDB.
+    pub lookups: &'static [Lookup],
+    /// Lists by `updatedAt` served by an index.
+    pub by_updated: bool,
+    /// Objects are gone this long after creation.
+    pub ttl_ms: Option<i64>,
+    pub actions: &'static [Action],
+    pub sublists: &'static [SubList],
+    pub rules: &'static dyn Rules,
+    /// Event verbs beyond created/updated/deleted (`appointment.confirmed`).
+    pub events: &'static [&'static str],
+    /// Fields only the create response carries (shown once).
+    pub created_extra: &'static [Field],
 }
-
-/// Extra writes and response-only fields of a create.
-pub type ExtrasFn = fn(&Tenant, &str) -> (Vec<WriteOp>, Map<String, Value>);
-
-pub type CheckFn = for<'a> fn(
-    &'a Ctx<'a>,
-    &'a Map<String, Value>,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Vec<crate::error::FieldError>> + Send + 'a>,
->;
 
 /// The defaults of a plain CRUD resource, for `..Resource::CRUD` in definitions.
 impl Resource {
@@ -83,19 +247,26 @@ impl Resource {
         object: "",
         label: "",
         prefix: "",
+        common: COMMON,
         fields: &[],
         groups: &[],
         unique: &[],
-        publishable_create: false,
-        derive: None,
+        publishable: Publishable {
+            read: false,
+            create: false,
+        },
         search_fields: &[],
         description: "",
         read_only: false,
         internal: false,
+        lookups: &[],
+        by_updated: true,
+        ttl_ms: None,
         actions: &[],
         sublists: &[],
-        check: None,
-        create_extras: None,
+        rules: &NoRules,
+        events: &[],
+        created_extra: &[],
     };
 }
 
@@ -118,13 +289,69 @@ pub fn by_path(path: &str) -> Option<&'static Resource> {
     REGISTRY.iter().copied().find(|r| r.path == path)
 }
 
+/// What the stores need to know of every kind: the resources' declarations
+/// plus the kinds that are not resources.
+pub fn kinds() -> Kinds {
+    static KINDS: OnceLock<Vec<KindSpec>> = OnceLock::new();
+    let specs = KINDS.get_or_init(|| {
+        let mut out: Vec<KindSpec> = REGISTRY
+            .iter()
+            .map(|r| KindSpec {
+                kind: r.path,
+                prefix: Some(r.prefix),
+                lookups: r.lookups,
+                by_updated: r.by_updated,
+                ttl_ms: r.ttl_ms,
+            })
+            .collect();
+        out.push(KindSpec {
+            ttl_ms: Some(crate::auth::idempotency::TTL_MS),
+            ..KindSpec::plain(crate::auth::idempotency::KIND)
+        });
+        out
+    });
+    Kinds(specs.as_slice())
+}
+
+/// Every event type an endpoint may subscribe to (SPEC §6's catalog).
+pub fn event_catalog() -> &'static [String] {
+    static CATALOG: OnceLock<Vec<String>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let mut out = Vec::new();
+        for r in REGISTRY.iter().filter(|r| !r.read_only) {
+            for verb in ["created", "updated", "deleted"]
+                .iter()
+                .chain(r.events.iter())
+            {
+                let t = if verb.contains('.') {
+                    verb.to_string()
+                } else {
+                    format!("{}.{verb}", r.object)
+                };
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    })
+}
+
 impl Resource {
     pub fn field_sets(&self) -> [&'static [Field]; 2] {
-        [COMMON, self.fields]
+        [self.common, self.fields]
     }
 
     pub fn has_field(&self, name: &str) -> bool {
         self.fields.iter().any(|f| f.name == name)
+    }
+
+    pub fn action(&self, name: &str) -> Option<&'static Action> {
+        self.actions.iter().find(|a| a.name == name)
+    }
+
+    pub fn sublist(&self, name: &str) -> Option<&'static SubList> {
+        self.sublists.iter().find(|s| s.name == name)
     }
 
     fn unique_scope(&self, tenant: &Tenant, field: &str) -> String {
@@ -135,7 +362,23 @@ impl Resource {
 /// Everything a handler needs to act for one tenant.
 pub struct Ctx<'a> {
     pub store: &'a dyn Store,
+    /// The delivery queue (test events, redeliveries), where one runs.
+    pub queue: Option<&'a dyn Queue>,
     pub tenant: &'a Tenant,
+    /// The request's `Idempotency-Key` claim: its response is stored in the
+    /// same atomic write as its effect.
+    pub idempotency: Option<&'a crate::auth::idempotency::Claim>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(store: &'a dyn Store, tenant: &'a Tenant) -> Ctx<'a> {
+        Ctx {
+            store,
+            queue: None,
+            tenant,
+            idempotency: None,
+        }
+    }
 }
 
 /// Remove sensitive fields (recursively) from a document bound for an event.
@@ -150,545 +393,9 @@ pub fn strip_sensitive(fields: &[Field], doc: &mut Value) {
     }
 }
 
-fn event(ctx: &Ctx<'_>, res: &Resource, verb: &str, doc: &Value) -> EventRecord {
-    let mut data = doc.clone();
-    strip_sensitive(res.fields, &mut data);
-    new_event(ctx.tenant, format!("{}.{verb}", res.object), data)
-}
-
-/// An event envelope (SPEC §6) for the outbox.
-pub fn new_event(tenant: &Tenant, event_type: String, data: Value) -> EventRecord {
-    let (id, now) = crate::ids::new_id_at("evt");
-    let envelope = serde_json::json!({
-        "id": id,
-        "object": "event",
-        "type": event_type,
-        "createdAt": crate::time::format_ms(now),
-        "livemode": tenant.livemode(),
-        "organizationId": tenant.org,
-        "data": data,
-    });
-    EventRecord {
-        id,
-        tenant: tenant.key(),
-        event_type,
-        created_at_ms: now,
-        envelope,
-    }
-}
-
-/// One write: the ops plus each event, both in the outbox and as a
-/// queryable `events` object (`GET /v1/events`).
-pub fn write_tx(mut ops: Vec<WriteOp>, events: Vec<EventRecord>) -> WriteTx {
-    for e in &events {
-        ops.push(WriteOp::Put {
-            tenant: e.tenant.clone(),
-            kind: crate::webhooks::EVENTS_KIND,
-            id: e.id.clone(),
-            doc: e.envelope.clone(),
-            expect: Expect::Absent,
-        });
-    }
-    WriteTx { ops, events }
-}
-
-fn version_of(doc: &Value) -> u64 {
-    doc.get("version").and_then(Value::as_u64).unwrap_or(1)
-}
-
-fn body_object(body: Value, label: &str) -> ApiResult<Map<String, Value>> {
-    match body {
-        Value::Object(m) => Ok(m),
-        _ => Err(ApiError::invalid(format!(
-            "The request body must be a JSON object describing the {label}."
-        ))),
-    }
-}
-
-/// Resolve the field groups of a body: exactly one of each pair, the name
-/// form replaced by the id it names.
-async fn resolve_groups(
-    ctx: &Ctx<'_>,
-    res: &Resource,
-    input: &mut Map<String, Value>,
-    errors: &mut Vec<crate::error::FieldError>,
-) -> ApiResult<()> {
-    use crate::error::FieldError;
-    for g in res.groups {
-        let id = input.get(g.id_field).filter(|v| !v.is_null()).cloned();
-        let name = input.remove(g.name_field).filter(|v| !v.is_null());
-        match (id, name) {
-            (Some(_), Some(_)) => errors.push(FieldError::new(
-                g.name_field,
-                format!(
-                    "give either `{}` or `{}`, not both",
-                    g.id_field, g.name_field
-                ),
-            )),
-            (None, None) => errors.push(FieldError::new(
-                g.id_field,
-                format!("one of `{}` or `{}` is required", g.id_field, g.name_field),
-            )),
-            (Some(_), None) => {}
-            (None, Some(Value::String(name))) => {
-                let options = ctx.store.all(&ctx.tenant.key(), g.target).await?;
-                let wanted = name.trim().to_lowercase();
-                let found: Vec<&Doc> = options
-                    .iter()
-                    .filter(|d| {
-                        d.get(g.target_name_field)
-                            .and_then(Value::as_str)
-                            .is_some_and(|n| n.to_lowercase() == wanted)
-                    })
-                    .collect();
-                match found.as_slice() {
-                    [one] => {
-                        input.insert(g.id_field.into(), one["id"].clone());
-                    }
-                    [] => {
-                        let names: Vec<&str> = options
-                            .iter()
-                            .filter_map(|d| d.get(g.target_name_field).and_then(Value::as_str))
-                            .collect();
-                        errors.push(FieldError::new(
-                            g.name_field,
-                            if names.is_empty() {
-                                format!("`{name}` matches nothing: there are no {} yet", g.target)
-                            } else {
-                                format!(
-                                    "`{name}` matches nothing; valid names: {}",
-                                    names.join(", ")
-                                )
-                            },
-                        ));
-                    }
-                    _ => errors.push(FieldError::new(
-                        g.name_field,
-                        format!(
-                            "`{name}` matches several {}; give `{}` instead",
-                            g.target, g.id_field
-                        ),
-                    )),
-                }
-            }
-            (None, Some(_)) => errors.push(FieldError::new(g.name_field, "must be a string")),
-        }
-    }
-    Ok(())
-}
-
-/// Every referenced id in a document: (field path, target resource, id).
-fn collect_refs(
-    fields: &[Field],
-    doc: &Map<String, Value>,
-    prefix: &str,
-    out: &mut Vec<(String, &'static str, String)>,
-) {
-    for f in fields {
-        let Some(v) = doc.get(f.name) else { continue };
-        let path = format!("{prefix}{}", f.name);
-        match (&f.ty, v) {
-            (Ty::Ref(target), Value::String(id)) => out.push((path, target, id.clone())),
-            (Ty::Array(Ty::Ref(target), _), Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(id) = item.as_str() {
-                        out.push((format!("{path}[{i}]"), target, id.to_string()));
-                    }
-                }
-            }
-            (Ty::Object(inner), Value::Object(m)) => {
-                collect_refs(inner, m, &format!("{path}."), out)
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Check that every referenced id names an object of the same tenant.
-async fn check_refs(
-    ctx: &Ctx<'_>,
-    fields: &[Field],
-    doc: &Map<String, Value>,
-    errors: &mut Vec<crate::error::FieldError>,
-) -> ApiResult<()> {
-    let mut refs = Vec::new();
-    collect_refs(fields, doc, "", &mut refs);
-    for (path, target, id) in refs {
-        if ctx
-            .store
-            .get(&ctx.tenant.key(), target, &id)
-            .await?
-            .is_none()
-        {
-            let label = by_path(target).map_or(target, |r| r.label);
-            errors.push(crate::error::FieldError::new(
-                path,
-                format!("no {label} with id `{id}` in this organization and mode"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn unique_value(doc: &Map<String, Value>, field: &str) -> Option<String> {
-    doc.get(field)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().to_lowercase())
-}
-
-/// Validate `input` (already merged, for an update) into the stored fields.
-async fn prepare(
-    ctx: &Ctx<'_>,
-    res: &Resource,
-    mut input: Map<String, Value>,
-) -> ApiResult<Map<String, Value>> {
-    let mut errors = Vec::new();
-    input.retain(|_, v| !v.is_null());
-    for f in COMMON {
-        if input.contains_key(f.name) {
-            errors.push(crate::error::FieldError::new(
-                f.name,
-                "is set by the server and cannot be written",
-            ));
-            input.remove(f.name);
-        }
-    }
-    resolve_groups(ctx, res, &mut input, &mut errors).await?;
-    let clean = validate::object(res.fields, &input, "", &mut errors);
-    if errors.is_empty() {
-        check_refs(ctx, res.fields, &clean, &mut errors).await?;
-    }
-    if errors.is_empty() {
-        if let Some(check) = res.check {
-            errors.extend(check(ctx, &clean).await);
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
-    }
-    let mut clean = clean;
-    for f in res.fields {
-        if matches!(f.ty, Ty::Metadata) {
-            clean
-                .entry(f.name)
-                .or_insert_with(|| Value::Object(Map::new()));
-        }
-    }
-    if let Some(derive) = res.derive {
-        derive(&mut clean);
-    }
-    Ok(clean)
-}
-
-/// Lay out a stored document: identity first, fields, then bookkeeping.
-fn assemble(
-    ctx: &Ctx<'_>,
-    res: &Resource,
-    id: &str,
-    fields: Map<String, Value>,
-    created: &str,
-    updated: &str,
-    version: u64,
-) -> Value {
-    let mut doc = Map::with_capacity(fields.len() + 6);
-    doc.insert("id".into(), Value::String(id.to_string()));
-    doc.insert("object".into(), Value::String(res.object.to_string()));
-    for f in res.fields {
-        if let Some(v) = fields.get(f.name) {
-            doc.insert(f.name.into(), v.clone());
-        }
-    }
-    doc.insert("livemode".into(), Value::Bool(ctx.tenant.livemode()));
-    doc.insert("createdAt".into(), Value::String(created.to_string()));
-    doc.insert("updatedAt".into(), Value::String(updated.to_string()));
-    doc.insert("version".into(), Value::from(version));
-    Value::Object(doc)
-}
-
-/// The writable part of a stored document (what a PATCH merges into), or
-/// with `with_derived` also the server-computed fields.
-fn user_fields(res: &Resource, doc: &Value, with_derived: bool) -> Map<String, Value> {
-    let mut m = Map::new();
-    if let Value::Object(d) = doc {
-        for f in res.fields {
-            if f.read_only && !with_derived {
-                continue;
-            }
-            if let Some(v) = d.get(f.name) {
-                m.insert(f.name.into(), v.clone());
-            }
-        }
-    }
-    m
-}
-
-/// JSON Merge Patch (RFC 7396): objects merge, `null` removes, anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    match t.get_mut(k) {
-                        Some(existing) if existing.is_object() && v.is_object() => {
-                            merge_patch(existing, v)
-                        }
-                        _ => {
-                            t.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn unique_ops(
-    ctx: &Ctx<'_>,
-    res: &Resource,
-    id: &str,
-    old: Option<&Map<String, Value>>,
-    new: Option<&Map<String, Value>>,
-) -> Vec<WriteOp> {
-    let mut ops = Vec::new();
-    for field in res.unique {
-        let before = old.and_then(|o| unique_value(o, field));
-        let after = new.and_then(|n| unique_value(n, field));
-        if before == after {
-            continue;
-        }
-        let scope = res.unique_scope(ctx.tenant, field);
-        if let Some(v) = before {
-            ops.push(WriteOp::ReleaseUnique {
-                scope: scope.clone(),
-                value: v,
-            });
-        }
-        if let Some(v) = after {
-            ops.push(WriteOp::ClaimUnique {
-                scope,
-                value: v,
-                target: UniqueTarget {
-                    tenant: ctx.tenant.key(),
-                    kind: res.path.into(),
-                    id: id.to_string(),
-                },
-            });
-        }
-    }
-    ops
-}
-
-fn map_conflict(res: &Resource, e: StoreError, doc: &Map<String, Value>) -> ApiError {
-    match e {
-        StoreError::Conflict(Conflict::Unique { scope, .. }) => {
-            let field = scope.rsplit('/').next().unwrap_or_default().to_string();
-            let value = doc.get(&field).and_then(Value::as_str).unwrap_or_default();
-            let mut err = ApiError::conflict(format!(
-                "A {} with {field} `{value}` already exists (names are compared ignoring case).",
-                res.label
-            ));
-            err.errors
-                .push(crate::error::FieldError::new(field, "is already in use"));
-            err
-        }
-        other => other.into(),
-    }
-}
-
-/// Create an object; returns it and any fields only the create response carries.
-pub async fn create_with_extras(
-    ctx: &Ctx<'_>,
-    res: &Resource,
-    body: Value,
-) -> ApiResult<(Doc, Map<String, Value>)> {
-    let input = body_object(body, res.label)?;
-    let fields = prepare(ctx, res, input).await?;
-    let (id, created_ms) = crate::ids::new_id_at(res.prefix);
-    let now = crate::time::format_ms(created_ms);
-    let doc = assemble(ctx, res, &id, fields.clone(), &now, &now, 1);
-    let mut ops = vec![WriteOp::Put {
-        tenant: ctx.tenant.key(),
-        kind: res.path,
-        id: id.clone(),
-        doc: doc.clone(),
-        expect: Expect::Absent,
-    }];
-    ops.extend(unique_ops(ctx, res, &id, None, Some(&fields)));
-    let extra = match res.create_extras {
-        Some(f) => {
-            let (more, extra) = f(ctx.tenant, &id);
-            ops.extend(more);
-            extra
-        }
-        None => Map::new(),
-    };
-    let ev = event(ctx, res, "created", &doc);
-    ctx.store
-        .commit(write_tx(ops, vec![ev]))
-        .await
-        .map_err(|e| map_conflict(res, e, &fields))?;
-    Ok((std::sync::Arc::new(doc), extra))
-}
-
-pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Doc> {
-    Ok(create_with_extras(ctx, res, body).await?.0)
-}
-
-pub async fn get(ctx: &Ctx<'_>, res: &Resource, id: &str) -> ApiResult<Doc> {
-    ctx.store
-        .get(&ctx.tenant.key(), res.path, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(res.label, id))
-}
-
-pub async fn list(ctx: &Ctx<'_>, res: &Resource, query: &ListQuery) -> ApiResult<ListPage> {
-    Ok(ctx.store.list(&ctx.tenant.key(), res.path, query).await?)
-}
-
-const MAX_ATTEMPTS: usize = 16;
-
-fn precondition_failed(res: &Resource, id: &str, current: u64) -> ApiError {
-    ApiError::new(
-        ErrorKind::PreconditionFailed,
-        format!(
-            "The {} `{id}` is at version {current}, not the one given in If-Match.",
-            res.label
-        ),
-    )
-    .with_header("ETag", format!("\"{current}\""))
-}
-
-/// PATCH with merge semantics. Without `If-Match` a concurrent change makes
-/// the merge run again on the fresh object (no update is lost); with it, a
-/// changed object is a 412.
-pub async fn update(
-    ctx: &Ctx<'_>,
-    res: &Resource,
-    id: &str,
-    body: Value,
-    if_match: Option<u64>,
-) -> ApiResult<Doc> {
-    let patch = body_object(body, res.label)?;
-    for _ in 0..MAX_ATTEMPTS {
-        let current = get(ctx, res, id).await?;
-        let version = version_of(&current);
-        if if_match.is_some_and(|v| v != version) {
-            return Err(precondition_failed(res, id, version));
-        }
-        let old_fields = user_fields(res, &current, false);
-        let mut base = Value::Object(old_fields.clone());
-        // A group given in the patch replaces whichever form was stored.
-        for g in res.groups {
-            if patch.contains_key(g.id_field) || patch.contains_key(g.name_field) {
-                if let Value::Object(b) = &mut base {
-                    b.remove(g.id_field);
-                }
-            }
-        }
-        merge_patch(&mut base, &Value::Object(patch.clone()));
-        let Value::Object(merged) = base else {
-            return Err(ApiError::internal());
-        };
-        let fields = prepare(ctx, res, merged).await?;
-        if fields == user_fields(res, &current, true) {
-            return Ok(current);
-        }
-        let created = current["createdAt"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let now = crate::time::format_ms(crate::time::now_ms());
-        let doc = assemble(ctx, res, id, fields.clone(), &created, &now, version + 1);
-        let mut ops = vec![WriteOp::Put {
-            tenant: ctx.tenant.key(),
-            kind: res.path,
-            id: id.to_string(),
-            doc: doc.clone(),
-            expect: Expect::Version(version),
-        }];
-        ops.extend(unique_ops(ctx, res, id, Some(&old_fields), Some(&fields)));
-        let ev = event(ctx, res, "updated", &doc);
-        match ctx.store.commit(write_tx(ops, vec![ev])).await {
-            Ok(()) => return Ok(std::sync::Arc::new(doc)),
-            Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => continue,
-            Err(StoreError::Conflict(Conflict::Version { .. })) => {
-                let now_version = get(ctx, res, id)
-                    .await
-                    .map(|d| version_of(&d))
-                    .unwrap_or(version);
-                return Err(precondition_failed(res, id, now_version));
-            }
-            Err(e) => return Err(map_conflict(res, e, &fields)),
-        }
-    }
-    Err(ApiError::new(
-        ErrorKind::LockTimeout,
-        format!(
-            "The {} `{id}` is being changed by many requests at once; retry.",
-            res.label
-        ),
-    ))
-}
-
-pub async fn delete(
-    ctx: &Ctx<'_>,
-    res: &Resource,
-    id: &str,
-    if_match: Option<u64>,
-) -> ApiResult<Doc> {
-    for _ in 0..MAX_ATTEMPTS {
-        let current = get(ctx, res, id).await?;
-        let version = version_of(&current);
-        if if_match.is_some_and(|v| v != version) {
-            return Err(precondition_failed(res, id, version));
-        }
-        let old_fields = user_fields(res, &current, false);
-        let mut ops = vec![WriteOp::Delete {
-            tenant: ctx.tenant.key(),
-            kind: res.path,
-            id: id.to_string(),
-            expect: Expect::Version(version),
-        }];
-        ops.extend(unique_ops(ctx, res, id, Some(&old_fields), None));
-        let ev = event(ctx, res, "deleted", &current);
-        match ctx.store.commit(write_tx(ops, vec![ev])).await {
-            Ok(()) => return Ok(current),
-            Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => continue,
-            Err(StoreError::Conflict(Conflict::Version { .. })) => {
-                return match get(ctx, res, id).await {
-                    Ok(d) => Err(precondition_failed(res, id, version_of(&d))),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::new(
-        ErrorKind::LockTimeout,
-        format!(
-            "The {} `{id}` is being changed by many requests at once; retry.",
-            res.label
-        ),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc7396() {
-        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
-        merge_patch(
-            &mut t,
-            &json!({"a": null, "b": {"c": 9}, "e": [2], "f": "x"}),
-        );
-        assert_eq!(t, json!({"b": {"c": 9, "d": 3}, "e": [2], "f": "x"}));
-    }
 
     #[test]
     fn registry_is_consistent() {
@@ -705,6 +412,15 @@ mod tests {
             }
             for u in r.unique {
                 assert!(r.has_field(u));
+            }
+            for l in r.lookups {
+                assert!(
+                    crate::schema::path_type(r.fields, &l.field.split('.').collect::<Vec<_>>())
+                        .is_some(),
+                    "{} looks up unknown {}",
+                    r.path,
+                    l.field
+                );
             }
         }
     }

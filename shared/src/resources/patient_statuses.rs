@@ -1,5 +1,6 @@
 use super::Resource;
 use crate::schema::{Field, Ty};
+use crate::store::Lookup;
 
 pub static RESOURCE: Resource = Resource {
     path: "patient-statuses",
@@ -27,11 +28,9 @@ pub static RESOURCE: Resource = Resource {
             "Up to 50 string keys and values for your own use.",
         ),
     ],
-    groups: &[],
     unique: &["name"],
-    publishable_create: false,
-    derive: None,
     search_fields: &["name"],
     description: "A stage of the patient pipeline (New enquiry, Active, Lapsed…).",
+    lookups: &[Lookup::eq("name")],
     ..Resource::CRUD
 };

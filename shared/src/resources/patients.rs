@@ -1,6 +1,9 @@
-use super::{Group, Resource};
+use super::{Change, Ctx, Group, Publishable, Resource, Rules};
+use crate::error::ApiResult;
 use crate::schema::{Field, Ty, ADDRESS};
-use serde_json::{Map, Value};
+use crate::store::Lookup;
+use async_trait::async_trait;
+use serde_json::Value;
 
 static TRACKING: &[Field] = &[
     Field::new("source", Ty::Str, "utm_source."),
@@ -27,10 +30,18 @@ pub const MEMBERSHIP_STATUSES: &[&str] = &[
     "inactive",
 ];
 
-/// Derived from the patient's purchases; with none, `inactive`.
-fn derive(doc: &mut Map<String, Value>) {
-    doc.entry("membershipStatus")
-        .or_insert_with(|| Value::String("inactive".into()));
+struct PatientRules;
+
+#[async_trait]
+impl Rules for PatientRules {
+    async fn check(&self, _ctx: &Ctx<'_>, change: &mut Change<'_>) -> ApiResult<()> {
+        // Derived from the patient's purchases; with none, `inactive`.
+        change
+            .new
+            .entry("membershipStatus")
+            .or_insert_with(|| Value::String("inactive".into()));
+        Ok(())
+    }
 }
 
 pub static RESOURCE: Resource = Resource {
@@ -120,9 +131,12 @@ pub static RESOURCE: Resource = Resource {
             target_name_field: "name",
         },
     ],
-    unique: &[],
-    publishable_create: true,
-    derive: Some(derive),
+    publishable: Publishable {
+        read: false,
+        create: true,
+    },
+    rules: &PatientRules,
+    lookups: &[Lookup::eq("emailAddress"), Lookup::eq("primaryClinicId")],
     search_fields: &["fullName", "emailAddress", "notes", "address"],
     description: "A person the business cares for.",
     ..Resource::CRUD

@@ -1,5 +1,6 @@
 use super::Resource;
 use crate::schema::{Field, Ty};
+use crate::store::Lookup;
 
 static CLINIC_ID: Ty = Ty::Ref("clinics");
 
@@ -23,11 +24,8 @@ pub static RESOURCE: Resource = Resource {
             "Up to 50 string keys and values for your own use.",
         ),
     ],
-    groups: &[],
-    unique: &[],
-    publishable_create: false,
-    derive: None,
     search_fields: &["fullName", "email", "role"],
     description: "A member of staff who sees patients.",
+    lookups: &[Lookup::eq("email")],
     ..Resource::CRUD
 };

@@ -1,5 +1,6 @@
 use super::Resource;
 use crate::schema::{Field, Ty};
+use crate::store::Lookup;
 
 pub static RESOURCE: Resource = Resource {
     path: "referral-sources",
@@ -19,11 +20,9 @@ pub static RESOURCE: Resource = Resource {
             "Up to 50 string keys and values for your own use.",
         ),
     ],
-    groups: &[],
     unique: &["name"],
-    publishable_create: false,
-    derive: None,
     search_fields: &["name"],
     description: "Where patients hear of the business (Google, a GP, word of mouth…).",
+    lookups: &[Lookup::eq("name")],
     ..Resource::CRUD
 };

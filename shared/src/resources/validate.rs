@@ -33,10 +33,7 @@ pub fn object(
     let mut out = Map::new();
     for key in input.keys() {
         match fields.iter().find(|f| f.name == key.as_str()) {
-            None => errors.push(FieldError::new(
-                format!("{prefix}{key}"),
-                "is not a known field",
-            )),
+            None => errors.push(unknown(prefix, key, fields.iter().map(|f| f.name))),
             Some(f) if f.read_only => errors.push(FieldError::new(
                 format!("{prefix}{key}"),
                 "is set by the server and cannot be written",
@@ -61,6 +58,95 @@ pub fn object(
         }
     }
     out
+}
+
+/// The nearest of `candidates` to a mistyped `name`: the same ignoring case,
+/// or at most two edits away.
+pub fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = if c.to_lowercase() == lower {
+            0
+        } else {
+            edit_distance(&lower, &c.to_lowercase())
+        };
+        let limit = if c.chars().count() <= 3 { 1 } else { 2 };
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > 2 || a.len() > 64 || b.len() > 64 {
+        return usize::MAX;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// "is not a known field", with the nearest known one when there is one.
+pub fn unknown<'a>(prefix: &str, key: &str, known: impl Iterator<Item = &'a str>) -> FieldError {
+    let path = format!("{prefix}{}", crate::query::qs::truncate(key));
+    match nearest(key, known) {
+        Some(n) => FieldError::new(path, format!("is not a known field; did you mean `{n}`?")),
+        None => FieldError::new(path, "is not a known field"),
+    }
+}
+
+/// Refuse keys a resource does not have, whatever their value (`null`
+/// included), at every level of nested objects: what a merge patch or a
+/// create body may hold.
+pub fn known_keys(
+    res: &crate::resources::Resource,
+    input: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) {
+    let names = || {
+        res.fields
+            .iter()
+            .map(|f| f.name)
+            .chain(res.groups.iter().map(|g| g.name_field))
+    };
+    for (key, v) in input {
+        if res.groups.iter().any(|g| g.name_field == key) {
+            continue;
+        }
+        if res.common.iter().any(|f| f.name == key) {
+            continue; // refused with its own message
+        }
+        match res.fields.iter().find(|f| f.name == key) {
+            None => errors.push(unknown("", key, names())),
+            Some(f) => nested_keys(&f.ty, v, key, errors),
+        }
+    }
+}
+
+fn nested_keys(ty: &Ty, v: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    if let (Ty::Object(fields), Value::Object(m)) = (ty, v) {
+        for (key, inner) in m {
+            match fields.iter().find(|f| f.name == key) {
+                None => errors.push(unknown(
+                    &format!("{path}."),
+                    key,
+                    fields.iter().map(|f| f.name),
+                )),
+                Some(f) => nested_keys(&f.ty, inner, &format!("{path}.{key}"), errors),
+            }
+        }
+    }
 }
 
 fn string(v: &Value) -> Result<&str, String> {

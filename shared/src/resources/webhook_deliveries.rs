@@ -1,5 +1,6 @@
 use super::Resource;
 use crate::schema::{Field, Ty};
+use crate::store::Lookup;
 
 pub static RESOURCE: Resource = Resource {
     path: "webhook-deliveries",
@@ -48,5 +49,6 @@ pub static RESOURCE: Resource = Resource {
     description: "One attempt to deliver an event to an endpoint (the `Hub-Delivery` id).",
     read_only: true,
     internal: true,
+    lookups: &[Lookup::eq("endpointId"), Lookup::eq("eventId")],
     ..Resource::CRUD
 };

@@ -29,7 +29,7 @@ fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> ApiResult<()> {
 }
 
 pub async fn load(store: &dyn Store, tenant: &Tenant) -> ApiResult<()> {
-    let ctx = Ctx { store, tenant };
+    let ctx = Ctx::new(store, tenant);
     let mut ids = HashMap::new();
     for mut item in plan() {
         let res = resources::by_path(item.resource).ok_or_else(ApiError::internal)?;
@@ -40,7 +40,7 @@ pub async fn load(store: &dyn Store, tenant: &Tenant) -> ApiResult<()> {
                 let msg = format!("seed item {} refused: {}", item.key, e.message);
                 crate::log::error("sandbox", &msg);
             })?;
-        if let Some(id) = doc.get("id").and_then(Value::as_str) {
+        if let Some(id) = doc.body.get("id").and_then(Value::as_str) {
             ids.insert(item.key, id.to_string());
         }
     }

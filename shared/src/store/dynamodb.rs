@@ -41,7 +41,7 @@ use crate::query::{eval, index::Index, Filter, Op};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, Delete,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, ConsumedCapacity, Delete,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
     ReturnConsumedCapacity, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification, TransactWriteItem,
@@ -56,7 +56,6 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 pub const DEFAULT_LIST_BOUND: usize = 5_000;
 /// Reference-data reads (`Store::all`: a tenant's clinics, endpoints…).
 pub const MAX_ALL_ITEMS: usize = 20_000;
-const EVENT_TTL_SECS: i64 = 30 * 24 * 3600;
 /// DynamoDB sort keys hold at most 1 KB: longer values are not put in an
 /// equality index (a lookup of one reads the base table instead), never
 /// narrow a key condition, and no id or claim key is ever that long.
@@ -66,35 +65,16 @@ const MAX_KEY_BYTES: usize = 1024;
 const EQ_INDEXES: [(&str, &str, &str); 2] = [("GSI1", "G1PK", "G1SK"), ("GSI2", "G2PK", "G2SK")];
 const UPDATED_INDEX: (&str, &str, &str) = ("GSI3", "G3PK", "G3SK");
 
-/// Fields with an equality index, per kind (slot i → `EQ_INDEXES[i]`).
-pub fn lookups(kind: &str) -> [Option<&'static str>; 2] {
-    match kind {
-        "patients" => [Some("emailAddress"), Some("primaryClinicId")],
-        "practitioners" => [Some("email"), None],
-        "clinics" | "referral-sources" | "patient-statuses" => [Some("name"), None],
-        "events" => [Some("type"), Some("data.id")],
-        "webhook-deliveries" => [Some("endpointId"), Some("eventId")],
-        _ => [None, None],
-    }
-}
-
-/// Kinds listed by `updatedAt` through `GSI3`.
-pub fn ordered_by_updated(kind: &str) -> bool {
-    matches!(
-        kind,
-        "patients"
-            | "practitioners"
-            | "clinics"
-            | "referral-sources"
-            | "patient-statuses"
-            | "webhook-endpoints"
-            | "webhook-deliveries"
-    )
+/// The equality-indexed fields of a kind, by GSI slot.
+fn eq_slots(kinds: &Kinds, kind: &str) -> [Option<&'static str>; 2] {
+    let l = kinds.lookups(kind);
+    [l.first().map(|l| l.field), l.get(1).map(|l| l.field)]
 }
 
 pub struct DynamoStore {
     client: Client,
     table: String,
+    kinds: Kinds,
     list_bound: usize,
     /// Capacity units consumed so far, in thousandths (reads, writes).
     read_milli: AtomicU64,
@@ -204,14 +184,14 @@ struct Source {
 }
 
 impl Source {
-    fn base(tenant: &str, kind: &str) -> Source {
+    fn base(tenant: &str, kind: &str, kinds: &Kinds) -> Source {
         Source {
             index: None,
             pk_attr: "PK",
             sk_attr: "SK",
             pk: obj_pk(tenant, kind),
             by: SkOrder::Id {
-                prefix: crate::resources::by_path(kind).map(|r| r.prefix),
+                prefix: kinds.prefix(kind),
             },
         }
     }
@@ -326,12 +306,12 @@ fn canonical_ms(v: &Value) -> Option<i64> {
 }
 
 impl Plan {
-    fn new(tenant: &str, kind: &str, q: &ListQuery) -> Plan {
+    fn new(tenant: &str, kind: &str, q: &ListQuery, kinds: &Kinds) -> Plan {
         let mut clauses = Vec::new();
         conjuncts(&q.filter, &mut clauses);
-        let fields = lookups(kind);
-        let updated = ordered_by_updated(kind);
-        let base = Source::base(tenant, kind);
+        let fields = eq_slots(kinds, kind);
+        let updated = kinds.by_updated(kind);
+        let base = Source::base(tenant, kind, kinds);
 
         // An equality on an indexed field: read only that value's items.
         let eq = fields.iter().enumerate().find_map(|(slot, field)| {
@@ -497,10 +477,11 @@ fn op_value(op: &Op) -> Option<&Value> {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, kinds: Kinds) -> DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            kinds,
             list_bound: DEFAULT_LIST_BOUND,
             read_milli: AtomicU64::new(0),
             write_milli: AtomicU64::new(0),
@@ -710,7 +691,7 @@ impl DynamoStore {
         bound: usize,
     ) -> StoreResult<Vec<Doc>> {
         let range = Range {
-            source: Source::base(tenant, kind),
+            source: Source::base(tenant, kind, &self.kinds),
             lo: None,
             hi: None,
         };
@@ -731,7 +712,7 @@ impl DynamoStore {
         kind: &str,
         q: &ListQuery,
     ) -> StoreResult<ListPage> {
-        let plan = Plan::new(tenant, kind, q);
+        let plan = Plan::new(tenant, kind, q, &self.kinds);
         let mut budget = Budget::new(kind, self.list_bound, plan.advice.clone());
         let admit = eval::Admit::new(q, q.search_fields);
         let mut docs: Vec<Doc> = Vec::new();
@@ -847,7 +828,7 @@ impl DynamoStore {
                     .item("tenant", s(tenant.clone()))
                     .item("version", n(version))
                     .item("doc", s(doc.to_string()));
-                for (slot, field) in lookups(kind).into_iter().enumerate() {
+                for (slot, field) in eq_slots(&self.kinds, kind).into_iter().enumerate() {
                     let value = field.and_then(|f| {
                         let path: Vec<String> = f.split('.').map(String::from).collect();
                         group_value(doc, &path)
@@ -861,7 +842,7 @@ impl DynamoStore {
                         }
                     }
                 }
-                if ordered_by_updated(kind) {
+                if self.kinds.by_updated(kind) {
                     if let Some(updated) = doc.get("updatedAt").and_then(Value::as_str) {
                         let (_, pk, sk) = UPDATED_INDEX;
                         put = put
@@ -869,15 +850,7 @@ impl DynamoStore {
                             .item(sk, s(format!("{updated}#{id}")));
                     }
                 }
-                let ttl = match *kind {
-                    crate::webhooks::EVENTS_KIND => Some(EVENT_TTL_SECS),
-                    // An hour past the key's 24 hours, so the store's own
-                    // expiry check decides within them.
-                    crate::api::idempotency::KIND => {
-                        Some(crate::api::idempotency::TTL_MS / 1000 + 3600)
-                    }
-                    _ => None,
-                };
+                let ttl = self.kinds.ttl_ms(kind).map(|ms| ms / 1000);
                 if let Some(ttl) = ttl {
                     let created = doc
                         .get("createdAt")
@@ -913,6 +886,24 @@ impl DynamoStore {
                         .expression_attribute_values(":v", n(*v as i64));
                 }
                 b.delete(del.build().map_err(backend)?).build()
+            }
+            WriteOp::Check {
+                tenant,
+                kind,
+                id,
+                expect,
+            } => {
+                let check = ConditionCheck::builder()
+                    .table_name(table)
+                    .key("PK", s(obj_pk(tenant, kind)))
+                    .key("SK", s(id.clone()));
+                let check = match expect {
+                    Expect::Absent => check.condition_expression("attribute_not_exists(PK)"),
+                    Expect::Version(v) => check
+                        .condition_expression("version = :v")
+                        .expression_attribute_values(":v", n(*v as i64)),
+                };
+                b.condition_check(check.build().map_err(backend)?).build()
             }
             WriteOp::ClaimUnique {
                 scope,
@@ -958,7 +949,9 @@ fn conflict_for(op: &WriteOp) -> Conflict {
             kind: kind.to_string(),
             id: id.clone(),
         },
-        WriteOp::Put { kind, id, .. } | WriteOp::Delete { kind, id, .. } => Conflict::Version {
+        WriteOp::Put { kind, id, .. }
+        | WriteOp::Delete { kind, id, .. }
+        | WriteOp::Check { kind, id, .. } => Conflict::Version {
             kind: kind.to_string(),
             id: id.clone(),
         },

@@ -73,6 +73,7 @@ struct Mirror {
 
 pub struct EmbeddedStore {
     path: PathBuf,
+    kinds: Kinds,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     mirror: RwLock<Mirror>,
@@ -113,15 +114,16 @@ fn parse_doc(body: &str) -> Result<Value, StoreError> {
 }
 
 impl EmbeddedStore {
-    /// Open (creating if needed) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(dir)
+    /// Open (creating if needed) the database in `dir`: the directory mode
+    /// 0700, the database (and the journal files SQLite gives its mode) 0600.
+    pub fn open(dir: &Path, kinds: Kinds) -> Result<EmbeddedStore, StoreError> {
+        let path = super::private_file(dir, "hub.sqlite3")
             .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
-        let path = dir.join("hub.sqlite3");
         let writer = open_conn(&path)?;
         writer.execute_batch(SCHEMA).map_err(backend)?;
         let store = EmbeddedStore {
             path,
+            kinds,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             mirror: RwLock::new(Mirror::default()),
@@ -379,6 +381,34 @@ impl EmbeddedStore {
                 }
                 change("obj", tenant, kind, id)
             }
+            WriteOp::Check {
+                tenant,
+                kind,
+                id,
+                expect,
+            } => {
+                let version: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT version FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![tenant, kind, id], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(backend)?;
+                let holds = match expect {
+                    Expect::Absent => version.is_none(),
+                    Expect::Version(v) => version == Some(*v as i64),
+                };
+                if holds {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict(Conflict::Version {
+                        kind: kind.to_string(),
+                        id: id.clone(),
+                    }))
+                }
+            }
             WriteOp::ClaimUnique {
                 scope,
                 value,
@@ -449,7 +479,11 @@ impl EmbeddedStore {
                 r.get(0)
             })
             .map_err(backend)?;
-        let n_changes = tx.ops.len() as i64;
+        let n_changes = tx
+            .ops
+            .iter()
+            .filter(|op| !matches!(op, WriteOp::Check { .. }))
+            .count() as i64;
         t.commit().map_err(backend)?;
         drop(conn);
 
@@ -493,6 +527,7 @@ impl EmbeddedStore {
                 WriteOp::ReleaseUnique { scope, value } => {
                     mirror.uniques.remove(&(scope, value));
                 }
+                WriteOp::Check { .. } => {}
             }
         }
         drop(mirror);
@@ -500,32 +535,32 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Delete events created before `before_ms` (their objects and their
-    /// dispatched outbox rows) and idempotency keys past their 24 hours, as
-    /// ordinary deletes (each recorded as a change, so every process's mirror
-    /// drops it); then prune the change log to its last `keep_changes`
-    /// entries (a process further behind reloads whole). Returns how many
-    /// events went.
-    pub fn purge(&self, before_ms: i64, keep_changes: i64) -> Result<usize, StoreError> {
-        let expired: [(&'static str, &str, String); 2] = [
-            (
-                crate::webhooks::EVENTS_KIND,
-                "SELECT tenant, id, version FROM objects WHERE kind = ?1 AND id >= 'evt_' AND id < ?2 LIMIT 1000",
-                crate::ids::time_prefix("evt", before_ms),
-            ),
-            (
-                crate::api::idempotency::KIND,
-                "SELECT tenant, id, version FROM objects WHERE kind = ?1 AND json_extract(body, '$.createdAt') < ?2 LIMIT 1000",
-                crate::time::format_ms(crate::time::now_ms() - crate::api::idempotency::TTL_MS),
-            ),
-        ];
-        let mut events = 0;
-        for (kind, select, bound) in &expired {
+    /// Delete the objects of every expiring kind past their life (as
+    /// ordinary deletes, each recorded as a change, so every process's mirror
+    /// drops it) and outbox rows dispatched over an hour before `now_ms`; then
+    /// prune the change log to its last `keep_changes` entries (a process
+    /// further behind reloads whole). Returns how many objects went.
+    pub fn purge(&self, now_ms: i64, keep_changes: i64) -> Result<usize, StoreError> {
+        let mut purged = 0;
+        for spec in self.kinds.expiring() {
+            let ttl = spec.ttl_ms.unwrap_or(i64::MAX);
+            let cutoff = now_ms.saturating_sub(ttl);
+            // Ids carry their creation time: a range of the primary key.
+            let (select, lo, hi) = match spec.prefix {
+                Some(prefix) => (
+                    "SELECT tenant, id, version FROM objects WHERE kind = ?1 AND id >= ?2 AND id < ?3 LIMIT 1000",
+                    format!("{prefix}_"),
+                    crate::ids::time_prefix(prefix, cutoff),
+                ),
+                None => (
+                    "SELECT tenant, id, version FROM objects WHERE kind = ?1 AND ?2 = ?2 AND json_extract(body, '$.createdAt') < ?3 LIMIT 1000",
+                    String::new(),
+                    crate::time::format_ms(cutoff),
+                ),
+            };
             loop {
-                let n = self.delete_batch(kind, select, bound)?;
-                if *kind == crate::webhooks::EVENTS_KIND {
-                    events += n;
-                }
+                let n = self.delete_batch(spec.kind, select, &lo, &hi)?;
+                purged += n;
                 if n == 0 {
                     break;
                 }
@@ -538,7 +573,7 @@ impl EmbeddedStore {
                 .map_err(backend)?;
             t.execute(
                 "DELETE FROM events WHERE dispatched = 1 AND created_at < ?1",
-                [before_ms],
+                [now_ms - 3_600_000],
             )
             .map_err(backend)?;
             // Keep at least the newest change: its seq is what `seen` means.
@@ -550,7 +585,7 @@ impl EmbeddedStore {
             t.commit().map_err(backend)?;
         }
         self.sync()?;
-        Ok(events)
+        Ok(purged)
     }
 
     /// Delete one batch of the objects of `kind` that `select` finds.
@@ -558,7 +593,8 @@ impl EmbeddedStore {
         &self,
         kind: &'static str,
         select: &str,
-        bound: &str,
+        lo: &str,
+        hi: &str,
     ) -> Result<usize, StoreError> {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let t = conn
@@ -567,7 +603,7 @@ impl EmbeddedStore {
         let rows: Vec<(String, String, i64)> = t
             .prepare_cached(select)
             .and_then(|mut st| {
-                st.query_map(params![kind, bound], |r| {
+                st.query_map(params![kind, lo, hi], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?
                 .collect()
@@ -654,8 +690,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn purge_expired(&self) -> StoreResult<usize> {
-        let before = crate::time::now_ms() - crate::webhooks::actions::EVENT_TTL_MS;
-        self.purge(before, 100_000)
+        self.purge(crate::time::now_ms(), 100_000)
     }
 
     async fn mark_dispatched(&self, ids: &[String]) -> StoreResult<()> {

@@ -39,6 +39,14 @@ pub enum WriteOp {
         id: String,
         expect: Expect,
     },
+    /// A condition on an object this write reads but does not change (a
+    /// referenced object, a guard): the write fails if it no longer holds.
+    Check {
+        tenant: String,
+        kind: &'static str,
+        id: String,
+        expect: Expect,
+    },
     /// Claim `value` in `scope` for an object; fails if another object holds it.
     ClaimUnique {
         scope: String,
@@ -191,3 +199,149 @@ pub trait Store: Send + Sync {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Make `dir` a private data directory (created mode 0700, or narrowed to
+/// it) and `name` in it a private file (mode 0600), created empty if absent.
+/// Files SQLite creates beside a database take the database's mode.
+pub fn private_file(dir: &std::path::Path, name: &str) -> std::io::Result<std::path::PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let side = dir.join(format!("{name}{suffix}"));
+            if side.exists() {
+                std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        Ok(path)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)?;
+        Ok(dir.join(name))
+    }
+}
+
+/// What a store needs to know about one kind of object, declared by the
+/// kind's owner (a resource, the webhook runtime, idempotency) and handed to
+/// the store when it is made. Stores never look resources up themselves.
+#[derive(Debug, Clone)]
+pub struct KindSpec {
+    pub kind: &'static str,
+    /// Ids are `{prefix}_{ULID}` and the ULID's time is the object's
+    /// `createdAt`, so id order is creation order and `createdAt` ranges are
+    /// id ranges.
+    pub prefix: Option<&'static str>,
+    /// Fields (dotted paths) with an equality index.
+    pub lookups: &'static [Lookup],
+    /// Lists ordered or ranged by `updatedAt` are served by an index.
+    pub by_updated: bool,
+    /// Objects are gone this long after their `createdAt` (their TTL).
+    pub ttl_ms: Option<i64>,
+}
+
+/// An equality index on `field`; with `range`, its entries are ordered by
+/// that field (a timestamp) instead of creation, so an equality plus a range
+/// or sort on it reads only the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup {
+    pub field: &'static str,
+    pub range: Option<&'static str>,
+}
+
+impl Lookup {
+    pub const fn eq(field: &'static str) -> Lookup {
+        Lookup { field, range: None }
+    }
+    pub const fn ranged(field: &'static str, range: &'static str) -> Lookup {
+        Lookup {
+            field,
+            range: Some(range),
+        }
+    }
+}
+
+impl KindSpec {
+    /// A kind with no indexes and no expiry.
+    pub const fn plain(kind: &'static str) -> KindSpec {
+        KindSpec {
+            kind,
+            prefix: None,
+            lookups: &[],
+            by_updated: false,
+            ttl_ms: None,
+        }
+    }
+}
+
+/// Every kind's declaration; kinds not listed are plain.
+#[derive(Debug, Clone, Copy)]
+pub struct Kinds(pub &'static [KindSpec]);
+
+impl Kinds {
+    pub fn get(&self, kind: &str) -> Option<&'static KindSpec> {
+        self.0.iter().find(|k| k.kind == kind)
+    }
+
+    pub fn prefix(&self, kind: &str) -> Option<&'static str> {
+        self.get(kind).and_then(|k| k.prefix)
+    }
+
+    pub fn lookups(&self, kind: &str) -> &'static [Lookup] {
+        self.get(kind).map(|k| k.lookups).unwrap_or(&[])
+    }
+
+    pub fn by_updated(&self, kind: &str) -> bool {
+        self.get(kind).is_some_and(|k| k.by_updated)
+    }
+
+    pub fn ttl_ms(&self, kind: &str) -> Option<i64> {
+        self.get(kind).and_then(|k| k.ttl_ms)
+    }
+
+    /// Kinds whose objects expire.
+    pub fn expiring(&self) -> impl Iterator<Item = &'static KindSpec> {
+        self.0.iter().filter(|k| k.ttl_ms.is_some())
+    }
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: StoreError) -> Self {
+        use crate::error::{ApiError, ErrorKind};
+        match e {
+            StoreError::Conflict(c) => ApiError::conflict(c.to_string()),
+            StoreError::Busy => ApiError::new(
+                ErrorKind::LockTimeout,
+                "This object cannot be accessed right now because another request is using it. Retry the request.",
+            ),
+            StoreError::TooLarge {
+                kind,
+                bound,
+                advice,
+            } => ApiError::invalid(format!(
+                "This query would read more than {bound} {kind}, more than one request may read here. {}",
+                if advice.is_empty() {
+                    "Narrow it with more selective filters."
+                } else {
+                    advice.as_str()
+                }
+            )),
+            StoreError::Backend(msg) => {
+                crate::log::error("store", &msg);
+                ApiError::internal()
+            }
+        }
+    }
+}

@@ -297,11 +297,9 @@ pub async fn attempt(
     if endpoint["status"] != "enabled" {
         return Ok(Outcome::Dropped);
     }
-    let secrets = store
-        .get(tenant_key, SECRETS_KIND, endpoint_id)
-        .await?
-        .map(|d| active_secrets(&d))
-        .unwrap_or_default();
+    // Signing secrets and custom header values live apart from the endpoint.
+    let private = store.get(tenant_key, SECRETS_KIND, endpoint_id).await?;
+    let secrets = private.as_deref().map(active_secrets).unwrap_or_default();
     let body = Bytes::from(serde_json::to_vec(event.as_ref()).unwrap_or_default());
     // The attempt's `createdAt` is the instant in its id (when it began).
     let (delivery_id, started_ms) = crate::ids::new_id_at("del");
@@ -309,7 +307,7 @@ pub async fn attempt(
     let timestamp = crate::time::now_ms() / 1000;
     let (hub_sig, std_sig) = sign(&secrets, event_id, timestamp, &body);
     let mut headers: Vec<(String, String)> = Vec::new();
-    if let Some(custom) = endpoint["headers"].as_object() {
+    if let Some(custom) = private.as_ref().and_then(|p| p["headers"].as_object()) {
         for (k, v) in custom {
             if let Some(v) = v.as_str() {
                 headers.push((k.clone(), v.to_string()));
@@ -446,11 +444,9 @@ async fn record_attempt(
                     ));
                     doc["version"] = json!(v + 1);
                     doc["updatedAt"] = json!(crate::time::format_ms(crate::time::now_ms()));
-                    events.push(crate::resources::new_event(
-                        tenant,
-                        "webhookEndpoint.updated".into(),
-                        doc.clone(),
-                    ));
+                    let mut data = doc.clone();
+                    data["previousAttributes"] = previous_attributes(&ep, &doc);
+                    events.push(event(tenant, "webhookEndpoint.updated".into(), data));
                     ops.push(WriteOp::Put {
                         tenant: key.clone(),
                         kind: ENDPOINTS_KIND,
@@ -461,7 +457,7 @@ async fn record_attempt(
                 }
             }
         }
-        let tx: WriteTx = crate::resources::write_tx(ops, events);
+        let tx: WriteTx = with_events(ops, events);
         match store.commit(tx).await {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict(Conflict::Version { .. } | Conflict::Exists { .. })) => {

@@ -2,14 +2,16 @@
 //! signatures, the retry schedule, SSRF address checks, and the delivery
 //! code shared by `hub serve` and the AWS delivery Lambda.
 
-pub mod actions;
 pub mod deliver;
 pub mod fanout;
 pub mod worker;
 
+use crate::auth::Tenant;
+use crate::store::{EventRecord, Expect, WriteOp, WriteTx};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use serde_json::Value;
 use sha2::Sha256;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -25,26 +27,84 @@ pub const DISABLE_AFTER: u64 = 50;
 /// Response bodies are read up to this many bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// Every event type an endpoint may subscribe to.
-pub fn catalog() -> Vec<String> {
-    let mut out = Vec::new();
-    for r in crate::resources::registry() {
-        if r.read_only {
-            continue;
-        }
-        for verb in ["created", "updated", "deleted"] {
-            out.push(format!("{}.{verb}", r.object));
-        }
-    }
-    out
+/// Events are kept 30 days; older ones are treated as gone.
+pub const EVENT_TTL_MS: i64 = 30 * 24 * 3_600_000;
+
+/// Is this stored event past its 30 days?
+pub fn expired(event: &Value) -> bool {
+    event["createdAt"]
+        .as_str()
+        .and_then(crate::time::parse_timestamp)
+        .is_some_and(|t| t < crate::time::now_ms() - EVENT_TTL_MS)
 }
 
-/// Is `pattern` a valid subscription: `*`, `resource.*` or a catalog type?
-pub fn valid_pattern(pattern: &str) -> bool {
+/// An event envelope (SPEC §6) for the outbox.
+pub fn event(tenant: &Tenant, event_type: String, data: Value) -> EventRecord {
+    let (id, now) = crate::ids::new_id_at("evt");
+    let envelope = serde_json::json!({
+        "id": id,
+        "object": "event",
+        "type": event_type,
+        "createdAt": crate::time::format_ms(now),
+        "livemode": tenant.livemode(),
+        "organizationId": tenant.org,
+        "data": data,
+    });
+    EventRecord {
+        id,
+        tenant: tenant.key(),
+        event_type,
+        created_at_ms: now,
+        envelope,
+    }
+}
+
+/// One write: the ops plus each event, both in the outbox and as a
+/// queryable `events` object (`GET /v1/events`).
+pub fn with_events(mut ops: Vec<WriteOp>, events: Vec<EventRecord>) -> WriteTx {
+    for e in &events {
+        ops.push(WriteOp::Put {
+            tenant: e.tenant.clone(),
+            kind: EVENTS_KIND,
+            id: e.id.clone(),
+            doc: e.envelope.clone(),
+            expect: Expect::Absent,
+        });
+    }
+    WriteTx { ops, events }
+}
+
+/// The changed fields' values before a change (Stripe's
+/// `previous_attributes`): every top-level field whose value differs, with
+/// `null` for one that was absent. Bookkeeping (`updatedAt`, `version`) is
+/// left out.
+pub fn previous_attributes(old: &Value, new: &Value) -> Value {
+    let empty = serde_json::Map::new();
+    let o = old.as_object().unwrap_or(&empty);
+    let n = new.as_object().unwrap_or(&empty);
+    let mut out = serde_json::Map::new();
+    for (k, v) in o {
+        if matches!(k.as_str(), "updatedAt" | "version") {
+            continue;
+        }
+        if n.get(k) != Some(v) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    for k in n.keys() {
+        if !o.contains_key(k) && !matches!(k.as_str(), "updatedAt" | "version") {
+            out.insert(k.clone(), Value::Null);
+        }
+    }
+    Value::Object(out)
+}
+
+/// Is `pattern` a valid subscription: `*`, `resource.*` or a type of the
+/// catalog?
+pub fn valid_pattern(catalog: &[String], pattern: &str) -> bool {
     if pattern == "*" {
         return true;
     }
-    let catalog = catalog();
     match pattern.strip_suffix(".*") {
         Some(prefix) => catalog.iter().any(|t| t.split('.').next() == Some(prefix)),
         None => catalog.iter().any(|t| t == pattern),
@@ -231,14 +291,10 @@ mod tests {
         assert!(!subscribed(&e(&["patient.*"]), "patientStatus.created"));
         assert!(subscribed(&e(&["clinic.updated"]), "clinic.updated"));
         assert!(!subscribed(&e(&["*"]), TEST_EVENT));
-        assert!(
-            valid_pattern("patient.*") && valid_pattern("clinic.created") && valid_pattern("*")
-        );
-        assert!(
-            !valid_pattern("nothing.*")
-                && !valid_pattern("patient.exploded")
-                && !valid_pattern(TEST_EVENT)
-        );
+        let catalog = e(&["patient.created", "patient.deleted", "clinic.created"]);
+        let valid = |p: &str| valid_pattern(&catalog, p);
+        assert!(valid("patient.*") && valid("clinic.created") && valid("*"));
+        assert!(!valid("nothing.*") && !valid("patient.exploded") && !valid(TEST_EVENT));
     }
 
     #[test]
