@@ -16,7 +16,7 @@ if ! command -v node >/dev/null; then
 fi
 (cd tests/feathers && npm ci --no-audit --no-fund --loglevel=error)
 
-echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server], cfn-lint)"
+echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server], cfn-lint, schemathesis)"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
@@ -48,3 +48,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+echo "== the API contract: schemathesis against hub serve's /openapi.json (loopback-only network namespace)"
+cargo build --quiet -p hub-functions --bin hub
+tests/contract/schemathesis.sh target/debug/hub

@@ -58,7 +58,11 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
     Ok(buf.freeze())
 }
 
-async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn handle(
+    app: Arc<App>,
+    req: hyper::Request<Incoming>,
+    body_timeout: std::time::Duration,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -76,9 +80,19 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> hyper::Response
         );
         return r;
     }
-    let body = match read_body(body).await {
-        Ok(b) => b,
-        Err(e) => return to_hyper(api::error_response(&e)),
+    let body = match tokio::time::timeout(body_timeout, read_body(body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return to_hyper(api::error_response(&e)),
+        Err(_) => {
+            let mut r = to_hyper(api::error_response(&ApiError::invalid(
+                "The request body did not arrive in time.",
+            )));
+            r.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return r;
+        }
     };
     let secure = parts
         .headers
@@ -103,8 +117,32 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(SocketAddr, TcpListener)
     Ok((listener.local_addr()?, listener))
 }
 
+/// How long a connection may take to send a request's headers (and stay
+/// idle between requests), and then its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub headers: std::time::Duration,
+    pub body: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            headers: std::time::Duration::from_secs(30),
+            body: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// Serve connections until the task is dropped.
 pub async fn run(listener: TcpListener, app: Arc<App>) {
+    run_with(listener, app, Timeouts::default()).await
+}
+
+/// Serve with these timeouts: a connection whose request headers have not
+/// arrived in time (a slow or stalled client, or one idle between requests)
+/// is closed, so clients that hang on cannot hold every descriptor.
+pub async fn run_with(listener: TcpListener, app: Arc<App>, timeouts: Timeouts) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -119,9 +157,11 @@ pub async fn run(listener: TcpListener, app: Arc<App>) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(app, req).await) }
+                async move { Ok::<_, Infallible>(handle(app, req, timeouts.body).await) }
             });
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeouts.headers)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

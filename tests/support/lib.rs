@@ -1,7 +1,6 @@
 //! Black-box test support: the real server on a random port, a small HTTP
 //! client, and helpers to run the `hub` binary.
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hub::api::{App, Config};
 use hub::org::CreatedOrg;
@@ -17,7 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bytes::Bytes;
 pub use serde_json::json;
+
+mod served;
+pub use served::Served;
 
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -113,6 +116,41 @@ impl Http {
             base,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
+    }
+
+    /// Send a request; `None` when the connection failed (the server died).
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Option<Resp> {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        let req = b.body(Full::new(body.unwrap_or_default())).ok()?;
+        let resp = self.client.request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp.into_body().collect().await.ok()?.to_bytes();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Some(Resp {
+            status,
+            headers,
+            body,
+            raw,
+        })
     }
 
     /// Send a request; `headers` may override the JSON content type.

@@ -97,7 +97,8 @@ class Handler(BaseHTTPRequestHandler):
         entry = {
             "path": behaviour, "eventId": event_id, "attempt": attempt, "at": time.time(),
             "type": self.headers.get("Hub-Event"), "delivery": self.headers.get("Hub-Delivery"),
-            "custom": self.headers.get("X-Custom-Auth"), "stripe": stripe_ok, "standard": std_ok,
+            "custom": self.headers.get("X-Custom-Auth"),
+            "authorization": self.headers.get("Authorization"), "stripe": stripe_ok, "standard": std_ok,
             "body": body, "answered": status,
         }
         if behaviour == "/reset":

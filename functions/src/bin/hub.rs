@@ -20,6 +20,7 @@ USAGE:
               [--rate-limit TEST,LIVE|off]   (requests/s per key; default 200,1000)
               [--retry-schedule 30s,2m,10m,1h,6h|none]   (webhook retry delays; or HUB_RETRY_SCHEDULE)
               [--delivery-timeout 30s]   (or HUB_DELIVERY_TIMEOUT)
+              [--header-timeout 30s]   (close connections whose request headers have not arrived; also idle ones)
     hub org create --name NAME [--json] [--empty] [--data DIR | --table NAME [--endpoint-url URL]]
     hub table create --table NAME [--endpoint-url URL]   (the table as template.yaml makes it; for DynamoDB Local)
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
@@ -345,6 +346,12 @@ async fn serve(mut args: Args) -> Result<(), String> {
             .ok_or("--delivery-timeout: expected a duration up to 15m, e.g. 30s")?,
         None => std::time::Duration::from_secs(30),
     };
+    let header_timeout = match args.value("--header-timeout")? {
+        Some(s) => hub::time::parse_duration(&s)
+            .filter(|d| !d.is_zero() && d.as_secs() <= 3600)
+            .ok_or("--header-timeout: expected a duration up to 1h, e.g. 30s")?,
+        None => std::time::Duration::from_secs(30),
+    };
     args.done()?;
     let store = open_store(&dir)?;
     let queue: hub::queue::DynQueue = Arc::new(
@@ -401,7 +408,10 @@ async fn serve(mut args: Args) -> Result<(), String> {
     );
     println!("Data directory: {}", dir.display());
     tokio::select! {
-        _ = hub::serve::run(listener, app) => Ok(()),
+        _ = hub::serve::run_with(listener, app, hub::serve::Timeouts {
+            headers: header_timeout,
+            ..Default::default()
+        }) => Ok(()),
         _ = tokio::signal::ctrl_c() => {
             println!("Shutting down.");
             Ok(())

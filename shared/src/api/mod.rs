@@ -551,9 +551,6 @@ impl App {
             Op::Get => {
                 let select = query::parse_get(&req.query, &schema)?;
                 let doc = resources::get(ctx, res, m.id()).await?;
-                if res.path == crate::webhooks::EVENTS_KIND && crate::webhooks::expired(&doc) {
-                    return Err(ApiError::not_found(res.label, m.id()));
-                }
                 return Ok(Answer::Response(object_response(
                     200,
                     &doc,

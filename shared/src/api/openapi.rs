@@ -1,16 +1,28 @@
-//! OpenAPI 3.1, generated from the route table and the resource schemas.
+//! OpenAPI 3.1, generated from the route table and the same declarations
+//! that validate requests (resource fields, action bodies, response shapes),
+//! so it cannot drift: every status a route can answer, every body and
+//! response, read-only fields, enums, formats and bounds, and the headers
+//! that matter (Idempotency-Key, If-Match, ETag, Link, RateLimit-*).
 
-use super::routes::{routes, Op};
+use super::routes::{routes, Op, Route};
 use crate::error::ErrorKind;
-use crate::resources::Resource;
-use crate::schema::{Field, Ty, COMMON};
+use crate::resources::{Resource, Shape};
+use crate::schema::{Field, Ty};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
-fn ty_schema(ty: &Ty) -> Value {
+/// Which way a schema is used: what a client sends, or what it gets.
+#[derive(Clone, Copy, PartialEq)]
+enum Dir {
+    In,
+    Out,
+}
+
+fn ty_schema(ty: &Ty, dir: Dir) -> Value {
+    use crate::resources::validate::{MAX_JSON_BYTES, MAX_METADATA_KEYS, MAX_STR, MAX_TEXT};
     match ty {
-        Ty::Str => json!({"type": "string", "maxLength": crate::resources::validate::MAX_STR}),
-        Ty::Text => json!({"type": "string", "maxLength": crate::resources::validate::MAX_TEXT}),
+        Ty::Str => json!({"type": "string", "maxLength": MAX_STR}),
+        Ty::Text => json!({"type": "string", "maxLength": MAX_TEXT}),
         Ty::Int { min, max } => {
             let mut s = json!({"type": "integer", "minimum": min});
             if *max != i64::MAX {
@@ -19,49 +31,65 @@ fn ty_schema(ty: &Ty) -> Value {
             s
         }
         Ty::Bool => json!({"type": "boolean"}),
+        Ty::Timestamp if dir == Dir::In => json!({"anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "integer", "description": "Unix milliseconds"}
+        ]}),
         Ty::Timestamp => json!({"type": "string", "format": "date-time"}),
         Ty::Date => {
             json!({"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"})
         }
-        Ty::Email => json!({"type": "string", "format": "email"}),
-        Ty::Phone => json!({"type": "string", "description": "E.164 or national digits"}),
-        Ty::Country => {
-            json!({"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 3166-1 alpha-3"})
+        Ty::Email => json!({"type": "string", "format": "email", "maxLength": 254}),
+        Ty::Phone => json!({"type": "string", "pattern": "^\\+?[0-9 ().-]{6,30}$",
+            "description": "E.164 (+447700900123) or national digits (07700 900123)"}),
+        Ty::Country => json!({"type": "string", "enum": crate::domain::countries::ALPHA3,
+            "description": "ISO 3166-1 alpha-3"}),
+        Ty::TimeZone => {
+            json!({"type": "string", "description": "IANA time zone, e.g. Europe/London"})
         }
-        Ty::TimeZone => json!({"type": "string", "description": "IANA time zone"}),
         Ty::Url => json!({"type": "string", "format": "uri", "maxLength": 2048}),
         Ty::Ref(target) => {
             let prefix = crate::resources::by_path(target)
                 .map(|r| r.prefix)
                 .unwrap_or("");
-            json!({"type": "string", "pattern": format!("^{prefix}_[0-9A-Z]{{26}}$")})
+            json!({"type": "string", "pattern": format!("^{prefix}_"), "maxLength": 64,
+                "description": format!("The id of a {}", crate::resources::by_path(target).map_or(*target, |r| r.label))})
         }
         Ty::Enum(values) => json!({"type": "string", "enum": values}),
-        Ty::Object(fields) => object_schema(&[fields], false),
+        Ty::Object(fields) => object_schema(&[fields], dir, false),
         Ty::Array(inner, max) => {
-            json!({"type": "array", "items": ty_schema(inner), "maxItems": max})
+            json!({"type": "array", "items": ty_schema(inner, dir), "maxItems": max})
         }
         Ty::Metadata => {
-            json!({"type": "object", "maxProperties": crate::resources::validate::MAX_METADATA_KEYS, "additionalProperties": {"type": "string"}})
+            json!({"type": "object", "maxProperties": MAX_METADATA_KEYS,
+                "additionalProperties": {"type": "string", "maxLength": MAX_STR}})
         }
-        Ty::Json => json!({"type": "object"}),
+        Ty::Json => json!({"type": "object",
+            "description": format!("Any JSON object (at most {MAX_JSON_BYTES} bytes).")}),
     }
 }
 
-fn object_schema(sets: &[&[Field]], input: bool) -> Value {
+/// An object of these fields. In: read-only fields left out, required ones
+/// required (unless `patch`: then all optional, and optional ones nullable
+/// to remove them). Out: everything, read-only marked; required are the
+/// fields every stored object has.
+fn object_schema(sets: &[&[Field]], dir: Dir, patch: bool) -> Value {
     let mut props = Map::new();
     let mut required = Vec::new();
     for f in sets.iter().flat_map(|s| s.iter()) {
-        if input && f.read_only {
+        if dir == Dir::In && f.read_only {
             continue;
         }
-        let mut s = ty_schema(&f.ty);
+        let mut s = ty_schema(&f.ty, dir);
+        if patch && !f.required {
+            s = json!({"anyOf": [s, {"type": "null"}]});
+        }
         s["description"] = json!(f.doc);
         if f.read_only {
             s["readOnly"] = json!(true);
         }
         props.insert(f.name.into(), s);
-        if f.required && (input || !f.read_only) {
+        if f.required && !patch && (dir == Dir::Out || !f.read_only) {
             required.push(f.name);
         }
     }
@@ -72,14 +100,31 @@ fn object_schema(sets: &[&[Field]], input: bool) -> Value {
     s
 }
 
+/// The stored object: common fields (always present) and the resource's.
+fn output_schema(r: &Resource, extra: &[Field]) -> Value {
+    let mut s = object_schema(&[r.common, r.fields, extra], Dir::Out, false);
+    let always: Vec<&str> = r
+        .common
+        .iter()
+        .map(|f| f.name)
+        .chain(r.fields.iter().filter(|f| f.required).map(|f| f.name))
+        .collect();
+    s["required"] = json!(always);
+    s["description"] = json!(r.description);
+    s
+}
+
 fn input_schema(r: &Resource, create: bool) -> Value {
-    let mut s = object_schema(&[r.fields], true);
+    let mut s = object_schema(&[r.fields], Dir::In, !create);
     for g in r.groups {
-        s["properties"][g.name_field] = json!({"type": "string", "description": format!("Name of the {} (case-insensitive); instead of `{}`.", g.target, g.id_field)});
+        let mut name = json!({"type": "string", "maxLength": crate::resources::validate::MAX_STR,
+            "description": format!("Name of the {} (case-insensitive); instead of `{}`.", g.target, g.id_field)});
+        if !create {
+            name = json!({"anyOf": [name, {"type": "null"}]});
+        }
+        s["properties"][g.name_field] = name;
     }
-    if !create {
-        s.as_object_mut().map(|m| m.remove("required"));
-    } else if !r.groups.is_empty() {
+    if create && !r.groups.is_empty() {
         let all: Vec<Value> = r
             .groups
             .iter()
@@ -98,8 +143,54 @@ fn input_schema(r: &Resource, create: bool) -> Value {
     s
 }
 
-fn error_ref() -> Value {
-    json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+fn schema_name(r: &Resource) -> String {
+    upper_first(r.object)
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+fn header_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/headers/{name}")})
+}
+
+/// The error statuses a route can answer.
+fn error_statuses(route: &Route) -> Vec<u16> {
+    let mut s = vec![400, 401, 403, 413, 426, 429, 500];
+    if route.path.contains("{id}") {
+        s.push(404);
+    }
+    match route.op {
+        Op::Create | Op::Update | Op::Action(_) => s.push(415),
+        _ => {}
+    }
+    let conflicts = match route.op {
+        Op::Create | Op::Update | Op::Delete => true,
+        // Any POST may meet its Idempotency-Key in use.
+        Op::Action(_) => true,
+        _ => false,
+    };
+    if conflicts {
+        s.push(409);
+    }
+    if matches!(route.op, Op::Update | Op::Delete) {
+        s.push(412);
+    }
+    s.sort_unstable();
+    s
+}
+
+fn status_text(status: u16) -> &'static str {
+    ErrorKind::ALL
+        .iter()
+        .find(|k| k.status() == status)
+        .map(|k| k.name())
+        .unwrap_or("error")
 }
 
 pub fn document() -> &'static Value {
@@ -107,134 +198,68 @@ pub fn document() -> &'static Value {
     DOC.get_or_init(build)
 }
 
+/// What a list or get answers: the object, or with `$select` a selection.
+fn selectable(name: &str) -> Value {
+    json!({"anyOf": [reference(name), reference("Selection")]})
+}
+
 fn build() -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     schemas.insert("Error".into(), json!({
-        "type": "object", "required": ["name", "message", "eventId"],
+        "type": "object", "required": ["name", "message", "eventId"], "additionalProperties": false,
         "properties": {
             "name": {"type": "string", "enum": ErrorKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>()},
-            "message": {"type": "string"},
-            "eventId": {"type": "string", "format": "uuid"},
-            "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}
+            "message": {"type": "string", "description": "For a human."},
+            "eventId": {"type": "string", "format": "uuid", "description": "Quote it to support: it is in this request's log line."},
+            "errors": {"type": "array", "description": "Each invalid input.", "items": {
+                "type": "object", "required": ["field", "message"], "additionalProperties": false,
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}
         }
     }));
+    schemas.insert(
+        "Selection".into(),
+        json!({
+            "type": "object", "required": ["id"], "properties": {"id": {"type": "string"}},
+            "description": "The fields `$select` named, and `id`."
+        }),
+    );
     for r in crate::resources::registry() {
-        let name = upper_first(r.object);
-        let mut s = object_schema(&[COMMON, r.fields], false);
-        s["description"] = json!(r.description);
-        schemas.insert(name.clone(), s);
-        schemas.insert(format!("{name}Create"), input_schema(r, true));
-        schemas.insert(format!("{name}Update"), input_schema(r, false));
+        let name = schema_name(r);
+        schemas.insert(name.clone(), output_schema(r, &[]));
+        if !r.created_extra.is_empty() {
+            schemas.insert(format!("{name}Created"), output_schema(r, r.created_extra));
+        }
+        if !r.read_only {
+            schemas.insert(format!("{name}Create"), input_schema(r, true));
+            schemas.insert(format!("{name}Update"), input_schema(r, false));
+        }
+        for a in r.actions {
+            if let Shape::Object { name, fields } = &a.response {
+                let mut s = object_schema(&[fields], Dir::Out, false);
+                s["required"] = json!(["object"]);
+                schemas.insert(name.to_string(), s);
+            }
+        }
     }
     for route in routes() {
-        let mut op = json!({"operationId": route.name, "responses": {}});
-        let item_ref = route
-            .resource
-            .map(|r| json!({"$ref": format!("#/components/schemas/{}", upper_first(r.object))}));
-        match route.op {
-            Op::Health => {
-                op["summary"] = json!("Liveness check (no key needed)");
-                op["security"] = json!([]);
-                op["responses"]["200"] = json!({"description": "OK"});
-            }
-            Op::OpenApi => {
-                op["summary"] = json!("This document");
-                op["security"] = json!([]);
-                op["responses"]["200"] = json!({"description": "OpenAPI 3.1 document"});
-            }
-            Op::List => {
-                op["summary"] = json!(format!("List {}", route.resource.map_or("", |r| r.path)));
-                op["parameters"] = json!([
-                    {"name": "$limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100, "default": 10}},
-                    {"name": "$skip", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    {"name": "$total", "in": "query", "schema": {"type": "boolean"}},
-                    {"name": "$sort", "in": "query", "style": "deepObject", "schema": {"type": "object", "additionalProperties": {"type": "integer", "enum": [1, -1]}}},
-                    {"name": "$select", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
-                ]);
-                op["description"] = json!("Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`).");
-                op["responses"]["200"] = json!({"description": "A page", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["data", "skip", "limit"],
-                    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": item_ref}, "total": {"type": "integer"}, "skip": {"type": "integer"}, "limit": {"type": "integer"}}
-                }}}});
-            }
-            Op::Create | Op::Update => {
-                let r = route.resource.expect("resource route");
-                let suffix = if route.op == Op::Create {
-                    "Create"
-                } else {
-                    "Update"
-                };
-                op["summary"] = json!(format!(
-                    "{} a {}",
-                    if route.op == Op::Create {
-                        "Create"
-                    } else {
-                        "Update (merge)"
-                    },
-                    r.label
-                ));
-                op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}{suffix}", upper_first(r.object))}}}});
-                let status = if route.op == Op::Create { "201" } else { "200" };
-                op["responses"][status] = json!({"description": "The object", "content": {"application/json": {"schema": item_ref}}});
-            }
-            Op::Action(name) => {
-                let r = route.resource.expect("resource route");
-                op["summary"] = json!(format!("{} ({})", name.replace('-', " "), r.label));
-                op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
-                op["responses"]["200"] = json!({"description": "Done"});
-            }
-            Op::SubList(name) => {
-                op["summary"] = json!(format!(
-                    "List the {name} of a {}",
-                    route.resource.map_or("", |r| r.label)
-                ));
-                op["responses"]["200"] = json!({"description": "A page"});
-            }
-            Op::Get | Op::Delete => {
-                let r = route.resource.expect("resource route");
-                op["summary"] = json!(format!(
-                    "{} a {}",
-                    if route.op == Op::Get {
-                        "Retrieve"
-                    } else {
-                        "Delete"
-                    },
-                    r.label
-                ));
-                op["responses"]["200"] = json!({"description": "The object", "content": {"application/json": {"schema": item_ref}}});
-            }
-        }
-        if route.path.contains("{id}") {
-            op["parameters"] = {
-                let mut ps = op
-                    .get("parameters")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                ps.push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}));
-                json!(ps)
-            };
-        }
-        if route.method == http::Method::POST && route.resource.is_some() {
-            let mut ps = op
-                .get("parameters")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            ps.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
-                "description": "Within 24 hours the same key with the same request returns the first response again (header `Idempotent-Replayed: true`) and writes nothing; with another request, or while the first runs: 409.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255}}));
-            op["parameters"] = json!(ps);
-        }
-        if route.resource.is_some() {
-            op["responses"]["default"] = error_ref();
-        }
+        let op = operation(route);
         let entry = paths
             .entry(route.path.to_string())
             .or_insert_with(|| json!({}));
         entry[route.method.as_str().to_ascii_lowercase()] = op;
     }
+    let rate_headers = json!({
+        "Request-Id": {"description": "This request's id (also the `eventId` of an error).", "schema": {"type": "string"}},
+        "RateLimit-Limit": {"description": "Requests per second this key may make (token bucket).", "schema": {"type": "integer"}},
+        "RateLimit-Remaining": {"description": "Requests left in the bucket.", "schema": {"type": "integer"}},
+        "RateLimit-Reset": {"description": "Seconds until the bucket is full again.", "schema": {"type": "integer"}},
+        "Retry-After": {"description": "Seconds to wait before retrying (429).", "schema": {"type": "integer"}},
+        "ETag": {"description": "The object's version, for `If-Match`.", "schema": {"type": "string"}},
+        "Link": {"description": "RFC 8288 links to the next and previous pages (`rel=\"next\"`, `rel=\"prev\"`).", "schema": {"type": "string"}},
+        "Idempotent-Replayed": {"description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key.", "schema": {"type": "string", "enum": ["true"]}},
+        "Idempotent-Omitted": {"description": "Fields of the first response that were shown once and are left out of this replay (e.g. `secret`).", "schema": {"type": "string"}},
+    });
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Practice Hub API", "version": "1.0.0", "description": "REST API with signed webhooks for clinics and booking businesses."},
@@ -242,10 +267,240 @@ fn build() -> Value {
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "sk_test_…, pk_test_…, sk_live_…, pk_live_…"}},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "sk_test_…, pk_test_…, rk_test_…, sk_live_…, pk_live_…, rk_live_…"}},
             "schemas": schemas,
+            "headers": rate_headers,
+            "x-event-types": crate::resources::event_catalog(),
         }
     })
+}
+
+fn operation(route: &Route) -> Value {
+    let mut op = json!({"operationId": route.name, "responses": {}});
+    let Some(r) = route.resource else {
+        match route.op {
+            Op::Health => {
+                op["summary"] = json!("Liveness check (no key needed)");
+                op["security"] = json!([]);
+                op["responses"]["200"] = json!({"description": "OK", "content": json_content(json!({
+                    "type": "object", "required": ["status"], "additionalProperties": false,
+                    "properties": {"status": {"type": "string", "enum": ["ok"]}}}))});
+            }
+            _ => {
+                op["summary"] = json!("This document");
+                op["security"] = json!([]);
+                op["responses"]["200"] = json!({"description": "OpenAPI 3.1 document", "content": json_content(json!({"type": "object"}))});
+            }
+        }
+        return op;
+    };
+    let name = schema_name(r);
+    let mut params: Vec<Value> = Vec::new();
+    if route.path.contains("{id}") {
+        params.push(json!({"name": "id", "in": "path", "required": true,
+            "schema": {"type": "string", "maxLength": 1024}, "description": format!("The {}'s id (`{}_…`).", r.label, r.prefix)}));
+    }
+    let object_headers =
+        json!({"ETag": header_ref("ETag"), "Request-Id": header_ref("Request-Id")});
+    let (status, body) = match route.op {
+        Op::List => {
+            op["summary"] = json!(format!("List {}", r.path));
+            list_params(r, &mut params);
+            op["description"] = json!(LIST_HELP);
+            (200, list_response(&name))
+        }
+        Op::SubList(sub) => {
+            let s = r.sublist(sub).map(|s| s.resource).unwrap_or(r);
+            op["summary"] = json!(format!("List the {sub} of a {}", r.label));
+            list_params(s, &mut params);
+            (200, list_response(&schema_name(s)))
+        }
+        Op::Get => {
+            op["summary"] = json!(format!("Retrieve a {}", r.label));
+            params.push(select_param(r));
+            (
+                200,
+                json!({"description": "The object", "headers": object_headers, "content": json_content(selectable(&name))}),
+            )
+        }
+        Op::Create => {
+            op["summary"] = json!(format!("Create a {}", r.label));
+            op["requestBody"] = json!({"required": true, "content": json_content(reference(&format!("{name}Create")))});
+            let out = if r.created_extra.is_empty() {
+                name.clone()
+            } else {
+                format!("{name}Created")
+            };
+            let mut created = json!({"description": "The new object", "headers": object_headers, "content": json_content(reference(&out))});
+            created["links"] = links_from_created(r);
+            (201, created)
+        }
+        Op::Update => {
+            op["summary"] = json!(format!(
+                "Update a {} (JSON merge patch: `null` removes a field)",
+                r.label
+            ));
+            op["requestBody"] = json!({"required": true, "content": json_content(reference(&format!("{name}Update")))});
+            (
+                200,
+                json!({"description": "The object", "headers": object_headers, "content": json_content(reference(&name))}),
+            )
+        }
+        Op::Delete => {
+            op["summary"] = json!(format!("Delete a {}", r.label));
+            (
+                200,
+                json!({"description": "The deleted object", "headers": object_headers, "content": json_content(reference(&name))}),
+            )
+        }
+        Op::Action(a) => {
+            let action = r.action(a).expect("declared action");
+            op["summary"] = json!(action.summary);
+            let mut body = object_schema(&[action.body], Dir::In, false);
+            body["description"] = json!("May be empty or omitted when no field is needed.");
+            op["requestBody"] = json!({"required": false, "content": json_content(body)});
+            let schema = match &action.response {
+                Shape::Own => reference(&name),
+                Shape::Event => reference("Event"),
+                Shape::Object { name, .. } => reference(name),
+            };
+            (
+                action.status,
+                json!({"description": "Done", "content": json_content(schema)}),
+            )
+        }
+        Op::Health | Op::OpenApi => unreachable_shape(),
+    };
+    if route.method == http::Method::POST {
+        params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "Within 24 hours the same key with the same request returns the first response again (header `Idempotent-Replayed: true`) and writes nothing; with another request, or while the first runs: 409.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"}}));
+    }
+    if matches!(route.op, Op::Update | Op::Delete) {
+        params.push(json!({"name": "If-Match", "in": "header", "required": false,
+            "description": "Write only if the object is at this version (an ETag such as `\"3\"`); else 412.",
+            "schema": {"type": "string"}}));
+    }
+    let mut body = body;
+    if route.method == http::Method::POST {
+        body["headers"]["Idempotent-Replayed"] = header_ref("Idempotent-Replayed");
+        body["headers"]["Idempotent-Omitted"] = header_ref("Idempotent-Omitted");
+    }
+    for h in [
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+        "Request-Id",
+    ] {
+        body["headers"][h] = header_ref(h);
+    }
+    op["responses"][status.to_string()] = body;
+    for s in error_statuses(route) {
+        let mut e = json!({"description": status_text(s), "content": json_content(reference("Error")),
+            "headers": {"Request-Id": header_ref("Request-Id")}});
+        if s == 429 {
+            e["headers"]["Retry-After"] = header_ref("Retry-After");
+        }
+        if s == 412 {
+            e["headers"]["ETag"] = header_ref("ETag");
+        }
+        op["responses"][s.to_string()] = e;
+    }
+    if !params.is_empty() {
+        op["parameters"] = json!(params);
+    }
+    op
+}
+
+/// OpenAPI links from a create's response to every route of the new
+/// object (clients and stateful testers follow them).
+fn links_from_created(r: &Resource) -> Value {
+    let mut links = Map::new();
+    for route in routes() {
+        let same = route.resource.is_some_and(|x| std::ptr::eq(x, r));
+        if same && route.path.contains("{id}") {
+            links.insert(
+                upper_first(&route.name.replace('-', "_")),
+                json!({"operationId": route.name, "parameters": {"id": "$response.body#/id"}}),
+            );
+        }
+    }
+    Value::Object(links)
+}
+
+fn unreachable_shape() -> (u16, Value) {
+    (200, json!({"description": "OK"}))
+}
+
+const LIST_HELP: &str = "Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).";
+
+fn list_response(name: &str) -> Value {
+    json!({"description": "A page", "headers": {"Link": header_ref("Link")}, "content": json_content(json!({
+        "type": "object", "required": ["object", "data", "skip", "limit", "next", "prev"], "additionalProperties": false,
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": selectable(name)},
+            "total": {"type": "integer", "minimum": 0, "description": "With `$total=true` or `$limit=0`."},
+            "skip": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 0, "maximum": crate::query::MAX_LIMIT},
+            "next": {"type": ["string", "null"], "description": "Cursor of the next page (`$after`)."},
+            "prev": {"type": ["string", "null"], "description": "Cursor of the previous page (`$before`)."}
+        }
+    }))})
+}
+
+fn select_param(r: &Resource) -> Value {
+    let names: Vec<&str> = r
+        .common
+        .iter()
+        .chain(r.fields.iter())
+        .map(|f| f.name)
+        .collect();
+    json!({"name": "$select[]", "in": "query", "required": false, "explode": true,
+        "description": "Only these top-level fields (and `id`).",
+        "schema": {"type": "array", "items": {"type": "string", "enum": names}}})
+}
+
+fn list_params(r: &Resource, params: &mut Vec<Value>) {
+    params.extend([
+        json!({"name": "$limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 10}, "description": "Page size (at most 100 are returned); 0 counts only."}),
+        json!({"name": "$skip", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": crate::query::MAX_SKIP}}),
+        json!({"name": "$total", "in": "query", "schema": {"type": "boolean"}}),
+        json!({"name": "$sort", "in": "query", "style": "deepObject", "explode": true,
+            "schema": {"type": "object", "additionalProperties": {"type": "integer", "enum": [1, -1]}},
+            "description": "`$sort[field]=1` ascending, `-1` descending; several keys in order."}),
+        json!({"name": "$after", "in": "query", "schema": {"type": "string"}, "description": "A `next` cursor."}),
+        json!({"name": "$before", "in": "query", "schema": {"type": "string"}, "description": "A `prev` cursor."}),
+    ]);
+    params.push(select_param(r));
+    if !r.search_fields.is_empty() {
+        params.push(json!({"name": "$search", "in": "query", "schema": {"type": "string"},
+            "description": format!("Words (stems), \"quoted phrases\", -exclusions in {}.", r.search_fields.join(", "))}));
+    }
+    // Equality filters on the scalar fields (operators take `field[$op]`).
+    for f in r.common.iter().chain(r.fields.iter()) {
+        let schema = match &f.ty {
+            Ty::Str | Ty::Text | Ty::Email | Ty::Phone | Ty::TimeZone | Ty::Url | Ty::Country => {
+                json!({"type": "string"})
+            }
+            Ty::Ref(_) => json!({"type": "string"}),
+            Ty::Int { .. } => json!({"type": "integer"}),
+            Ty::Bool => json!({"type": "boolean"}),
+            Ty::Enum(values) => json!({"type": "string", "enum": values}),
+            Ty::Timestamp => {
+                json!({"type": "string", "description": "RFC 3339 or Unix milliseconds"})
+            }
+            Ty::Date => json!({"type": "string", "format": "date"}),
+            _ => continue,
+        };
+        if f.name == "object" {
+            continue;
+        }
+        params.push(
+            json!({"name": f.name, "in": "query", "required": false, "schema": schema,
+            "description": format!("Only objects whose `{}` equals this.", f.name)}),
+        );
+    }
 }
 
 fn upper_first(s: &str) -> String {
@@ -253,4 +508,48 @@ fn upper_first(s: &str) -> String {
     c.next()
         .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in the document resolves.
+    #[test]
+    fn references_resolve() {
+        let doc = document();
+        fn walk(v: &Value, doc: &Value) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        let path = r.trim_start_matches("#/");
+                        let mut cur = doc;
+                        for seg in path.split('/') {
+                            cur = &cur[seg];
+                        }
+                        assert!(!cur.is_null(), "unresolved {r}");
+                    }
+                    m.values().for_each(|v| walk(v, doc));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, doc)),
+                _ => {}
+            }
+        }
+        walk(doc, doc);
+    }
+
+    /// Every route is documented with its success status and its errors.
+    #[test]
+    fn every_route_is_documented() {
+        let doc = document();
+        for r in routes() {
+            let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
+            assert!(op.is_object(), "{} {}", r.method, r.path);
+            if r.resource.is_some() {
+                for s in ["400", "401", "403", "429", "500"] {
+                    assert!(op["responses"][s].is_object(), "{} lacks {s}", r.name);
+                }
+            }
+        }
+    }
 }

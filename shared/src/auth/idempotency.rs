@@ -28,8 +28,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const KIND: &str = "idempotency-keys";
 pub const TTL_MS: i64 = 24 * 3_600_000;
 /// A claim whose request has not finished within this long (it died) is
-/// free again.
-pub const LEASE_MS: i64 = 60_000;
+/// free again: a minute, or `HUB_IDEMPOTENCY_LEASE` (e.g. `2s`, for tests).
+pub fn lease_ms() -> i64 {
+    static LEASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *LEASE.get_or_init(|| {
+        std::env::var("HUB_IDEMPOTENCY_LEASE")
+            .ok()
+            .and_then(|s| crate::time::parse_duration(&s))
+            .map(|d| (d.as_millis() as i64).clamp(100, 60_000))
+            .unwrap_or(60_000)
+    })
+}
 const MAX_KEY_LEN: usize = 255;
 /// Response headers a replay carries again.
 const KEPT_HEADERS: [&str; 3] = ["etag", "location", "link"];
@@ -187,7 +196,7 @@ pub async fn begin(
     }
     let doc = json!({
         "id": id, "object": "idempotencyKey", "state": "pending", "fingerprint": fingerprint,
-        "createdAt": created_at, "leaseUntil": now + LEASE_MS, "version": version,
+        "createdAt": created_at, "leaseUntil": now + lease_ms(), "version": version,
     });
     let claim = WriteOp::Put {
         tenant: tenant.to_string(),

@@ -99,6 +99,33 @@ impl QuerySchema<'_> {
         self.field_sets.iter().find_map(|fs| path_type(fs, path))
     }
 
+    /// "is not a field of this resource", naming the nearest one.
+    fn unknown_field(&self, name: &str) -> ApiError {
+        let known = self
+            .field_sets
+            .iter()
+            .flat_map(|fs| fs.iter().map(|f| f.name));
+        let parts: Vec<&str> = name.split('.').collect();
+        let hint = if parts.len() > 1 {
+            // A mistyped inner name: suggest within the object it is in.
+            let outer = &parts[..parts.len() - 1];
+            match self.lookup(outer) {
+                Some(PathTy::Known(Ty::Object(fs))) => {
+                    crate::domain::nearest(parts[parts.len() - 1], fs.iter().map(|f| f.name))
+                        .map(|n| format!("{}.{n}", outer.join(".")))
+                }
+                _ => crate::domain::nearest(parts[0], known).map(String::from),
+            }
+        } else {
+            crate::domain::nearest(name, known).map(String::from)
+        };
+        let msg = match hint {
+            Some(h) => format!("is not a field of this resource; did you mean `{h}`?"),
+            None => "is not a field of this resource".to_string(),
+        };
+        ApiError::field(truncate(name), msg)
+    }
+
     fn top_level(&self, name: &str) -> bool {
         self.field_sets
             .iter()
@@ -201,6 +228,41 @@ fn coerce(ty: PathTy<'_>, raw: &str, field: &str) -> ApiResult<Value> {
     })
 }
 
+/// The operators a field condition takes.
+pub const OPERATORS: &[&str] = &[
+    "$in", "$nin", "$lt", "$lte", "$gt", "$gte", "$ne", "$exists",
+];
+
+fn unknown_operator(op: &str) -> String {
+    let op = truncate(op);
+    let lower = op.to_ascii_lowercase();
+    let hint = if [
+        "$regex",
+        "$like",
+        "$ilike",
+        "$contains",
+        "$text",
+        "$match",
+        "$search",
+    ]
+    .contains(&lower.as_str())
+    {
+        " To match words in text fields, use `$search=…` on the list (stems, \"phrases\", -exclusions).".to_string()
+    } else {
+        crate::domain::nearest(&op, OPERATORS.iter().copied())
+            .map(|n| format!(" Did you mean `{n}`?"))
+            .unwrap_or_default()
+    };
+    format!(
+        "`{op}` is not a query operator; the operators are {} (and `$or`/`$and` around conditions).{hint}",
+        OPERATORS
+            .iter()
+            .map(|o| format!("`{o}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 struct Ctx<'a> {
     schema: &'a QuerySchema<'a>,
     clauses: usize,
@@ -215,7 +277,7 @@ impl Ctx<'_> {
         let ty = self
             .schema
             .lookup(&parts)
-            .ok_or_else(|| ApiError::field(truncate(name), "is not a field of this resource"))?;
+            .ok_or_else(|| self.schema.unknown_field(name))?;
         let path: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
         let mut push = |op: Op, ctx: &mut Self| -> ApiResult<()> {
             ctx.clauses += 1;
@@ -259,7 +321,7 @@ impl Ctx<'_> {
                         }
                         "$exists" => Op::Exists(parse_bool(single(arg, &what)?, &what)?),
                         other if other.starts_with('$') => {
-                            return Err(ApiError::field(what, format!("`{}` is not a query operator", truncate(other))))
+                            return Err(ApiError::field(what, unknown_operator(other)))
                         }
                         _ => {
                             return Err(ApiError::field(
@@ -313,7 +375,26 @@ impl Ctx<'_> {
                 }
                 k if k.starts_with('$') => {
                     let msg = if top {
-                        format!("`{}` is not a query parameter", truncate(k))
+                        let params = [
+                            "$limit", "$skip", "$sort", "$select", "$total", "$search", "$after",
+                            "$before", "$or", "$and",
+                        ];
+                        let hint = if OPERATORS.contains(&k) {
+                            format!(
+                                " `{k}` is an operator: put it after a field, e.g. `age[{k}]=…`."
+                            )
+                        } else if ["$regex", "$like", "$ilike", "$contains", "$text"].contains(&k) {
+                            " To match words in text fields, use `$search=…`.".to_string()
+                        } else {
+                            crate::domain::nearest(k, params.iter().copied())
+                                .map(|n| format!(" Did you mean `{n}`?"))
+                                .unwrap_or_default()
+                        };
+                        format!(
+                            "`{}` is not a query parameter; they are {}.{hint}",
+                            truncate(k),
+                            params.join(", ")
+                        )
                     } else {
                         format!("`{}` is not allowed inside `$or`/`$and`", truncate(k))
                     };
@@ -359,9 +440,13 @@ pub fn parse(raw: &str, schema: &QuerySchema<'_>) -> ApiResult<ListQuery> {
                 for (field, dir) in keys {
                     let parts: Vec<&str> = field.split('.').collect();
                     if schema.lookup(&parts).is_none() {
+                        let e = schema.unknown_field(field);
                         return Err(ApiError::field(
                             format!("$sort[{}]", truncate(field)),
-                            "is not a field of this resource",
+                            e.errors
+                                .first()
+                                .map(|e| e.message.clone())
+                                .unwrap_or_default(),
                         ));
                     }
                     let what = format!("$sort[{}]", truncate(field));

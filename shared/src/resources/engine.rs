@@ -503,10 +503,19 @@ fn created_extra_names(res: &Resource) -> &'static [&'static str] {
         .unwrap_or(&[])
 }
 
+/// An object of the tenant; one past its life (`ttl_ms`) is gone, even
+/// before housekeeping deletes it.
 pub async fn get(ctx: &Ctx<'_>, res: &Resource, id: &str) -> ApiResult<Doc> {
-    ctx.store
-        .get(&ctx.tenant.key(), res.path, id)
-        .await?
+    let doc = ctx.store.get(&ctx.tenant.key(), res.path, id).await?;
+    let expired = |d: &Doc| {
+        res.ttl_ms.is_some_and(|ttl| {
+            d["createdAt"]
+                .as_str()
+                .and_then(crate::time::parse_timestamp)
+                .is_some_and(|t| t < crate::time::now_ms() - ttl)
+        })
+    };
+    doc.filter(|d| !expired(d))
         .ok_or_else(|| ApiError::not_found(res.label, id))
 }
 

@@ -53,9 +53,6 @@ fn redeliver<'a>(
 ) -> BoxFuture<'a, ApiResult<Reply>> {
     Box::pin(async move {
         let event = engine::get(ctx, &RESOURCE, id).await?;
-        if crate::webhooks::expired(&event) {
-            return Err(ApiError::not_found(RESOURCE.label, id));
-        }
         let queue = need_queue(ctx)?;
         let key = ctx.tenant.key();
         let endpoints = match body.get("endpointId").and_then(Value::as_str) {

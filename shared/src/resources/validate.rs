@@ -60,47 +60,10 @@ pub fn object(
     out
 }
 
-/// The nearest of `candidates` to a mistyped `name`: the same ignoring case,
-/// or at most two edits away.
-pub fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let lower = name.to_lowercase();
-    let mut best: Option<(usize, &str)> = None;
-    for c in candidates {
-        let d = if c.to_lowercase() == lower {
-            0
-        } else {
-            edit_distance(&lower, &c.to_lowercase())
-        };
-        let limit = if c.chars().count() <= 3 { 1 } else { 2 };
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > 2 || a.len() > 64 || b.len() > 64 {
-        return usize::MAX;
-    }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// "is not a known field", with the nearest known one when there is one.
 pub fn unknown<'a>(prefix: &str, key: &str, known: impl Iterator<Item = &'a str>) -> FieldError {
     let path = format!("{prefix}{}", crate::query::qs::truncate(key));
-    match nearest(key, known) {
+    match domain::nearest(key, known) {
         Some(n) => FieldError::new(path, format!("is not a known field; did you mean `{n}`?")),
         None => FieldError::new(path, "is not a known field"),
     }

@@ -122,10 +122,9 @@ impl Rules for EndpointRules {
             for (i, e) in events.iter().enumerate() {
                 let e = e.as_str().unwrap_or_default();
                 if !crate::webhooks::valid_pattern(catalog, e) {
-                    let hint =
-                        crate::resources::validate::nearest(e, catalog.iter().map(String::as_str))
-                            .map(|n| format!("; did you mean `{n}`?"))
-                            .unwrap_or_default();
+                    let hint = crate::domain::nearest(e, catalog.iter().map(String::as_str))
+                        .map(|n| format!("; did you mean `{n}`?"))
+                        .unwrap_or_default();
                     errors.push(FieldError::new(
                         format!("enabledEvents[{i}]"),
                         format!("`{e}` is not an event type, `*` or `resource.*` (test.event cannot be subscribed){hint}"),

@@ -30,14 +30,6 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Events are kept 30 days; older ones are treated as gone.
 pub const EVENT_TTL_MS: i64 = 30 * 24 * 3_600_000;
 
-/// Is this stored event past its 30 days?
-pub fn expired(event: &Value) -> bool {
-    event["createdAt"]
-        .as_str()
-        .and_then(crate::time::parse_timestamp)
-        .is_some_and(|t| t < crate::time::now_ms() - EVENT_TTL_MS)
-}
-
 /// An event envelope (SPEC §6) for the outbox.
 pub fn event(tenant: &Tenant, event_type: String, data: Value) -> EventRecord {
     let (id, now) = crate::ids::new_id_at("evt");
@@ -179,19 +171,7 @@ impl Default for RetrySchedule {
     }
 }
 
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.')?);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
+pub use crate::time::parse_duration;
 
 impl RetrySchedule {
     pub fn parse(s: &str) -> Result<RetrySchedule, String> {
@@ -258,10 +238,29 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
             }
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            // An IPv4 address carried inside an IPv6 one is judged by itself:
+            // mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64
+            // (64:ff9b::/96, and the local-use 64:ff9b:1::/48) and 6to4
+            // (2002:aabb:ccdd::/48).
+            let embedded = |hi: u16, lo: u16| {
+                std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return forbidden_ip(IpAddr::V4(v4));
             }
-            let s = v6.segments();
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return forbidden_ip(IpAddr::V4(embedded(s[6], s[7])));
+            }
+            if s[0] == 0x0064 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 0x0001) {
+                return forbidden_ip(IpAddr::V4(embedded(s[6], s[7])));
+            }
+            if s[0] == 0x2002 {
+                return forbidden_ip(IpAddr::V4(embedded(s[1], s[2])));
+            }
+            if s[0] == 0x2001 && s[1] == 0 {
+                return Some("Teredo tunnel");
+            }
             if s[0] == 0xfd00 && s[1] == 0x0ec2 {
                 Some("cloud metadata")
             } else if v6.is_loopback() || v6.is_unspecified() {
@@ -327,10 +326,23 @@ mod tests {
             "ff02::1",
             "::ffff:127.0.0.1",
             "fd00:ec2::254",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::127.0.0.1",
         ] {
             assert!(forbidden_ip(bad.parse().unwrap()).is_some(), "{bad}");
         }
-        for ok in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
+        for ok in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(forbidden_ip(ok.parse().unwrap()).is_none(), "{ok}");
         }
     }
