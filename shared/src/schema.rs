@@ -22,6 +22,10 @@ pub enum Ty {
     Country,
     /// IANA time zone name.
     TimeZone,
+    /// An active ISO 4217 currency code (`GBP`).
+    Currency,
+    /// `HH:MM`, a time of day on a 24-hour clock (`24:00` ends a day).
+    LocalTime,
     /// An absolute `http` or `https` URL.
     Url,
     /// The id of an object of the resource with this path, same tenant.
@@ -44,6 +48,9 @@ pub struct Field {
     pub read_only: bool,
     /// Never leaves in events or logs.
     pub sensitive: bool,
+    /// A reference (`Ty::Ref`) whose target cannot be deleted while an
+    /// object refers to it (409 naming how many do).
+    pub restrict: bool,
     pub doc: &'static str,
 }
 
@@ -55,8 +62,13 @@ impl Field {
             required: false,
             read_only: false,
             sensitive: false,
+            restrict: false,
             doc,
         }
+    }
+    pub const fn restrict(mut self) -> Field {
+        self.restrict = true;
+        self
     }
     pub const fn required(mut self) -> Field {
         self.required = true;

@@ -451,6 +451,7 @@ impl App {
             store: self.store.as_ref(),
             queue: self.queue.as_deref(),
             tenant: &principal.tenant,
+            key: Some(principal.kind),
             idempotency: claim.as_ref(),
         };
         let result = self.resource_op(&ctx, m, req).await;
@@ -540,6 +541,10 @@ impl App {
     }
 
     async fn resource_op(&self, ctx: &Ctx<'_>, m: RouteMatch, req: &Request) -> ApiResult<Answer> {
+        if let Op::View(view) = m.route.op {
+            let body = resources::run_view(ctx, view, &req.query).await?;
+            return Ok(Answer::Response(Response::json(200, &body)));
+        }
         let res: &'static Resource = m.route.resource.ok_or_else(ApiError::internal)?;
         let schema_sets = res.field_sets();
         let schema = QuerySchema {
@@ -583,7 +588,7 @@ impl App {
                     self.list_op(ctx, sub.resource, req, Some(scope)).await?,
                 ));
             }
-            Op::Health | Op::OpenApi => return Err(ApiError::internal()),
+            Op::Health | Op::OpenApi | Op::View(_) => return Err(ApiError::internal()),
         };
         Ok(Answer::Reply(reply))
     }

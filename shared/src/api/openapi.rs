@@ -47,6 +47,14 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         Ty::TimeZone => {
             json!({"type": "string", "description": "IANA time zone, e.g. Europe/London"})
         }
+        Ty::Currency => {
+            json!({"type": "string", "enum": crate::domain::currencies::codes().collect::<Vec<_>>(),
+            "description": "ISO 4217 currency code"})
+        }
+        Ty::LocalTime => {
+            json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$",
+            "description": "Time of day, HH:MM (24-hour clock)"})
+        }
         Ty::Url => json!({"type": "string", "format": "uri", "maxLength": 2048}),
         Ty::Ref(target) => {
             let prefix = crate::resources::by_path(target)
@@ -242,6 +250,11 @@ fn build() -> Value {
             }
         }
     }
+    for v in crate::resources::views() {
+        let mut s = object_schema(&[v.item], Dir::Out, false);
+        s["required"] = json!(v.item.iter().map(|f| f.name).collect::<Vec<_>>());
+        schemas.insert(v.item_name.to_string(), s);
+    }
     for route in routes() {
         let op = operation(route);
         let entry = paths
@@ -277,6 +290,9 @@ fn build() -> Value {
 
 fn operation(route: &Route) -> Value {
     let mut op = json!({"operationId": route.name, "responses": {}});
+    if let Op::View(v) = route.op {
+        return view_operation(route, v, op);
+    }
     let Some(r) = route.resource else {
         match route.op {
             Op::Health => {
@@ -369,7 +385,7 @@ fn operation(route: &Route) -> Value {
                 json!({"description": "Done", "content": json_content(schema)}),
             )
         }
-        Op::Health | Op::OpenApi => unreachable_shape(),
+        Op::Health | Op::OpenApi | Op::View(_) => unreachable_shape(),
     };
     if route.method == http::Method::POST {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
@@ -428,6 +444,48 @@ fn links_from_created(r: &Resource) -> Value {
     Value::Object(links)
 }
 
+fn view_operation(route: &Route, v: &crate::resources::View, mut op: Value) -> Value {
+    op["summary"] = json!(v.summary);
+    op["description"] = json!(v.description);
+    let params: Vec<Value> = v
+        .params
+        .iter()
+        .map(|f| {
+            let mut schema = ty_schema(&f.ty, Dir::In);
+            if matches!(f.ty, Ty::Timestamp) {
+                schema = json!({"type": "string", "description": "RFC 3339 or Unix milliseconds"});
+            }
+            json!({"name": f.name, "in": "query", "required": f.required, "schema": schema, "description": f.doc})
+        })
+        .collect();
+    op["parameters"] = json!(params);
+    let mut ok = json!({"description": "The items", "content": json_content(json!({
+        "type": "object", "required": ["object", "data"], "additionalProperties": false,
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": reference(v.item_name)}
+        }
+    }))});
+    for h in [
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+        "Request-Id",
+    ] {
+        ok["headers"][h] = header_ref(h);
+    }
+    op["responses"]["200"] = ok;
+    for s in error_statuses(route) {
+        let mut e = json!({"description": status_text(s), "content": json_content(reference("Error")),
+            "headers": {"Request-Id": header_ref("Request-Id")}});
+        if s == 429 {
+            e["headers"]["Retry-After"] = header_ref("Retry-After");
+        }
+        op["responses"][s.to_string()] = e;
+    }
+    op
+}
+
 fn unreachable_shape() -> (u16, Value) {
     (200, json!({"description": "OK"}))
 }
@@ -480,7 +538,15 @@ fn list_params(r: &Resource, params: &mut Vec<Value>) {
     // Equality filters on the scalar fields (operators take `field[$op]`).
     for f in r.common.iter().chain(r.fields.iter()) {
         let schema = match &f.ty {
-            Ty::Str | Ty::Text | Ty::Email | Ty::Phone | Ty::TimeZone | Ty::Url | Ty::Country => {
+            Ty::Str
+            | Ty::Text
+            | Ty::Email
+            | Ty::Phone
+            | Ty::TimeZone
+            | Ty::Url
+            | Ty::Country
+            | Ty::Currency
+            | Ty::LocalTime => {
                 json!({"type": "string"})
             }
             Ty::Ref(_) => json!({"type": "string"}),
@@ -545,7 +611,7 @@ mod tests {
         for r in routes() {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
-            if r.resource.is_some() {
+            if r.access().is_some() {
                 for s in ["400", "401", "403", "429", "500"] {
                     assert!(op["responses"][s].is_object(), "{} lacks {s}", r.name);
                 }

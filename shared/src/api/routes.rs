@@ -7,7 +7,7 @@ use crate::resources::{registry, Resource};
 use http::Method;
 use std::sync::OnceLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Op {
     Health,
     OpenApi,
@@ -20,6 +20,8 @@ pub enum Op {
     Action(&'static str),
     /// `GET /v1/{path}/{id}/{name}`.
     SubList(&'static str),
+    /// `GET /v1/{path}`: a read-only view (availability).
+    View(&'static crate::resources::View),
 }
 
 #[derive(Debug)]
@@ -56,6 +58,15 @@ pub fn routes() -> &'static [Route] {
                 resource: None,
             },
         ];
+        for v in crate::resources::views() {
+            out.push(Route {
+                name: v.path,
+                method: Method::GET,
+                path: leak(format!("/v1/{}", v.path)),
+                op: Op::View(v),
+                resource: None,
+            });
+        }
         for r in registry().iter().filter(|r| !r.internal) {
             let coll = leak(format!("/v1/{}", r.path));
             let item = leak(format!("/v1/{}/{{id}}", r.path));
@@ -102,15 +113,34 @@ pub fn routes() -> &'static [Route] {
     })
 }
 
+impl PartialEq for Op {
+    fn eq(&self, other: &Op) -> bool {
+        match (self, other) {
+            (Op::View(a), Op::View(b)) => std::ptr::eq(*a, *b),
+            (Op::Action(a), Op::Action(b)) | (Op::SubList(a), Op::SubList(b)) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for Op {}
+
 impl Route {
     /// What a key needs to call this route (none for health and OpenAPI).
     pub fn access(&self) -> Option<Access> {
+        if let Op::View(v) = self.op {
+            return Some(Access {
+                resource: v.access,
+                level: Level::Read,
+                publishable: v.publishable,
+            });
+        }
         let r = self.resource?;
         let (level, publishable) = match self.op {
             Op::List | Op::Get | Op::SubList(_) => (Level::Read, r.publishable.read),
             Op::Create => (Level::Write, r.publishable.create),
             Op::Update | Op::Delete | Op::Action(_) => (Level::Write, false),
-            Op::Health | Op::OpenApi => return None,
+            Op::Health | Op::OpenApi | Op::View(_) => return None,
         };
         Some(Access {
             resource: r.path,

@@ -1,6 +1,7 @@
 //! Value types of the domain and their validation rules.
 
 pub mod countries;
+pub mod currencies;
 
 /// A plausible email address: one `@`, a non-empty local part, a dotted
 /// domain of letters, digits and hyphens, no spaces, at most 254 characters.
@@ -129,6 +130,25 @@ pub fn parse_url(s: &str) -> Option<Url> {
 pub fn valid_time_zone(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && jiff::tz::db().get(s).is_ok()
 }
+
+/// `HH:MM` on a 24-hour clock, `24:00` allowed as an end of day: the minute
+/// of the day it names.
+pub fn parse_local_time(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    match (h, m) {
+        (24, 0) => Some(24 * 60),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+/// The largest integer a JavaScript client holds exactly (2^53 − 1): the
+/// bound of every amount of money.
+pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 
 /// The nearest of `candidates` to a mistyped `name`: the same ignoring case,
 /// or at most two edits away.

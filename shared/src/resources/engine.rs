@@ -421,6 +421,73 @@ fn unique_conflict(res: &Resource, scope: &str, doc: &Map<String, Value>) -> Api
     err
 }
 
+/// The slim patient reference an object's events carry (SPEC §6):
+/// `{id, fullName, tracking}` of the patient its `patient_field` names.
+async fn patient_ref(ctx: &Ctx<'_>, res: &Resource, doc: &Value) -> ApiResult<Option<Value>> {
+    let Some(id) = res
+        .patient_field
+        .and_then(|f| doc.get(f))
+        .and_then(Value::as_str)
+    else {
+        return Ok(None);
+    };
+    let Some(p) = ctx.store.get(&ctx.tenant.key(), "patients", id).await? else {
+        return Ok(None);
+    };
+    let mut slim = json!({"id": id, "fullName": p["fullName"]});
+    if let Some(t) = p.get("tracking") {
+        slim["tracking"] = t.clone();
+    }
+    Ok(Some(slim))
+}
+
+/// Put the patient reference into the data of events about the object.
+fn attach_patient(events: &mut [EventRecord], patient: &Option<Value>) {
+    let Some(p) = patient else { return };
+    for e in events {
+        if let Some(data) = e.envelope.get_mut("data").and_then(Value::as_object_mut) {
+            data.insert("patient".into(), p.clone());
+        }
+    }
+}
+
+/// A delete is refused while objects refer to this one through a field
+/// declared `restrict`: 409 naming how many do.
+async fn check_referrers(ctx: &Ctx<'_>, res: &Resource, id: &str) -> ApiResult<()> {
+    let key = ctx.tenant.key();
+    for r in registry() {
+        for f in r.fields {
+            let points_here = f.restrict && matches!(f.ty, Ty::Ref(t) if t == res.path);
+            if !points_here {
+                continue;
+            }
+            let q = crate::query::ListQuery {
+                filter: crate::query::Filter::Field {
+                    path: vec![f.name.to_string()],
+                    op: crate::query::Op::Eq(Value::String(id.to_string())),
+                },
+                limit: 0,
+                want_total: true,
+                ..Default::default()
+            };
+            let n = ctx.store.list(&key, r.path, &q).await?.total.unwrap_or(0);
+            if n > 0 {
+                let what = r.path.replace('-', " ");
+                let (what, verb) = if n == 1 {
+                    (r.label.to_string(), "refers")
+                } else {
+                    (what, "refer")
+                };
+                return Err(ApiError::conflict(format!(
+                    "The {} `{id}` cannot be deleted: {n} {what} {verb} to it (`{}`). Delete those first, or point them elsewhere.",
+                    res.label, f.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn new_change<'a>(
     verb: Verb,
     id: &'a str,
@@ -465,6 +532,7 @@ pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Rep
         ops.append(&mut change.ops);
         let mut events = vec![ctx.event(res, "created", &doc)];
         events.extend(change.verbs.iter().map(|v| ctx.event(res, v, &doc)));
+        attach_patient(&mut events, &patient_ref(ctx, res, &doc).await?);
         events.append(&mut change.events);
         let mut body = doc.clone();
         if let Value::Object(m) = &mut body {
@@ -615,6 +683,7 @@ pub async fn update(
         ops.append(&mut change.ops);
         let mut events = vec![ctx.updated_event(res, &current, &doc)];
         events.extend(change.verbs.iter().map(|v| ctx.event(res, v, &doc)));
+        attach_patient(&mut events, &patient_ref(ctx, res, &doc).await?);
         events.append(&mut change.events);
         let reply = Reply::object(200, &doc);
         match ctx.commit(with_events(ops, events), &reply).await {
@@ -649,6 +718,7 @@ pub async fn delete(
         }
         let mut change = new_change(Verb::Delete, id, Some(&current), None, Map::new());
         res.rules.check(ctx, &mut change).await?;
+        check_referrers(ctx, res, id).await?;
         let old_fields = user_fields(res, &current, false);
         let mut ops = vec![WriteOp::Delete {
             tenant: ctx.tenant.key(),
@@ -659,6 +729,7 @@ pub async fn delete(
         ops.extend(unique_ops(ctx, res, id, Some(&old_fields), None));
         ops.append(&mut change.ops);
         let mut events = vec![ctx.event(res, "deleted", &current)];
+        attach_patient(&mut events, &patient_ref(ctx, res, &current).await?);
         events.append(&mut change.events);
         let reply = Reply::object(200, &current);
         match ctx.commit(with_events(ops, events), &reply).await {

@@ -6,6 +6,8 @@
 //! `Rules` hook and its `Action`s. A new resource is one module plus a line
 //! in `REGISTRY`.
 
+mod appointment_types;
+pub mod appointments;
 mod clinics;
 mod engine;
 mod events;
@@ -238,6 +240,12 @@ pub struct Resource {
     pub events: &'static [&'static str],
     /// Fields only the create response carries (shown once).
     pub created_extra: &'static [Field],
+    /// The field naming the patient an object is about: its events carry a
+    /// slim reference `patient: {id, fullName, tracking}`.
+    pub patient_field: Option<&'static str>,
+    /// A second date field lists are ordered and ranged by through an
+    /// index (`startAt`, `issuedAt`), besides `createdAt` and `updatedAt`.
+    pub ordered_by: Option<&'static str>,
 }
 
 /// The defaults of a plain CRUD resource, for `..Resource::CRUD` in definitions.
@@ -267,6 +275,8 @@ impl Resource {
         rules: &NoRules,
         events: &[],
         created_extra: &[],
+        patient_field: None,
+        ordered_by: None,
     };
 }
 
@@ -276,10 +286,78 @@ static REGISTRY: &[&Resource] = &[
     &referral_sources::RESOURCE,
     &patient_statuses::RESOURCE,
     &patients::RESOURCE,
+    &appointment_types::RESOURCE,
+    &appointments::RESOURCE,
     &webhook_endpoints::RESOURCE,
     &events::RESOURCE,
     &webhook_deliveries::RESOURCE,
 ];
+
+/// Read-only views that are not a resource's list (`GET /v1/{path}`).
+static VIEWS: &[&View] = &[&appointments::AVAILABILITY];
+
+pub fn views() -> &'static [&'static View] {
+    VIEWS
+}
+
+pub type ViewFn = for<'a> fn(&'a Ctx<'a>, Map<String, Value>) -> BoxFuture<'a, ApiResult<Value>>;
+
+/// `GET /v1/{path}` answering `{"object": "list", "data": [items]}` from
+/// query parameters validated against `params` (unknown ones refused).
+#[derive(Debug)]
+pub struct View {
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    pub params: &'static [Field],
+    pub item: &'static [Field],
+    /// The item's schema name in the OpenAPI document.
+    pub item_name: &'static str,
+    /// The resource whose read permission it needs.
+    pub access: &'static str,
+    pub publishable: bool,
+    pub run: ViewFn,
+}
+
+/// Run a view on a raw query string.
+pub async fn run_view(ctx: &Ctx<'_>, view: &View, raw_query: &str) -> ApiResult<Value> {
+    let tree = crate::query::qs::parse(raw_query)?;
+    let mut input = Map::new();
+    let mut errors = Vec::new();
+    for (key, node) in &tree {
+        let Some(f) = view.params.iter().find(|f| f.name == key) else {
+            errors.push(validate::unknown(
+                "",
+                key,
+                view.params.iter().map(|f| f.name),
+            ));
+            continue;
+        };
+        match node {
+            crate::query::qs::Node::Leaf(v) if v.len() == 1 => {
+                let raw = &v[0];
+                // Query strings carry text: numbers are numbers here.
+                let numeric = matches!(f.ty, Ty::Int { .. } | Ty::Timestamp)
+                    && !raw.is_empty()
+                    && raw.bytes().all(|b| b.is_ascii_digit());
+                let value = match raw.parse::<i64>() {
+                    Ok(n) if numeric => Value::from(n),
+                    _ => Value::String(raw.clone()),
+                };
+                input.insert(key.clone(), value);
+            }
+            _ => errors.push(crate::error::FieldError::new(
+                key.clone(),
+                "must be given once, as a single value",
+            )),
+        }
+    }
+    let clean = validate::object(view.params, &input, "", &mut errors);
+    if !errors.is_empty() {
+        return Err(crate::error::ApiError::fields(errors));
+    }
+    (view.run)(ctx, clean).await
+}
 
 pub fn registry() -> &'static [&'static Resource] {
     REGISTRY
@@ -301,6 +379,7 @@ pub fn kinds() -> Kinds {
                 prefix: Some(r.prefix),
                 lookups: r.lookups,
                 by_updated: r.by_updated,
+                ordered_by: r.ordered_by,
                 ttl_ms: r.ttl_ms,
             })
             .collect();
@@ -365,6 +444,9 @@ pub struct Ctx<'a> {
     /// The delivery queue (test events, redeliveries), where one runs.
     pub queue: Option<&'a dyn Queue>,
     pub tenant: &'a Tenant,
+    /// The kind of key the request came with (`None`: the hub itself, e.g.
+    /// loading the sandbox).
+    pub key: Option<crate::auth::KeyKind>,
     /// The request's `Idempotency-Key` claim: its response is stored in the
     /// same atomic write as its effect.
     pub idempotency: Option<&'a crate::auth::idempotency::Claim>,
@@ -376,8 +458,14 @@ impl<'a> Ctx<'a> {
             store,
             queue: None,
             tenant,
+            key: None,
             idempotency: None,
         }
+    }
+
+    /// Did the request come with a publishable key (a web form, a widget)?
+    pub fn publishable(&self) -> bool {
+        self.key == Some(crate::auth::KeyKind::Publishable)
     }
 }
 

@@ -206,6 +206,25 @@ fn scalar(ty: &Ty, v: &Value, required: bool) -> Result<Value, String> {
                 None => Err("must be an absolute http:// or https:// URL with a host".into()),
             }
         }
+        Ty::Currency => {
+            let s = string(v)?.trim().to_ascii_uppercase();
+            if domain::currencies::exponent(&s).is_some() {
+                Ok(Value::String(s))
+            } else {
+                Err("must be an active ISO 4217 currency code such as GBP, EUR or JPY".into())
+            }
+        }
+        Ty::LocalTime => {
+            let s = string(v)?;
+            if domain::parse_local_time(s).is_some() {
+                ok(s)
+            } else {
+                Err(format!(
+                    "must be a time of day HH:MM (24-hour clock), got `{}`",
+                    crate::query::qs::truncate(s)
+                ))
+            }
+        }
         Ty::TimeZone => {
             let s = string(v)?;
             if domain::valid_time_zone(s) {

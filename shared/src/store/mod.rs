@@ -248,6 +248,9 @@ pub struct KindSpec {
     pub lookups: &'static [Lookup],
     /// Lists ordered or ranged by `updatedAt` are served by an index.
     pub by_updated: bool,
+    /// Lists ordered or ranged by this timestamp field are served by an
+    /// index too.
+    pub ordered_by: Option<&'static str>,
     /// Objects are gone this long after their `createdAt` (their TTL).
     pub ttl_ms: Option<i64>,
 }
@@ -281,6 +284,7 @@ impl KindSpec {
             prefix: None,
             lookups: &[],
             by_updated: false,
+            ordered_by: None,
             ttl_ms: None,
         }
     }
@@ -305,6 +309,10 @@ impl Kinds {
 
     pub fn by_updated(&self, kind: &str) -> bool {
         self.get(kind).is_some_and(|k| k.by_updated)
+    }
+
+    pub fn ordered_by(&self, kind: &str) -> Option<&'static str> {
+        self.get(kind).and_then(|k| k.ordered_by)
     }
 
     pub fn ttl_ms(&self, kind: &str) -> Option<i64> {
