@@ -1100,3 +1100,196 @@ async fn embedded_purge_drops_expired_events_everywhere() {
     let c = EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap();
     assert_eq!(c.all(&t, kind).await.unwrap().len(), 2);
 }
+
+/// Appointments over DynamoDB: a practitioner's (or patient's, clinic's,
+/// status's) appointments in a time range read only that range through a
+/// key ordered by `startAt`; a range without an equality reads the
+/// `startAt` index; pages follow by cursor; and 20 concurrent overlapping
+/// bookings still give exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appointments_read_only_their_range_on_dynamodb() {
+    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
+    let table = format!("hub-apt-{}", hub::ids::ulid().to_lowercase());
+    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+        .await
+        .unwrap();
+    let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(
+        client,
+        table,
+        hub::resources::kinds(),
+    ));
+    let s = TestServer::start_on(dynamo.clone()).await;
+    let org = s.org("Appointments", true).await;
+    let key = org.test.secret.clone();
+    let h = &s.http;
+    let clinic = h
+        .post(
+            "/v1/clinics",
+            &key,
+            &json!({"name": "Leeds", "timeZone": "Europe/London"}),
+        )
+        .await
+        .id();
+    let mut prcs = Vec::new();
+    for i in 0..3 {
+        let p = h
+            .post(
+                "/v1/practitioners",
+                &key,
+                &json!({"fullName": format!("Dr {i}"), "clinicIds": [clinic]}),
+            )
+            .await;
+        p.expect(201);
+        prcs.push(p.id());
+    }
+    let aty = h
+        .post(
+            "/v1/appointment-types",
+            &key,
+            &json!({"name": "Fitting", "durationMinutes": 30, "price": 0, "currency": "GBP"}),
+        )
+        .await
+        .id();
+    let (c, st, r) = reference_data(h, &key).await;
+    let patient = h
+        .post(
+            "/v1/patients",
+            &key,
+            &json!({"fullName": "P", "primaryPhoneNumber": "07700 900123", "tracking": {},
+                    "primaryClinicId": c, "statusId": st, "referralId": r}),
+        )
+        .await
+        .id();
+    let day0 = (hub::time::now_ms() / 86_400_000 + 2) * 86_400_000;
+    let hour = 3_600_000;
+    // 30 appointments per practitioner, one an hour, created out of order.
+    let mut all: Vec<(String, i64, String)> = Vec::new();
+    let mut tasks = Vec::new();
+    for (pi, p) in prcs.iter().enumerate() {
+        let (h, key, p, clinic, aty, patient) = (
+            h.clone(),
+            key.clone(),
+            p.clone(),
+            clinic.clone(),
+            aty.clone(),
+            patient.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            for i in (0..30).rev() {
+                let start = day0 + i * hour + pi as i64 * 60_000;
+                let r = h
+                    .post(
+                        "/v1/appointments",
+                        &key,
+                        &json!({"patientId": patient, "practitionerId": p, "clinicId": clinic,
+                                "appointmentTypeId": aty, "startAt": hub::time::format_ms(start)}),
+                    )
+                    .await;
+                r.expect(201);
+                made.push((p.clone(), start, r.id()));
+            }
+            made
+        }));
+    }
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    // One practitioner, hours 10 to 20, by startAt: only those are read.
+    let (lo, hi) = (day0 + 10 * hour, day0 + 20 * hour);
+    let mut want: Vec<(i64, String)> = all
+        .iter()
+        .filter(|(p, s, _)| *p == prcs[1] && *s >= lo && *s < hi)
+        .map(|(_, s, id)| (*s, id.clone()))
+        .collect();
+    want.sort();
+    let want: Vec<String> = want.into_iter().map(|(_, id)| id).collect();
+    let before = dynamo.consumed();
+    let mut got = Vec::new();
+    let first = format!(
+        "/v1/appointments?practitionerId={}&startAt[$gte]={}&startAt[$lt]={}&$sort[startAt]=1&$limit=4",
+        prcs[1],
+        hub::time::format_ms(lo),
+        hub::time::format_ms(hi)
+    );
+    let mut url = first.clone();
+    loop {
+        let page = h.get(&url, &key).await;
+        page.expect(200);
+        got.extend(page.ids());
+        match page.body["next"].as_str() {
+            Some(c) => url = format!("{first}&$after={c}"),
+            None => break,
+        }
+    }
+    let ranged = dynamo.consumed().0 - before.0;
+    assert_eq!(got, want, "the range in order, paged by cursor");
+    // Reading every appointment costs far more than that range.
+    let before = dynamo.consumed();
+    let every = h
+        .get("/v1/appointments?$sort[notes]=1&$limit=100", &key)
+        .await;
+    every.expect(200);
+    let whole = dynamo.consumed().0 - before.0;
+    assert!(
+        ranged * 2.0 < whole,
+        "ranged {ranged} RCU vs whole {whole} RCU"
+    );
+    // Descending, by patient; by status; a range with no equality (GSI6).
+    let r = h
+        .get(
+            &format!("/v1/appointments?patientId={patient}&$sort[startAt]=-1&$limit=3"),
+            &key,
+        )
+        .await;
+    let mut latest: Vec<(i64, String)> = all.iter().map(|(_, s, id)| (*s, id.clone())).collect();
+    latest.sort();
+    latest.reverse();
+    assert_eq!(
+        r.ids(),
+        latest
+            .iter()
+            .take(3)
+            .map(|(_, id)| id.clone())
+            .collect::<Vec<_>>()
+    );
+    let r = h
+        .get(
+            &format!(
+                "/v1/appointments?startAt[$gte]={}&startAt[$lt]={}&$sort[startAt]=1&$limit=100",
+                hub::time::format_ms(lo),
+                hub::time::format_ms(lo + 2 * hour)
+            ),
+            &key,
+        )
+        .await;
+    assert_eq!(r.ids().len(), 6, "two hours of three practitioners");
+    let r = h
+        .get(
+            &format!("/v1/appointments?status=scheduled&clinicId={clinic}&$limit=0"),
+            &key,
+        )
+        .await;
+    assert_eq!(r.body["total"], 90);
+    // No double booking over DynamoDB transactions either.
+    let start = day0 + 40 * hour;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (h, key) = (h.clone(), key.clone());
+        let body = json!({"patientId": patient, "practitionerId": prcs[0], "clinicId": clinic,
+                          "appointmentTypeId": aty, "startAt": hub::time::format_ms(start + (i % 4) * 300_000)});
+        tasks.push(tokio::spawn(async move {
+            h.post("/v1/appointments", &key, &body).await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            201 => created += 1,
+            409 => assert_eq!(r.body["name"], "CONFLICT"),
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    assert_eq!(created, 1);
+}

@@ -62,13 +62,33 @@ pub const MAX_ALL_ITEMS: usize = 20_000;
 const MAX_KEY_BYTES: usize = 1024;
 
 /// The equality GSIs, as (index, partition attribute, sort attribute).
-const EQ_INDEXES: [(&str, &str, &str); 2] = [("GSI1", "G1PK", "G1SK"), ("GSI2", "G2PK", "G2SK")];
+/// The equality GSIs, by slot: a kind's `lookups` take them in order.
+const EQ_INDEXES: [(&str, &str, &str); 4] = [
+    ("GSI1", "G1PK", "G1SK"),
+    ("GSI2", "G2PK", "G2SK"),
+    ("GSI4", "G4PK", "G4SK"),
+    ("GSI5", "G5PK", "G5SK"),
+];
+/// `{updatedAt}#{id}` per kind.
 const UPDATED_INDEX: (&str, &str, &str) = ("GSI3", "G3PK", "G3SK");
+/// `{value}#{id}` of a kind's own ordering field (`startAt`, `issuedAt`).
+const ORDERED_INDEX: (&str, &str, &str) = ("GSI6", "G6PK", "G6SK");
 
-/// The equality-indexed fields of a kind, by GSI slot.
-fn eq_slots(kinds: &Kinds, kind: &str) -> [Option<&'static str>; 2] {
-    let l = kinds.lookups(kind);
-    [l.first().map(|l| l.field), l.get(1).map(|l| l.field)]
+/// Every GSI of the table.
+pub const INDEXES: [(&str, &str, &str); 6] = [
+    EQ_INDEXES[0],
+    EQ_INDEXES[1],
+    UPDATED_INDEX,
+    EQ_INDEXES[2],
+    EQ_INDEXES[3],
+    ORDERED_INDEX,
+];
+
+/// The sort key of an entry ordered by a field: `{value}#{id}` (a missing
+/// value sorts first, as Feathers sorts it).
+fn ordered_key(doc: &Value, field: &str, id: &str) -> String {
+    let v = doc.get(field).and_then(Value::as_str).unwrap_or_default();
+    format!("{v}#{id}")
 }
 
 pub struct DynamoStore {
@@ -169,8 +189,8 @@ impl Budget {
 enum SkOrder {
     /// The id (creation order, and `createdAt`: ids carry their time).
     Id { prefix: Option<&'static str> },
-    /// `{updatedAt}#{id}`.
-    Updated,
+    /// `{value}#{id}` of this (timestamp) field.
+    Field(&'static str),
 }
 
 /// A partition of the table or of a GSI.
@@ -251,7 +271,7 @@ impl Range {
                         crate::ids::time_prefix(prefix, ms + 1),
                     )
                 }),
-            (SkOrder::Updated, _) => first
+            (SkOrder::Field(_), _) => first
                 .and_then(Value::as_str)
                 .map(|u| (u.to_string(), format!("{u}$"))),
             _ => None,
@@ -305,75 +325,137 @@ fn canonical_ms(v: &Value) -> Option<i64> {
     (crate::time::format_ms(ms) == s).then_some(ms)
 }
 
+impl SkOrder {
+    /// Is this source's order the order the query's first sort key asks?
+    fn serves(&self, q: &ListQuery) -> bool {
+        let first = q.sort.first();
+        match self {
+            SkOrder::Id { prefix } => {
+                first.is_none_or(|k| is_path(&k.path, "id"))
+                    || (prefix.is_some() && first.is_some_and(|k| is_path(&k.path, "createdAt")))
+            }
+            SkOrder::Field(f) => first.is_some_and(|k| is_path(&k.path, f)),
+        }
+    }
+
+    /// The field whose ties a page completes (none when ids order it).
+    fn group(&self, q: &ListQuery) -> Option<Vec<String>> {
+        match self {
+            SkOrder::Id { .. } if q.sort.first().is_none_or(|k| is_path(&k.path, "id")) => None,
+            SkOrder::Id { .. } => Some(vec!["createdAt".to_string()]),
+            SkOrder::Field(f) => Some(vec![f.to_string()]),
+        }
+    }
+
+    /// Do the clauses bound this order's key?
+    fn narrowed_by(&self, clauses: &[(&[String], &Op)]) -> bool {
+        let ranged = |op: &&Op| {
+            matches!(
+                op,
+                Op::Eq(_) | Op::Gt(_) | Op::Gte(_) | Op::Lt(_) | Op::Lte(_)
+            )
+        };
+        clauses.iter().any(|(path, op)| {
+            ranged(op)
+                && match self {
+                    SkOrder::Id { prefix } => {
+                        is_path(path, "id") || (prefix.is_some() && is_path(path, "createdAt"))
+                    }
+                    SkOrder::Field(f) => is_path(path, f),
+                }
+        })
+    }
+}
+
 impl Plan {
     fn new(tenant: &str, kind: &str, q: &ListQuery, kinds: &Kinds) -> Plan {
         let mut clauses = Vec::new();
         conjuncts(&q.filter, &mut clauses);
-        let fields = eq_slots(kinds, kind);
-        let updated = kinds.by_updated(kind);
+        let lookups = kinds.lookups(kind);
         let base = Source::base(tenant, kind, kinds);
 
-        // An equality on an indexed field: read only that value's items.
-        let eq = fields.iter().enumerate().find_map(|(slot, field)| {
-            let field = (*field)?;
-            clauses.iter().find_map(|(path, op)| match op {
-                Op::Eq(Value::String(v)) if is_path(path, field) && v.len() <= MAX_KEY_BYTES => {
-                    let (index, pk_attr, sk_attr) = EQ_INDEXES[slot];
-                    Some(Source {
-                        index: Some(index),
-                        pk_attr,
-                        sk_attr,
-                        pk: format!("{}#{field}={v}", obj_pk(tenant, kind)),
-                        by: base.by.clone(),
-                    })
-                }
-                _ => None,
+        // Equalities on indexed fields: read only that value's items.
+        let eqs: Vec<Source> = lookups
+            .iter()
+            .zip(EQ_INDEXES)
+            .filter_map(|(l, (index, pk_attr, sk_attr))| {
+                clauses.iter().find_map(|(path, op)| match op {
+                    Op::Eq(Value::String(v))
+                        if is_path(path, l.field) && v.len() <= MAX_KEY_BYTES =>
+                    {
+                        Some(Source {
+                            index: Some(index),
+                            pk_attr,
+                            sk_attr,
+                            pk: format!("{}#{}={v}", obj_pk(tenant, kind), l.field),
+                            by: match l.range {
+                                Some(r) => SkOrder::Field(r),
+                                None => base.by.clone(),
+                            },
+                        })
+                    }
+                    _ => None,
+                })
             })
-        });
+            .collect();
         // An id equality (one the key can hold) is narrower than any lookup.
         let id_eq = clauses.iter().any(|(path, op)| {
             is_path(path, "id")
                 && matches!(op, Op::Eq(Value::String(v)) if !v.is_empty() && v.len() <= MAX_KEY_BYTES)
         });
-        // Does an equality already pick the items (so `GSI3` is no better)?
-        let keyed = id_eq || eq.is_some();
-        let id_src = match eq {
-            Some(src) if !id_eq => src,
-            _ => base.clone(),
-        };
-        let updated_src = Source {
-            index: Some(UPDATED_INDEX.0),
-            pk_attr: UPDATED_INDEX.1,
-            sk_attr: UPDATED_INDEX.2,
-            pk: obj_pk(tenant, kind),
-            by: SkOrder::Updated,
-        };
-
-        // Which order the query needs (keys after a unique `id` never matter).
-        let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
-        let first = q.sort.first();
-        let by_id = first.is_none_or(|k| is_path(&k.path, "id"));
-        // `createdAt` is the id's time only for the registered resources.
-        let by_created = first.is_some_and(|k| is_path(&k.path, "createdAt"))
-            && matches!(base.by, SkOrder::Id { prefix: Some(_) });
-        let by_updated = first.is_some_and(|k| is_path(&k.path, "updatedAt")) && updated;
-        let descending = first.is_some_and(|k| k.descending);
-        let can_stream = !q.want_total && !relevance;
-        let (source, stream) = if can_stream && (by_id || by_created) {
-            let group = (!by_id).then(|| vec!["createdAt".to_string()]);
-            (id_src, Some(Stream { descending, group }))
-        } else if can_stream && by_updated && !keyed {
-            let group = Some(vec!["updatedAt".to_string()]);
-            (updated_src, Some(Stream { descending, group }))
-        } else {
-            let ranges_updated = clauses.iter().any(|(path, op)| {
-                is_path(path, "updatedAt")
-                    && matches!(op, Op::Gt(_) | Op::Gte(_) | Op::Lt(_) | Op::Lte(_))
+        let mut ordered = Vec::new();
+        if kinds.by_updated(kind) {
+            let (index, pk_attr, sk_attr) = UPDATED_INDEX;
+            ordered.push(Source {
+                index: Some(index),
+                pk_attr,
+                sk_attr,
+                pk: obj_pk(tenant, kind),
+                by: SkOrder::Field("updatedAt"),
             });
-            if !keyed && updated && ranges_updated {
-                (updated_src, None)
-            } else {
-                (id_src, None)
+        }
+        if let Some(f) = kinds.ordered_by(kind) {
+            let (index, pk_attr, sk_attr) = ORDERED_INDEX;
+            ordered.push(Source {
+                index: Some(index),
+                pk_attr,
+                sk_attr,
+                pk: obj_pk(tenant, kind),
+                by: SkOrder::Field(f),
+            });
+        }
+        // The sources worth reading: an equality picks the items, so an
+        // unkeyed order is no better than it.
+        let keyed = id_eq || !eqs.is_empty();
+        let candidates: Vec<Source> = if id_eq {
+            vec![base.clone()]
+        } else if !eqs.is_empty() {
+            eqs
+        } else {
+            ordered.iter().cloned().chain([base.clone()]).collect()
+        };
+        let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
+        let can_stream = !q.want_total && !relevance;
+        let descending = q.sort.first().is_some_and(|k| k.descending);
+        let streaming = candidates
+            .iter()
+            .find(|s| can_stream && s.by.serves(q))
+            .cloned();
+        let (source, stream) = match streaming {
+            Some(src) => {
+                let group = src.by.group(q);
+                (src, Some(Stream { descending, group }))
+            }
+            None => {
+                // Read one whole: the one the clauses narrow, else the first
+                // (an equality) or the table.
+                let src = candidates
+                    .iter()
+                    .find(|s| s.by.narrowed_by(&clauses))
+                    .or(if keyed { candidates.first() } else { None })
+                    .cloned()
+                    .unwrap_or_else(|| base.clone());
+                (src, None)
             }
         };
 
@@ -422,8 +504,8 @@ impl Plan {
                         }
                     }
                 }
-                SkOrder::Updated => {
-                    if !is_path(path, "updatedAt") {
+                SkOrder::Field(f) => {
+                    if !is_path(path, f) {
                         continue;
                     }
                     let Some(v) = op_value(op).filter(|v| canonical_ms(v).is_some()) else {
@@ -443,23 +525,25 @@ impl Plan {
             }
         }
 
-        let mut served: Vec<String> = fields
+        let mut served: Vec<String> = lookups
             .iter()
-            .flatten()
-            .map(|f| format!("`{f}=…`"))
+            .map(|l| match l.range {
+                Some(r) => format!("`{}=…` (with a `{r}` range or sort)", l.field),
+                None => format!("`{}=…`", l.field),
+            })
             .collect();
         served.push("a `createdAt` range".into());
-        if updated {
-            served.push("an `updatedAt` range".into());
+        let mut sorts = vec!["`createdAt`".to_string()];
+        for o in &ordered {
+            if let SkOrder::Field(f) = o.by {
+                served.push(format!("a `{f}` range"));
+                sorts.push(format!("`{f}`"));
+            }
         }
-        let sorts = if updated {
-            "`createdAt` or `updatedAt`"
-        } else {
-            "`createdAt`"
-        };
         let advice = format!(
-            "Narrow it with a filter an index serves ({}), or sort by {sorts} (or not at all) and page with `next`.",
-            served.join(", ")
+            "Narrow it with a filter an index serves ({}), or sort by {} (or not at all) and page with `next`.",
+            served.join(", "),
+            sorts.join(" or ")
         );
         Plan {
             range,
@@ -562,7 +646,7 @@ impl DynamoStore {
                     .build()
                     .map_err(backend)?,
             );
-        for (index, pk, sk) in EQ_INDEXES.into_iter().chain([UPDATED_INDEX]) {
+        for (index, pk, sk) in INDEXES {
             create = create
                 .attribute_definitions(attr(pk)?)
                 .attribute_definitions(attr(sk)?)
@@ -828,27 +912,31 @@ impl DynamoStore {
                     .item("tenant", s(tenant.clone()))
                     .item("version", n(version))
                     .item("doc", s(doc.to_string()));
-                for (slot, field) in eq_slots(&self.kinds, kind).into_iter().enumerate() {
-                    let value = field.and_then(|f| {
-                        let path: Vec<String> = f.split('.').map(String::from).collect();
-                        group_value(doc, &path)
-                    });
-                    if let (Some(field), Some(Value::String(v))) = (field, value) {
+                for (l, (_, pk, sk)) in self.kinds.lookups(kind).iter().zip(EQ_INDEXES) {
+                    let path: Vec<String> = l.field.split('.').map(String::from).collect();
+                    if let Some(Value::String(v)) = group_value(doc, &path) {
                         if v.len() <= MAX_KEY_BYTES {
-                            let (_, pk, sk) = EQ_INDEXES[slot];
+                            let sort = match l.range {
+                                Some(r) => ordered_key(doc, r, id),
+                                None => id.clone(),
+                            };
                             put = put
-                                .item(pk, s(format!("{}#{field}={v}", obj_pk(tenant, kind))))
-                                .item(sk, s(id.clone()));
+                                .item(pk, s(format!("{}#{}={v}", obj_pk(tenant, kind), l.field)))
+                                .item(sk, s(sort));
                         }
                     }
                 }
                 if self.kinds.by_updated(kind) {
-                    if let Some(updated) = doc.get("updatedAt").and_then(Value::as_str) {
-                        let (_, pk, sk) = UPDATED_INDEX;
-                        put = put
-                            .item(pk, s(obj_pk(tenant, kind)))
-                            .item(sk, s(format!("{updated}#{id}")));
-                    }
+                    let (_, pk, sk) = UPDATED_INDEX;
+                    put = put
+                        .item(pk, s(obj_pk(tenant, kind)))
+                        .item(sk, s(ordered_key(doc, "updatedAt", id)));
+                }
+                if let Some(f) = self.kinds.ordered_by(kind) {
+                    let (_, pk, sk) = ORDERED_INDEX;
+                    put = put
+                        .item(pk, s(obj_pk(tenant, kind)))
+                        .item(sk, s(ordered_key(doc, f, id)));
                 }
                 let ttl = self.kinds.ttl_ms(kind).map(|ms| ms / 1000);
                 if let Some(ttl) = ttl {
