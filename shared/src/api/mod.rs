@@ -387,6 +387,7 @@ impl App {
         match m.route.op {
             Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
+            Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
             _ => {}
         }
         self.store.refresh().await?;
@@ -417,6 +418,10 @@ impl App {
                 ErrorKind::Security,
                 "Live-mode requests must use HTTPS.",
             ));
+        }
+        if m.route.op == Op::Organization {
+            let org = crate::org::describe(self.store.as_ref(), &principal).await?;
+            return Ok(Response::json(200, &org));
         }
         let ctx = Ctx {
             store: self.store.as_ref(),
@@ -606,7 +611,9 @@ impl App {
                 };
                 self.list_op(ctx, sub, req, Some(scope)).await
             }
-            Op::Health | Op::OpenApi => Err(ApiError::internal()),
+            Op::Health | Op::OpenApi | Op::Organization | Op::Dashboard => {
+                Err(ApiError::internal())
+            }
         }
     }
 }

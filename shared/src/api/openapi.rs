@@ -127,7 +127,20 @@ fn build() -> Value {
         schemas.insert(format!("{name}Create"), input_schema(r, true));
         schemas.insert(format!("{name}Update"), input_schema(r, false));
     }
+    crate::webhooks::document_catalog(&mut schemas);
+    schemas.insert("Organization".into(), json!({
+        "type": "object", "description": "The organization a key belongs to, seen from the key's mode.",
+        "properties": {
+            "id": {"type": "string"}, "object": {"const": "organization"}, "name": {"type": "string"},
+            "livemode": {"type": "boolean", "description": "True for a live-mode key."},
+            "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}
+        }
+    }));
     for route in routes() {
+        if route.op == Op::Dashboard {
+            // Static files of the dashboard (HTML), not an API operation.
+            continue;
+        }
         let mut op = json!({"operationId": route.name, "responses": {}});
         let item_ref = route
             .resource
@@ -143,6 +156,12 @@ fn build() -> Value {
                 op["security"] = json!([]);
                 op["responses"]["200"] = json!({"description": "OpenAPI 3.1 document"});
             }
+            Op::Organization => {
+                op["summary"] = json!("The organization of the key (secret or restricted keys)");
+                op["responses"]["200"] = json!({"description": "The organization", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Organization"}}}});
+                op["responses"]["default"] = error_ref();
+            }
+            Op::Dashboard => {}
             Op::List => {
                 op["summary"] = json!(format!("List {}", route.resource.map_or("", |r| r.path)));
                 op["parameters"] = json!([

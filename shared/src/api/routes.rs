@@ -19,6 +19,10 @@ pub enum Op {
     Action(&'static str),
     /// `GET /v1/{path}/{id}/{name}`.
     SubList(&'static str),
+    /// `GET /v1/organization`: the caller's organization (crate::org::describe).
+    Organization,
+    /// The developer dashboard's static files (crate::dashboard); not an API operation.
+    Dashboard,
 }
 
 #[derive(Debug)]
@@ -52,6 +56,27 @@ pub fn routes() -> &'static [Route] {
                 method: Method::GET,
                 path: "/openapi.json",
                 op: Op::OpenApi,
+                resource: None,
+            },
+            Route {
+                name: "organization",
+                method: Method::GET,
+                path: "/v1/organization",
+                op: Op::Organization,
+                resource: None,
+            },
+            Route {
+                name: "dashboard",
+                method: Method::GET,
+                path: "/dashboard",
+                op: Op::Dashboard,
+                resource: None,
+            },
+            Route {
+                name: "dashboard-files",
+                method: Method::GET,
+                path: "/dashboard/{file}",
+                op: Op::Dashboard,
                 resource: None,
             },
         ];
@@ -103,7 +128,7 @@ pub fn routes() -> &'static [Route] {
 
 pub struct RouteMatch {
     pub route: &'static Route,
-    /// The `{id}` segment, if the route has one.
+    /// The `{id}` (or other `{…}`) segment, if the route has one.
     pub id: Option<String>,
 }
 
@@ -120,7 +145,9 @@ fn path_matches(pattern: &str, path: &str) -> Option<Option<String>> {
     loop {
         match (p.next(), a.next()) {
             (None, None) => return Some(id),
-            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
+            (Some(x), Some(seg)) if x.starts_with('{') && !seg.is_empty() => {
+                id = Some(seg.to_string())
+            }
             (Some(x), Some(y)) if x == y => {}
             _ => return None,
         }

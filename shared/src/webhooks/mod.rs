@@ -39,6 +39,48 @@ pub fn catalog() -> Vec<String> {
     out
 }
 
+/// Every value `enabledEvents` accepts, exactly what `valid_pattern`
+/// accepts: `*`, each `resource.*`, then each catalog type.
+pub fn subscription_patterns() -> Vec<String> {
+    let catalog = catalog();
+    let mut out = vec!["*".to_string()];
+    for t in &catalog {
+        let wildcard = format!("{}.*", t.split('.').next().unwrap_or_default());
+        if !out.contains(&wildcard) {
+            out.push(wildcard);
+        }
+    }
+    out.extend(catalog);
+    out
+}
+
+/// The event catalog in the OpenAPI document, for clients that build an
+/// event picker (the dashboard): `enabledEvents` items list every accepted
+/// pattern, and an event's `type` every type it can have.
+pub fn document_catalog(schemas: &mut serde_json::Map<String, serde_json::Value>) {
+    let patterns = serde_json::json!(subscription_patterns());
+    for name in [
+        "WebhookEndpoint",
+        "WebhookEndpointCreate",
+        "WebhookEndpointUpdate",
+    ] {
+        if let Some(items) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut("/properties/enabledEvents/items"))
+        {
+            items["enum"] = patterns.clone();
+        }
+    }
+    let mut types = catalog();
+    types.push(TEST_EVENT.into());
+    if let Some(t) = schemas
+        .get_mut("Event")
+        .and_then(|s| s.pointer_mut("/properties/type"))
+    {
+        t["enum"] = serde_json::json!(types);
+    }
+}
+
 /// Is `pattern` a valid subscription: `*`, `resource.*` or a catalog type?
 pub fn valid_pattern(pattern: &str) -> bool {
     if pattern == "*" {
@@ -222,6 +264,25 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscription_patterns_are_exactly_the_valid_ones() {
+        let patterns = subscription_patterns();
+        assert!(patterns.iter().all(|p| valid_pattern(p)));
+        assert!(patterns.contains(&"*".to_string()));
+        assert!(patterns.contains(&"patient.*".to_string()));
+        assert!(patterns.contains(&"patient.created".to_string()));
+        assert!(!patterns.contains(&TEST_EVENT.to_string()));
+        // Every catalog type and its resource wildcard, once each.
+        let resources: std::collections::BTreeSet<String> = catalog()
+            .iter()
+            .map(|t| t.split('.').next().unwrap().to_string())
+            .collect();
+        assert_eq!(patterns.len(), 1 + resources.len() + catalog().len());
+        for r in &resources {
+            assert!(!valid_pattern(&format!("{r}.nothing")));
+        }
+    }
 
     #[test]
     fn subscriptions() {
