@@ -36,6 +36,10 @@ export const session = {
     sessionStorage.setItem(`hub.key.${s.mode}`, key);
     session.setMode(s.mode);
   },
+  /** Forget one mode's key (it stopped working). */
+  drop(mode) {
+    sessionStorage.removeItem(`hub.key.${mode}`);
+  },
   forget() {
     for (const k of ["hub.key.test", "hub.key.live", "hub.mode"]) sessionStorage.removeItem(k);
   },
@@ -86,7 +90,13 @@ export async function api(method, path, { query = "", body, key } = {}) {
       data = null;
     }
   }
-  if (!res.ok) throw new ApiError(res.status, data);
+  if (!res.ok) {
+    const err = new ApiError(res.status, data);
+    // The tab's own key stopped working (rolled, revoked): the shell asks
+    // for another.
+    if (res.status === 401 && !key) window.dispatchEvent(new CustomEvent("hub:unauthorized", { detail: err }));
+    throw err;
+  }
   return data;
 }
 

@@ -163,7 +163,7 @@ async function render({ focus = false } = {}) {
     if (mine !== renders) return;
     if (err.status === 401) {
       // The key no longer works (rolled, revoked): ask for another.
-      sessionStorage.removeItem(`hub.key.${mode}`);
+      session.drop(mode);
       organizations.delete(key);
       shell(null);
       fill(main, keyForm(mode, err));
@@ -203,6 +203,18 @@ function start() {
     (main.querySelector("h1") || main).focus();
   });
   window.addEventListener("hashchange", () => render({ focus: true }));
+  window.addEventListener("hub:unauthorized", (e) => {
+    const mode = session.mode();
+    const key = session.key(mode);
+    if (!key) return;
+    session.drop(mode);
+    organizations.delete(key);
+    if (current && current.dispose) current.dispose();
+    current = null;
+    renders += 1;
+    shell(null);
+    fill(document.getElementById("main"), keyForm(mode, e.detail));
+  });
   render({ focus: false });
 }
 

@@ -33,7 +33,7 @@ export default async function overview({ org, mode, key, doc }) {
           const n = `${list.length}${hooks.value.next ? "+" : ""}`;
           return [
             h("p", { class: "big" }, n),
-            h("p", {}, `${n} endpoint${list.length === 1 ? "" : "s"} in ${mode} mode`, disabled ? [", ", badge(`${disabled} disabled`)] : ""),
+            h("p", {}, `endpoint${list.length === 1 ? "" : "s"} in ${mode} mode`, disabled ? [" ", badge(`${disabled} disabled`)] : ""),
             h("p", {}, h("a", { href: "#/webhooks" }, "Manage webhooks")),
           ];
         })()

@@ -191,7 +191,7 @@ class Suite:
         self.tmp = tempfile.TemporaryDirectory(prefix="hub-dashboard-")
         self.hub = Hub(self.tmp.name)
         self.receiver = Receiver()
-        self.org = self.hub.org("Dashboard Clinic")
+        self.org = self.hub.org("St. Mungo's Clinic")
         self.test_key = self.org["keys"]["test"]["secret"]
         self.live_key = self.org["keys"]["live"]["secret"]
         self.all_keys = [k for mode in self.org["keys"].values() for k in mode.values()]
@@ -257,12 +257,14 @@ def served_with_strict_headers(s):
     status, body, _ = http("GET", s.url("/nothing.js"))
     assert status == 404 and body["name"] == "NOT_FOUND" and UUID.match(body["eventId"]), body
     # Framing is refused by the browser itself.
+    # Framing is refused by the browser itself (set_content waits for the
+    # frames to load); /health, which sets no such header, frames fine.
     framer = s.context.new_page()
-    framer.on("console", lambda m: None)
-    framer.set_content(f'<iframe src="{s.url()}" width="400" height="300"></iframe>')
-    framer.wait_for_timeout(1000)
-    inner = framer.frames[1]
-    assert inner.url.startswith("chrome-error://") or inner.query_selector("#main") is None, inner.url
+    framer.set_content(f'<iframe src="{s.url()}"></iframe><iframe src="{s.hub.base}/health"></iframe>')
+    dashboard, health = framer.frames[1], framer.frames[2]
+    assert health.url.endswith("/health") and '"ok"' in health.content(), health.url
+    assert dashboard.url.startswith("chrome-error://"), dashboard.url
+    assert dashboard.query_selector("#main") is None
     framer.close()
 
 
@@ -289,7 +291,7 @@ def paste_a_key(s):
     page.get_by_role("button", name="Use this key").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Overview", timeout=WAIT)
     overview = page.locator("main")
-    expect(overview).to_contain_text("Dashboard Clinic")
+    expect(overview).to_contain_text("St. Mungo's Clinic")
     expect(overview).to_contain_text(s.org["organizationId"])
     expect(overview.get_by_role("region", name="Requests in the last hour")).to_contain_text("Not available")
     expect(overview.get_by_role("link", name="OpenAPI document")).to_have_attribute("href", "/openapi.json")
@@ -719,6 +721,22 @@ def keyboard_navigation(s):
     assert page.evaluate("document.activeElement.type") == "url"
 
 
+def a_key_that_stops_working_asks_for_another(s):
+    """A key that no longer works (rolled or revoked): the key form comes
+    back with the API's AUTH_ERROR, and the dead key is forgotten."""
+    page = s.page
+    dead = "sk_test_" + "1" * 40
+    page.evaluate(f"sessionStorage.setItem('hub.key.test', '{dead}')")
+    with s.console.expect("status of 401"):
+        page.goto(s.url("#/events"))
+        expect(page.get_by_role("heading", level=1)).to_have_text("Paste your test key", timeout=WAIT)
+        expect(page.get_by_role("alert")).to_contain_text("AUTH_ERROR")
+    assert page.evaluate("sessionStorage.getItem('hub.key.test')") is None
+    page.get_by_label("Secret key").fill(s.test_key)
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Events", timeout=WAIT)
+
+
 def key_stays_on_this_origin(s):
     origin = s.hub.base
     for url, auth in s.requests:
@@ -751,6 +769,7 @@ SCENARIOS = [
     live_mode_hides_test_objects,
     api_keys_page,
     keyboard_navigation,
+    a_key_that_stops_working_asks_for_another,
     key_stays_on_this_origin,
     no_console_errors,
 ]
