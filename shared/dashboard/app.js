@@ -149,7 +149,7 @@ async function render({ focus = false } = {}) {
   const main = document.getElementById("main");
   const mode = session.mode();
   const key = session.key();
-  shell(null);
+  shell(key ? organizations.get(key) : null);
   if (!key) {
     fill(main, keyForm(mode));
     if (focus) main.querySelector("h1").focus();
