@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of Practice Hub, from a clean clone: formatting, lints, unit
-# tests, and the black-box tests of the API and the `hub` binary.
+# tests, the black-box tests of the API and the `hub` binary, and the
+# dashboard in a real browser.
 # Installs what it needs; starts and stops any server itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ if ! command -v node >/dev/null; then
 fi
 (cd tests/feathers && npm ci --no-audit --no-fund --loglevel=error)
 
-echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server], cfn-lint, schemathesis)"
+echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server], cfn-lint, schemathesis, playwright)"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
@@ -52,3 +53,13 @@ fi
 echo "== the API contract: schemathesis against hub serve's /openapi.json (loopback-only network namespace)"
 cargo build --quiet -p hub-functions --bin hub
 tests/contract/schemathesis.sh target/debug/hub
+
+echo "== the dashboard in a browser (Playwright for Python, Debian's chromium)"
+if [[ ! -x /usr/bin/chromium ]]; then
+  # Playwright's own browser download is not used; Debian's chromium is.
+  sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+cargo build --quiet -p hub-functions --bin hub
+.venv/bin/python tests/browser/dashboard.py target/debug/hub

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod aws;
+pub mod dashboard;
 pub mod deploy;
 pub mod domain;
 pub mod error;

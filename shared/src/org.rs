@@ -1,7 +1,7 @@
 //! Organizations: creation with the four standard keys, and the sandbox.
 
-use crate::auth::{new_key, KeyKind, Mode, Tenant};
-use crate::error::ApiResult;
+use crate::auth::{new_key, KeyKind, Mode, Principal, Tenant};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::{Expect, Store, WriteOp, WriteTx};
 use serde_json::{json, Value};
 
@@ -85,4 +85,29 @@ pub async fn create(store: &dyn Store, name: &str, empty: bool) -> ApiResult<Cre
 
 pub async fn exists(store: &dyn Store, org: &str) -> ApiResult<bool> {
     Ok(store.get(org, ORGS_KIND, org).await?.is_some())
+}
+
+/// `GET /v1/organization`: the organization a key belongs to, seen from the
+/// key's mode (`livemode`). Secret and restricted keys may read it; a
+/// publishable key, which is public, may not.
+pub async fn describe(store: &dyn Store, who: &Principal) -> ApiResult<Value> {
+    if who.kind == KeyKind::Publishable {
+        return Err(ApiError::new(
+            ErrorKind::Permissions,
+            "A publishable key cannot read the organization; use a secret key from your server.",
+        ));
+    }
+    let org = &who.tenant.org;
+    let doc = store
+        .get(org, ORGS_KIND, org)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", org))?;
+    Ok(json!({
+        "id": org,
+        "object": "organization",
+        "name": doc["name"],
+        "livemode": who.tenant.livemode(),
+        "createdAt": doc["createdAt"],
+        "updatedAt": doc["updatedAt"],
+    }))
 }

@@ -391,6 +391,7 @@ async fn serve(mut args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("Practice Hub listening on http://{bound}");
+    println!("Dashboard: http://{bound}/dashboard (paste the test secret key)");
     println!(
         "Sandbox organization: {} ({})",
         sandbox["organizationId"].as_str().unwrap_or(""),

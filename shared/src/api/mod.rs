@@ -387,6 +387,7 @@ impl App {
         match m.route.op {
             Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
+            Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
             _ => {}
         }
         self.store.refresh().await?;
@@ -417,6 +418,10 @@ impl App {
         }
         if let Some(access) = m.route.access() {
             principal.authorize(access)?;
+        }
+        if m.route.op == Op::Organization {
+            let org = crate::org::describe(self.store.as_ref(), &principal).await?;
+            return Ok(Response::json(200, &org));
         }
         let idempotency_key = match req.headers.get("idempotency-key") {
             Some(v) if req.method == Method::POST => Some(v.to_str().map_err(|_| {
@@ -588,7 +593,9 @@ impl App {
                     self.list_op(ctx, sub.resource, req, Some(scope)).await?,
                 ));
             }
-            Op::Health | Op::OpenApi | Op::View(_) => return Err(ApiError::internal()),
+            Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
+                return Err(ApiError::internal())
+            }
         };
         Ok(Answer::Reply(reply))
     }

@@ -255,7 +255,21 @@ fn build() -> Value {
         s["required"] = json!(v.item.iter().map(|f| f.name).collect::<Vec<_>>());
         schemas.insert(v.item_name.to_string(), s);
     }
+    document_catalog(&mut schemas);
+    schemas.insert("Organization".into(), json!({
+        "type": "object", "description": "The organization a key belongs to, seen from the key's mode.",
+        "required": ["id", "object", "name", "livemode", "createdAt", "updatedAt"], "additionalProperties": false,
+        "properties": {
+            "id": {"type": "string"}, "object": {"type": "string", "enum": ["organization"]}, "name": {"type": "string"},
+            "livemode": {"type": "boolean", "description": "True for a live-mode key."},
+            "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}
+        }
+    }));
     for route in routes() {
+        if route.op == Op::Dashboard {
+            // Static files of the dashboard (HTML), not an API operation.
+            continue;
+        }
         let op = operation(route);
         let entry = paths
             .entry(route.path.to_string())
@@ -301,6 +315,27 @@ fn operation(route: &Route) -> Value {
                 op["responses"]["200"] = json!({"description": "OK", "content": json_content(json!({
                     "type": "object", "required": ["status"], "additionalProperties": false,
                     "properties": {"status": {"type": "string", "enum": ["ok"]}}}))});
+            }
+            Op::Organization => {
+                op["summary"] = json!("The organization of the key (secret or restricted keys)");
+                let mut ok = json!({"description": "The organization", "content": json_content(reference("Organization"))});
+                for h in [
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                    "Request-Id",
+                ] {
+                    ok["headers"][h] = header_ref(h);
+                }
+                op["responses"]["200"] = ok;
+                for s in [400, 401, 403, 413, 426, 429, 500] {
+                    let mut e = json!({"description": status_text(s), "content": json_content(reference("Error")),
+                        "headers": {"Request-Id": header_ref("Request-Id")}});
+                    if s == 429 {
+                        e["headers"]["Retry-After"] = header_ref("Retry-After");
+                    }
+                    op["responses"][s.to_string()] = e;
+                }
             }
             _ => {
                 op["summary"] = json!("This document");
@@ -385,7 +420,9 @@ fn operation(route: &Route) -> Value {
                 json!({"description": "Done", "content": json_content(schema)}),
             )
         }
-        Op::Health | Op::OpenApi | Op::View(_) => unreachable_shape(),
+        Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
+            unreachable_shape()
+        }
     };
     if route.method == http::Method::POST {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
@@ -442,6 +479,55 @@ fn links_from_created(r: &Resource) -> Value {
         }
     }
     Value::Object(links)
+}
+
+/// Every value `enabledEvents` accepts, exactly what the endpoint's rules
+/// accept: `*`, each `resource.*`, then each catalog type.
+pub fn subscription_patterns() -> Vec<String> {
+    let catalog = crate::resources::event_catalog();
+    let mut out = vec!["*".to_string()];
+    for t in catalog {
+        let wildcard = format!("{}.*", t.split('.').next().unwrap_or_default());
+        if !out.contains(&wildcard) {
+            out.push(wildcard);
+        }
+    }
+    out.extend(catalog.iter().cloned());
+    out
+}
+
+/// The event catalog in the document, for clients that build an event
+/// picker (the dashboard): `enabledEvents` items list every accepted
+/// pattern, and an event's `type` every type it can have.
+fn document_catalog(schemas: &mut Map<String, Value>) {
+    let patterns = json!(subscription_patterns());
+    for name in [
+        "WebhookEndpoint",
+        "WebhookEndpointCreated",
+        "WebhookEndpointCreate",
+        "WebhookEndpointUpdate",
+    ] {
+        if let Some(items) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut("/properties/enabledEvents/items"))
+        {
+            items["enum"] = patterns.clone();
+        }
+        if let Some(items) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut("/properties/enabledEvents/anyOf/0/items"))
+        {
+            items["enum"] = patterns.clone();
+        }
+    }
+    let mut types = crate::resources::event_catalog().to_vec();
+    types.push(crate::webhooks::TEST_EVENT.into());
+    if let Some(t) = schemas
+        .get_mut("Event")
+        .and_then(|s| s.pointer_mut("/properties/type"))
+    {
+        t["enum"] = json!(types);
+    }
 }
 
 fn view_operation(route: &Route, v: &crate::resources::View, mut op: Value) -> Value {
@@ -604,11 +690,22 @@ mod tests {
         walk(doc, doc);
     }
 
+    #[test]
+    fn subscription_patterns_are_exactly_the_valid_ones() {
+        let catalog = crate::resources::event_catalog();
+        let patterns = subscription_patterns();
+        assert!(patterns
+            .iter()
+            .all(|p| crate::webhooks::valid_pattern(catalog, p)));
+        assert!(patterns.contains(&"patient.*".to_string()));
+        assert!(!patterns.contains(&crate::webhooks::TEST_EVENT.to_string()));
+    }
+
     /// Every route is documented with its success status and its errors.
     #[test]
     fn every_route_is_documented() {
         let doc = document();
-        for r in routes() {
+        for r in routes().iter().filter(|r| r.op != Op::Dashboard) {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             if r.access().is_some() {

@@ -22,6 +22,10 @@ pub enum Op {
     SubList(&'static str),
     /// `GET /v1/{path}`: a read-only view (availability).
     View(&'static crate::resources::View),
+    /// `GET /v1/organization`: the caller's organization (crate::org::describe).
+    Organization,
+    /// The developer dashboard's static files (crate::dashboard); not an API operation.
+    Dashboard,
 }
 
 #[derive(Debug)]
@@ -55,6 +59,27 @@ pub fn routes() -> &'static [Route] {
                 method: Method::GET,
                 path: "/openapi.json",
                 op: Op::OpenApi,
+                resource: None,
+            },
+            Route {
+                name: "organization",
+                method: Method::GET,
+                path: "/v1/organization",
+                op: Op::Organization,
+                resource: None,
+            },
+            Route {
+                name: "dashboard",
+                method: Method::GET,
+                path: "/dashboard",
+                op: Op::Dashboard,
+                resource: None,
+            },
+            Route {
+                name: "dashboard-files",
+                method: Method::GET,
+                path: "/dashboard/{file}",
+                op: Op::Dashboard,
                 resource: None,
             },
         ];
@@ -140,7 +165,9 @@ impl Route {
             Op::List | Op::Get | Op::SubList(_) => (Level::Read, r.publishable.read),
             Op::Create => (Level::Write, r.publishable.create),
             Op::Update | Op::Delete | Op::Action(_) => (Level::Write, false),
-            Op::Health | Op::OpenApi | Op::View(_) => return None,
+            Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
+                return None
+            }
         };
         Some(Access {
             resource: r.path,
@@ -152,7 +179,7 @@ impl Route {
 
 pub struct RouteMatch {
     pub route: &'static Route,
-    /// The `{id}` segment, if the route has one.
+    /// The `{id}` (or other `{…}`) segment, if the route has one.
     pub id: Option<String>,
 }
 
@@ -169,7 +196,9 @@ fn path_matches(pattern: &str, path: &str) -> Option<Option<String>> {
     loop {
         match (p.next(), a.next()) {
             (None, None) => return Some(id),
-            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
+            (Some(x), Some(seg)) if x.starts_with('{') && !seg.is_empty() => {
+                id = Some(seg.to_string())
+            }
             (Some(x), Some(y)) if x == y => {}
             _ => return None,
         }
