@@ -129,8 +129,16 @@ impl Clinic {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_data_is_validated() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    schedule_data_is_validated_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_data_is_validated_dynamodb() {
+    schedule_data_is_validated_on(&dynamo::server().await).await;
+}
+
+async fn schedule_data_is_validated_on(s: &TestServer) {
+    let c = clinic(s).await;
     let h = &s.http;
     let field = |r: &Resp| {
         r.body["errors"][0]["field"]
@@ -233,8 +241,16 @@ async fn schedule_data_is_validated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transition_is_legal_or_a_409_saying_what_is() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    every_transition_is_legal_or_a_409_saying_what_is_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transition_is_legal_or_a_409_saying_what_is_dynamodb() {
+    every_transition_is_legal_or_a_409_saying_what_is_on(&dynamo::server().await).await;
+}
+
+async fn every_transition_is_legal_or_a_409_saying_what_is_on(s: &TestServer) {
+    let c = clinic(s).await;
     let h = &s.http;
     let statuses = [
         "scheduled",
@@ -372,8 +388,16 @@ async fn every_transition_is_legal_or_a_409_saying_what_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_practitioner_is_never_double_booked_under_concurrency() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    a_practitioner_is_never_double_booked_under_concurrency_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practitioner_is_never_double_booked_under_concurrency_dynamodb() {
+    a_practitioner_is_never_double_booked_under_concurrency_on(&dynamo::server().await).await;
+}
+
+async fn a_practitioner_is_never_double_booked_under_concurrency_on(s: &TestServer) {
+    let c = clinic(s).await;
     let start = day(4) + 10 * HOUR;
     // 20 at once, each overlapping the others: exactly one wins.
     let mut tasks = Vec::new();
@@ -469,8 +493,16 @@ async fn a_practitioner_is_never_double_booked_under_concurrency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_frees_the_slot() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    cancelling_frees_the_slot_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_frees_the_slot_dynamodb() {
+    cancelling_frees_the_slot_on(&dynamo::server().await).await;
+}
+
+async fn cancelling_frees_the_slot_on(s: &TestServer) {
+    let c = clinic(s).await;
     let h = &s.http;
     let start = day(3) + 11 * HOUR;
     let a = h.post("/v1/appointments", &c.key, &c.booking(start)).await;
@@ -528,8 +560,16 @@ fn next_transition(tz: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn availability_follows_local_time_across_daylight_saving() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    availability_follows_local_time_across_daylight_saving_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_follows_local_time_across_daylight_saving_dynamodb() {
+    availability_follows_local_time_across_daylight_saving_on(&dynamo::server().await).await;
+}
+
+async fn availability_follows_local_time_across_daylight_saving_on(s: &TestServer) {
+    let c = clinic(s).await;
     for (prc, zone) in [(&c.prc, "Europe/London"), (&c.prc_ny, "America/New_York")] {
         let change = next_transition(zone);
         let from = change - 3 * DAY;
@@ -573,8 +613,16 @@ async fn availability_follows_local_time_across_daylight_saving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booked_time_off_and_past_are_never_offered() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    booked_time_off_and_past_are_never_offered_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booked_time_off_and_past_are_never_offered_dynamodb() {
+    booked_time_off_and_past_are_never_offered_on(&dynamo::server().await).await;
+}
+
+async fn booked_time_off_and_past_are_never_offered_on(s: &TestServer) {
+    let c = clinic(s).await;
     let h = &s.http;
     let now = hub::time::now_ms();
     let q = |from: i64, to: i64| {
@@ -649,8 +697,16 @@ async fn booked_time_off_and_past_are_never_offered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_widget_books_only_offered_slots() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    a_booking_widget_books_only_offered_slots_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_widget_books_only_offered_slots_dynamodb() {
+    a_booking_widget_books_only_offered_slots_on(&dynamo::server().await).await;
+}
+
+async fn a_booking_widget_books_only_offered_slots_on(s: &TestServer) {
+    let c = clinic(s).await;
     let h = &s.http;
     let pk = c.publishable.as_str();
     let r = h
@@ -696,8 +752,16 @@ async fn a_booking_widget_books_only_offered_slots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_are_refused_while_appointments_refer() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    deletes_are_refused_while_appointments_refer_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_are_refused_while_appointments_refer_dynamodb() {
+    deletes_are_refused_while_appointments_refer_on(&dynamo::server().await).await;
+}
+
+async fn deletes_are_refused_while_appointments_refer_on(s: &TestServer) {
+    let c = clinic(s).await;
     let h = &s.http;
     let a1 = h
         .post("/v1/appointments", &c.key, &c.booking(day(2) + 10 * HOUR))
@@ -762,8 +826,16 @@ async fn deletes_are_refused_while_appointments_refer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_by_practitioner_and_time() {
-    let s = TestServer::start().await;
-    let c = clinic(&s).await;
+    lists_by_practitioner_and_time_on(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_by_practitioner_and_time_dynamodb() {
+    lists_by_practitioner_and_time_on(&dynamo::server().await).await;
+}
+
+async fn lists_by_practitioner_and_time_on(s: &TestServer) {
+    let c = clinic(s).await;
     let h = &s.http;
     let mut ids = Vec::new();
     for i in [5, 1, 3, 2, 4] {

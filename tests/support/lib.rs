@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use bytes::Bytes;
 pub use serde_json::json;
 
+pub mod dynamo;
 mod served;
 pub use served::Served;
 

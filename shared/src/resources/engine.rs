@@ -335,7 +335,8 @@ fn assemble(
 }
 
 /// The stored fields of a document (what a PATCH merges into), optionally
-/// with the server-computed ones.
+/// with the server-computed ones (at every depth: a line item's computed
+/// amount too).
 fn user_fields(res: &Resource, doc: &Value, with_derived: bool) -> Map<String, Value> {
     let mut m = Map::new();
     if let Value::Object(d) = doc {
@@ -344,11 +345,34 @@ fn user_fields(res: &Resource, doc: &Value, with_derived: bool) -> Map<String, V
                 continue;
             }
             if let Some(v) = d.get(f.name) {
-                m.insert(f.name.into(), v.clone());
+                let mut v = v.clone();
+                if !with_derived {
+                    writable(&f.ty, &mut v);
+                }
+                m.insert(f.name.into(), v);
             }
         }
     }
     m
+}
+
+/// Remove the server-computed fields nested in a value.
+fn writable(ty: &Ty, v: &mut Value) {
+    match (ty, v) {
+        (Ty::Object(fields), Value::Object(m)) => {
+            for f in fields.iter() {
+                if f.read_only {
+                    m.remove(f.name);
+                } else if let Some(inner) = m.get_mut(f.name) {
+                    writable(&f.ty, inner);
+                }
+            }
+        }
+        (Ty::Array(inner, _), Value::Array(items)) => {
+            items.iter_mut().for_each(|i| writable(inner, i));
+        }
+        _ => {}
+    }
 }
 
 /// JSON Merge Patch (RFC 7396): objects merge, `null` removes, anything else replaces.

@@ -9,12 +9,15 @@
 mod appointment_types;
 pub mod appointments;
 mod clinics;
+mod credit_notes;
 mod engine;
 mod events;
+pub mod invoices;
 mod patient_statuses;
 mod patients;
 mod practitioners;
 mod referral_sources;
+mod transactions;
 pub mod validate;
 mod webhook_deliveries;
 pub mod webhook_endpoints;
@@ -288,6 +291,9 @@ static REGISTRY: &[&Resource] = &[
     &patients::RESOURCE,
     &appointment_types::RESOURCE,
     &appointments::RESOURCE,
+    &invoices::RESOURCE,
+    &transactions::RESOURCE,
+    &credit_notes::RESOURCE,
     &webhook_endpoints::RESOURCE,
     &events::RESOURCE,
     &webhook_deliveries::RESOURCE,
