@@ -971,3 +971,79 @@ async fn a_bookings_whole_life_arrives_verified() {
     versions.sort();
     assert_eq!(versions, vec![2, 3, 4, 5]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_has_a_diary_and_books() {
+    let s = TestServer::start().await;
+    let org = s.org("Sandbox diary", false).await;
+    let key = org.test.secret.as_str();
+    let h = &s.http;
+    let count = |q: String| {
+        let h = h.clone();
+        let key = key.to_string();
+        async move {
+            let r = h.get(&q, &key).await;
+            r.expect(200);
+            r.body["total"].as_u64().unwrap()
+        }
+    };
+    for st in [
+        "scheduled",
+        "confirmed",
+        "arrived",
+        "completed",
+        "cancelled",
+        "noShow",
+    ] {
+        assert!(
+            count(format!("/v1/appointments?status={st}&$limit=0")).await > 0,
+            "{st}"
+        );
+    }
+    let now = hub::time::now_ms();
+    let past = count(format!(
+        "/v1/appointments?startAt[$lt]={}&$limit=0",
+        iso(now)
+    ))
+    .await;
+    let future = count(format!(
+        "/v1/appointments?startAt[$gt]={}&$limit=0",
+        iso(now)
+    ))
+    .await;
+    assert!(past > 5 && future > 5, "{past} past, {future} coming");
+    let outside = count(format!(
+        "/v1/appointments?$or[0][startAt][$lt]={}&$or[1][startAt][$gt]={}&$limit=0",
+        iso(now - 29 * DAY),
+        iso(now + 29 * DAY)
+    ))
+    .await;
+    assert_eq!(outside, 0, "within four weeks either way");
+    for st in ["draft", "open", "partiallyPaid", "paid", "void"] {
+        assert!(
+            count(format!("/v1/invoices?status={st}&$limit=0")).await > 0,
+            "{st}"
+        );
+    }
+    assert!(count("/v1/transactions?type=refund&$limit=0".into()).await > 0);
+    assert!(count("/v1/transactions?method=cash&$limit=0".into()).await > 0);
+    assert!(count("/v1/credit-notes?$limit=0".into()).await > 0);
+    assert!(count("/v1/invoices?appointmentId[$exists]=true&$limit=0".into()).await > 0);
+    // Working hours for everyone; the types of a hearing clinic.
+    let prcs = h.get("/v1/practitioners?$limit=100", key).await;
+    for p in prcs.body["data"].as_array().unwrap() {
+        assert!(
+            !p["workingHours"].as_array().unwrap().is_empty(),
+            "{}",
+            p["fullName"]
+        );
+    }
+    assert!(count("/v1/appointment-types?$limit=0".into()).await >= 5);
+    // Live mode has none of it.
+    assert_eq!(
+        h.get("/v1/appointments?$limit=0", &org.live.secret)
+            .await
+            .body["total"],
+        0
+    );
+}

@@ -231,17 +231,25 @@ fn collect_refs(
     }
 }
 
-/// Check that every referenced id names an object of the same tenant.
+/// Check that every referenced id names an object of the same tenant. A
+/// reference the stored document already held was checked when it was
+/// written (and what it names cannot be deleted while referred to, or was
+/// allowed to go): only new references are read.
 async fn check_refs(
     ctx: &Ctx<'_>,
     fields: &[Field],
     doc: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
     errors: &mut Vec<FieldError>,
 ) -> ApiResult<()> {
     let mut refs = Vec::new();
     collect_refs(fields, doc, "", &mut refs);
+    let mut known = Vec::new();
+    if let Some(o) = old {
+        collect_refs(fields, o, "", &mut known);
+    }
     let key = ctx.tenant.key();
-    let mut seen: Vec<(&str, String)> = Vec::new();
+    let mut seen: Vec<(&str, String)> = known.into_iter().map(|(_, t, i)| (t, i)).collect();
     for (path, target, id) in refs {
         if seen.iter().any(|(t, i)| *t == target && *i == id) {
             continue;
@@ -270,6 +278,7 @@ async fn prepare(
     ctx: &Ctx<'_>,
     res: &Resource,
     mut input: Map<String, Value>,
+    old: Option<&Map<String, Value>>,
     mut errors: Vec<FieldError>,
 ) -> ApiResult<Map<String, Value>> {
     // `null` is "no value" for a known field; an unknown one is refused
@@ -287,7 +296,7 @@ async fn prepare(
     resolve_groups(ctx, res, &mut input, &mut errors).await?;
     let clean = validate::object(res.fields, &input, "", &mut errors);
     if errors.is_empty() {
-        check_refs(ctx, res.fields, &clean, &mut errors).await?;
+        check_refs(ctx, res.fields, &clean, old, &mut errors).await?;
     }
     if !errors.is_empty() {
         let mut unique = Vec::with_capacity(errors.len());
@@ -540,7 +549,7 @@ pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Rep
     let created = crate::time::format_ms(created_ms);
     let mut retries = Retries::new();
     loop {
-        let fields = prepare(ctx, res, input.clone(), Vec::new()).await?;
+        let fields = prepare(ctx, res, input.clone(), None, Vec::new()).await?;
         let mut change = new_change(Verb::Create, &id, None, None, fields);
         change.now_ms = created_ms;
         res.rules.check(ctx, &mut change).await?;
@@ -669,7 +678,7 @@ pub async fn update(
         let Value::Object(merged) = base else {
             return Err(ApiError::internal());
         };
-        let mut fields = prepare(ctx, res, merged, unknown.clone()).await?;
+        let mut fields = prepare(ctx, res, merged, Some(&old_fields), unknown.clone()).await?;
         // Server-computed fields carry over unless the rules recompute them.
         for f in res.fields.iter().filter(|f| f.read_only) {
             if let Some(v) = current.get(f.name) {

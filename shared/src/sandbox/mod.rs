@@ -1,6 +1,7 @@
 //! The sandbox: "St. Mungo's Clinic", loaded into every new organization's
 //! test mode through the same create path as the API.
 
+mod activity;
 mod plan;
 
 use crate::auth::Tenant;
@@ -44,5 +45,5 @@ pub async fn load(store: &dyn Store, tenant: &Tenant) -> ApiResult<()> {
             ids.insert(item.key, id.to_string());
         }
     }
-    Ok(())
+    activity::load(&ctx, &ids, crate::time::now_ms()).await
 }

@@ -37,10 +37,10 @@ const AGE_ON: Date = (2026, 1, 1);
 const SEED: u64 = 0x5EED_0F5A_1417_C11C;
 
 /// splitmix64: small, fast, and the same on every platform.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -49,7 +49,7 @@ impl Rng {
     }
 
     /// 0..n (n > 0).
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
 
@@ -70,7 +70,7 @@ impl Rng {
         &items[items.len() - 1]
     }
 
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(super) fn chance(&mut self, percent: u64) -> bool {
         self.next_u64() % 100 < percent
     }
 
@@ -202,6 +202,60 @@ const STATUSES: &[(&str, &str, usize)] = &[
     ("active", "Active", 28),
     ("fitted", "Hearing aid fitted", 22),
     ("lapsed", "Lapsed", 13),
+];
+
+/// Appointment types of a hearing clinic: key, name, minutes, price (pence).
+pub(super) const APPOINTMENT_TYPES: &[(&str, &str, i64, i64)] = &[
+    ("screening", "Free hearing screening", 15, 0),
+    ("test", "Full hearing test", 45, 7_500),
+    ("fitting", "Hearing aid fitting", 60, 0),
+    ("followup", "Follow-up appointment", 30, 2_500),
+    ("wax", "Ear wax removal", 30, 6_000),
+    ("tinnitus", "Tinnitus consultation", 60, 12_000),
+];
+
+/// The number of practitioners in the plan.
+pub(super) fn practitioner_count() -> usize {
+    PRACTITIONERS.len()
+}
+
+/// When practitioner `i` (0-based) works: (clinic key, weekday 0 = Monday,
+/// start hour, end hour), in the clinic's local time. One clinic: Monday to
+/// Friday; two: the first on Monday, Wednesday and Friday, the second on
+/// Tuesday and Thursday; every third practitioner also on Saturday mornings.
+pub(super) fn working_days(i: usize) -> Vec<(&'static str, i8, u32, u32)> {
+    let clinics = PRACTITIONERS[i].3;
+    let mut out = Vec::new();
+    for day in 0..5i8 {
+        let clinic = match clinics {
+            [one] => *one,
+            [first, second, ..] => {
+                if day % 2 == 0 {
+                    *first
+                } else {
+                    *second
+                }
+            }
+            [] => continue,
+        };
+        out.push((clinic, day, 9, 17));
+    }
+    if i.is_multiple_of(3) {
+        if let Some(first) = clinics.first() {
+            out.push((*first, 5, 9, 13));
+        }
+    }
+    out
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
 ];
 
 struct Town {
@@ -908,6 +962,18 @@ pub fn plan() -> Vec<SeedItem> {
         let ids: Vec<String> = clinics.iter().map(|c| format!("@clinic:{c}")).collect();
         put(&mut body, "clinicIds", ids);
         put(&mut body, "role", *role);
+        let hours: Vec<Value> = working_days(i)
+            .into_iter()
+            .map(|(clinic, day, start, end)| {
+                json!({
+                    "clinicId": format!("@clinic:{clinic}"),
+                    "day": WEEKDAYS[day as usize],
+                    "start": format!("{start:02}:00"),
+                    "end": format!("{end:02}:00"),
+                })
+            })
+            .collect();
+        put(&mut body, "workingHours", hours);
         add(
             "practitioners",
             format!("prac:{}", i + 1),
@@ -924,6 +990,14 @@ pub fn plan() -> Vec<SeedItem> {
     for (i, (key, name, _)) in STATUSES.iter().enumerate() {
         let body = json!({ "name": name, "order": i + 1 });
         add("patient-statuses", format!("status:{key}"), body);
+    }
+    for (key, name, minutes, price) in APPOINTMENT_TYPES {
+        add(
+            "appointment-types",
+            format!("type:{key}"),
+            json!({"name": name, "durationMinutes": minutes, "price": price, "currency": "GBP",
+                   "bookableOnline": *key != "tinnitus"}),
+        );
     }
     let mut used = Used::default();
     for n in 1..=60 {
