@@ -976,9 +976,63 @@ async fn capacity_units_per_route() {
             &key
         )
     );
+    // Scheduling and money, on the sandbox's clinic.
+    let prc = s.http.get("/v1/practitioners?$limit=1", &key).await.body["data"][0].clone();
+    let prc_id = prc["id"].as_str().unwrap().to_string();
+    let prc_clinic = prc["clinicIds"][0].as_str().unwrap().to_string();
+    let aty = s.http.get("/v1/appointment-types?$limit=1", &key).await.ids()[0].clone();
+    let far = (hub::time::now_ms() / 86_400_000 + 60) * 86_400_000 + 10 * 3_600_000;
     unit!(
-        "DELETE /v1/patients/{id}",
-        s.http.delete(&format!("/v1/patients/{pid}"), &key)
+        "POST /v1/appointments (refs, guard item, event)",
+        s.http.post(
+            "/v1/appointments",
+            &key,
+            &json!({"patientId": pid, "practitionerId": prc_id, "clinicId": prc_clinic,
+                    "appointmentTypeId": aty, "startAt": hub::time::format_ms(far)})
+        )
+    );
+    let now = hub::time::now_ms();
+    unit!(
+        "GET /v1/appointments?practitionerId=…&startAt[$gte]=…&startAt[$lt]=…&$sort[startAt]=1 (one week, GSI1)",
+        s.http.get(
+            &format!(
+                "/v1/appointments?practitionerId={prc_id}&startAt[$gte]={}&startAt[$lt]={}&$sort[startAt]=1&$limit=100",
+                hub::time::format_ms(now),
+                hub::time::format_ms(now + 7 * 86_400_000)
+            ),
+            &key
+        )
+    );
+    let inv = s
+        .http
+        .post(
+            "/v1/invoices",
+            &key,
+            &json!({"patientId": pid, "currency": "GBP", "status": "open",
+                    "lineItems": [{"description": "Hearing test", "quantity": 1, "unitAmount": 7500}]}),
+        )
+        .await;
+    inv.expect(201);
+    unit!(
+        "POST /v1/transactions (payment: the transaction and the invoice's next version)",
+        s.http.post(
+            "/v1/transactions",
+            &key,
+            &json!({"invoiceId": inv.id(), "type": "payment", "amount": 2500, "currency": "GBP", "method": "card"})
+        )
+    );
+    let other = s
+        .http
+        .post(
+            "/v1/patients",
+            &key,
+            &patient_body("Unit Gone", "St. Mungo's Clinic – Leeds", "Active", "Google"),
+        )
+        .await
+        .id();
+    unit!(
+        "DELETE /v1/patients/{id} (with the count of what refers to it)",
+        s.http.delete(&format!("/v1/patients/{other}"), &key)
     );
 
     let mut table = String::from("| route | read units | write units |\n|---|---|---|\n");
