@@ -424,6 +424,9 @@ async fn every_function_handles_its_sample_event() {
         if name == hub::deploy::FANOUT {
             let r = lambda::handle_stream(store.as_ref(), queue.as_ref(), &event).await;
             assert_eq!(r, json!({"batchItemFailures": []}), "{name}");
+        } else if name == hub::deploy::EXPIRY {
+            let r = lambda::handle_expiry(store.as_ref()).await;
+            assert_eq!(r, json!({"expired": 0}), "{name}");
         } else if name == hub::deploy::DELIVERY {
             let r = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await;
             assert_eq!(

@@ -980,7 +980,12 @@ async fn capacity_units_per_route() {
     let prc = s.http.get("/v1/practitioners?$limit=1", &key).await.body["data"][0].clone();
     let prc_id = prc["id"].as_str().unwrap().to_string();
     let prc_clinic = prc["clinicIds"][0].as_str().unwrap().to_string();
-    let aty = s.http.get("/v1/appointment-types?$limit=1", &key).await.ids()[0].clone();
+    let aty = s
+        .http
+        .get("/v1/appointment-types?$limit=1", &key)
+        .await
+        .ids()[0]
+        .clone();
     let far = (hub::time::now_ms() / 86_400_000 + 60) * 86_400_000 + 10 * 3_600_000;
     unit!(
         "POST /v1/appointments (refs, guard item, event)",
@@ -1026,7 +1031,12 @@ async fn capacity_units_per_route() {
         .post(
             "/v1/patients",
             &key,
-            &patient_body("Unit Gone", "St. Mungo's Clinic – Leeds", "Active", "Google"),
+            &patient_body(
+                "Unit Gone",
+                "St. Mungo's Clinic – Leeds",
+                "Active",
+                "Google",
+            ),
         )
         .await
         .id();

@@ -1039,6 +1039,43 @@ async fn the_sandbox_has_a_diary_and_books() {
         );
     }
     assert!(count("/v1/appointment-types?$limit=0".into()).await >= 5);
+    // Clinical records and memberships.
+    assert!(count("/v1/hearing-tests?$limit=0".into()).await >= 10);
+    for t in ["membership", "sessionPack", "introOffer"] {
+        assert!(
+            count(format!("/v1/packages?type={t}&$limit=0")).await > 0,
+            "{t}"
+        );
+    }
+    for st in ["active", "suspended", "expired", "cancelled"] {
+        assert!(
+            count(format!("/v1/purchases?status={st}&$limit=0")).await > 0,
+            "{st}"
+        );
+    }
+    for v in ["true", "false"] {
+        assert!(
+            count(format!("/v1/check-ins?valid={v}&$limit=0")).await > 0,
+            "valid={v}"
+        );
+    }
+    for st in ["queued", "delivered", "failed"] {
+        assert!(
+            count(format!("/v1/messages?status={st}&$limit=0")).await > 0,
+            "{st}"
+        );
+    }
+    for ms in [
+        "activePackage",
+        "introOffer",
+        "suspendedMembership",
+        "inactive",
+    ] {
+        assert!(
+            count(format!("/v1/patients?membershipStatus={ms}&$limit=0")).await > 0,
+            "{ms}"
+        );
+    }
     // Live mode has none of it.
     assert_eq!(
         h.get("/v1/appointments?$limit=0", &org.live.secret)

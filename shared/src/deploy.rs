@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 pub const FANOUT: &str = "stream-fanout";
 pub const DELIVERY: &str = "webhook-delivery";
+pub const EXPIRY: &str = "purchase-expiry";
 
 /// Function binaries: (binary name, `main` source).
 pub fn binaries() -> Vec<(String, String)> {
@@ -23,6 +24,7 @@ pub fn binaries() -> Vec<(String, String)> {
         .collect();
     out.push((FANOUT.into(), "//! Lambda: DynamoDB stream → one SQS message per subscribed endpoint (generated).\nfn main() -> std::process::ExitCode {\n    hub::lambda::main_fanout()\n}\n".into()));
     out.push((DELIVERY.into(), "//! Lambda: SQS → signed webhook delivery (generated).\nfn main() -> std::process::ExitCode {\n    hub::lambda::main_delivery()\n}\n".into()));
+    out.push((EXPIRY.into(), "//! Lambda: every minute, purchases past their expiresAt expire (generated).\nfn main() -> std::process::ExitCode {\n    hub::lambda::main_expiry()\n}\n".into()));
     out
 }
 
@@ -258,6 +260,26 @@ Resources:
         - SQSPollerPolicy:
             QueueName: !GetAtt DeliveryQueue.QueueName
 
+  # Every minute: purchases past their expiresAt expire (and their patients' status).
+  {expiry}:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: {expiry_bin}
+    Properties:
+      CodeUri: .
+      Description: Purchase expiry
+      Timeout: 60
+      Events:
+        Schedule:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: rate(1 minute)
+      Policies:
+        - DynamoDBCrudPolicy:
+            TableName: !Ref Table
+
 Outputs:
   ApiUrl:
     Description: The API's base URL (append /v1/...).
@@ -273,6 +295,8 @@ Outputs:
         fanout_bin = FANOUT,
         delivery = function_id(DELIVERY),
         delivery_bin = DELIVERY,
+        expiry = function_id(EXPIRY),
+        expiry_bin = EXPIRY,
     );
     t
 }
@@ -346,5 +370,11 @@ pub fn sample_events() -> Vec<(String, serde_json::Value)> {
         "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "eu-west-2",
         "eventSourceARN": "arn:aws:sqs:eu-west-2:123456789012:hub-deliveries"
     }]})));
+    out.push((EXPIRY.to_string(), json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+        "source": "aws.scheduler", "account": "123456789012", "time": "2026-11-25T03:00:00Z",
+        "region": "eu-west-2", "resources": ["arn:aws:scheduler:eu-west-2:123456789012:schedule/default/purchase-expiry"],
+        "detail": {}
+    })));
     out
 }

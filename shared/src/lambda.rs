@@ -316,6 +316,31 @@ pub fn main_fanout() -> ExitCode {
     })
 }
 
+/// The `main` of the scheduled expiry function (EventBridge, every minute):
+/// purchases past their `expiresAt` expire, and their patients' statuses
+/// with them.
+pub fn main_expiry() -> ExitCode {
+    let Some(d) = boot() else {
+        return ExitCode::FAILURE;
+    };
+    let store = d.store;
+    run(move |_event| {
+        let store = store.clone();
+        async move { handle_expiry(store.as_ref()).await }
+    })
+}
+
+/// One run of the expiry job; answers how many purchases expired.
+pub async fn handle_expiry(store: &dyn Store) -> Value {
+    match crate::resources::purchases::expire_due(store, crate::time::now_ms(), 1000).await {
+        Ok(n) => json!({"expired": n}),
+        Err(e) => {
+            crate::log::error("expiry", &e.message);
+            json!({"expired": 0, "error": e.kind.name()})
+        }
+    }
+}
+
 /// The `main` of the delivery function.
 pub fn main_delivery() -> ExitCode {
     let Some(d) = boot() else {

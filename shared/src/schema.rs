@@ -7,6 +7,13 @@ pub enum Ty {
     Str,
     /// Free text (notes, descriptions).
     Text,
+    /// A long text, at most this many bytes (an email's HTML body).
+    LongText(usize),
+    /// A decimal number (computed averages), within bounds.
+    Number {
+        min: f64,
+        max: f64,
+    },
     Int {
         min: i64,
         max: i64,

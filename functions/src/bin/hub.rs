@@ -21,6 +21,7 @@ USAGE:
               [--retry-schedule 30s,2m,10m,1h,6h|none]   (webhook retry delays; or HUB_RETRY_SCHEDULE)
               [--delivery-timeout 30s]   (or HUB_DELIVERY_TIMEOUT)
               [--header-timeout 30s]   (close connections whose request headers have not arrived; also idle ones)
+              [--expiry-interval 30s]   (how often purchases past their expiresAt are expired)
     hub org create --name NAME [--json] [--empty] [--data DIR | --table NAME [--endpoint-url URL]]
     hub table create --table NAME [--endpoint-url URL]   (the table as template.yaml makes it; for DynamoDB Local)
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
@@ -352,6 +353,12 @@ async fn serve(mut args: Args) -> Result<(), String> {
             .ok_or("--header-timeout: expected a duration up to 1h, e.g. 30s")?,
         None => std::time::Duration::from_secs(30),
     };
+    let expiry_every = match args.value("--expiry-interval")? {
+        Some(s) => hub::time::parse_duration(&s)
+            .filter(|d| !d.is_zero() && d.as_secs() <= 60)
+            .ok_or("--expiry-interval: expected a duration up to 1m, e.g. 30s")?,
+        None => std::time::Duration::from_secs(30),
+    };
     args.done()?;
     let store = open_store(&dir)?;
     let queue: hub::queue::DynQueue = Arc::new(
@@ -367,6 +374,12 @@ async fn serve(mut args: Args) -> Result<(), String> {
     let _workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);
     // Housekeeping: events past their 30 days go, hourly (DynamoDB's TTL
     // does this on AWS).
+    // Purchases past their expiresAt expire within a minute (a scheduled
+    // function does this on AWS).
+    tokio::spawn(hub::resources::purchases::expiry_loop(
+        store.clone(),
+        expiry_every,
+    ));
     let housekeeping = store.clone();
     tokio::spawn(async move {
         loop {

@@ -23,6 +23,10 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
     match ty {
         Ty::Str => json!({"type": "string", "maxLength": MAX_STR}),
         Ty::Text => json!({"type": "string", "maxLength": MAX_TEXT}),
+        Ty::LongText(max) => {
+            json!({"type": "string", "description": format!("At most {max} bytes.")})
+        }
+        Ty::Number { min, max } => json!({"type": "number", "minimum": min, "maximum": max}),
         Ty::Int { min, max } => {
             let mut s = json!({"type": "integer", "minimum": min});
             if *max != i64::MAX {
@@ -626,6 +630,7 @@ fn list_params(r: &Resource, params: &mut Vec<Value>) {
         let schema = match &f.ty {
             Ty::Str
             | Ty::Text
+            | Ty::LongText(_)
             | Ty::Email
             | Ty::Phone
             | Ty::TimeZone
@@ -637,6 +642,7 @@ fn list_params(r: &Resource, params: &mut Vec<Value>) {
             }
             Ty::Ref(_) => json!({"type": "string"}),
             Ty::Int { .. } => json!({"type": "integer"}),
+            Ty::Number { .. } => json!({"type": "number"}),
             Ty::Bool => json!({"type": "boolean"}),
             Ty::Enum(values) => json!({"type": "string", "enum": values}),
             Ty::Timestamp => {

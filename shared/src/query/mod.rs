@@ -202,6 +202,12 @@ fn coerce(ty: PathTy<'_>, raw: &str, field: &str) -> ApiResult<Value> {
     };
     Ok(match ty {
         Ty::Int { .. } => Value::from(raw.parse::<i64>().map_err(|_| bad("an integer"))?),
+        Ty::Number { .. } => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| bad("a number"))?,
         Ty::Bool => Value::Bool(parse_bool(raw, field).map_err(|_| bad("true or false"))?),
         Ty::Timestamp => Value::String(
             crate::time::normalize_timestamp(raw)

@@ -8,14 +8,19 @@
 
 mod appointment_types;
 pub mod appointments;
+mod check_ins;
 mod clinics;
 mod credit_notes;
 mod engine;
 mod events;
+mod hearing_tests;
 pub mod invoices;
+mod messages;
+mod packages;
 mod patient_statuses;
 mod patients;
 mod practitioners;
+pub mod purchases;
 mod referral_sources;
 mod transactions;
 pub mod validate;
@@ -294,6 +299,11 @@ static REGISTRY: &[&Resource] = &[
     &invoices::RESOURCE,
     &transactions::RESOURCE,
     &credit_notes::RESOURCE,
+    &hearing_tests::RESOURCE,
+    &packages::RESOURCE,
+    &purchases::RESOURCE,
+    &check_ins::RESOURCE,
+    &messages::RESOURCE,
     &webhook_endpoints::RESOURCE,
     &events::RESOURCE,
     &webhook_deliveries::RESOURCE,

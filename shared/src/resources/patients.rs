@@ -136,6 +136,7 @@ pub static RESOURCE: Resource = Resource {
         create: true,
     },
     rules: &PatientRules,
+    events: &["statusChanged"],
     lookups: &[Lookup::eq("emailAddress"), Lookup::eq("primaryClinicId")],
     search_fields: &["fullName", "emailAddress", "notes", "address"],
     description: "A person the business cares for.",

@@ -138,6 +138,21 @@ fn scalar(ty: &Ty, v: &Value, required: bool) -> Result<Value, String> {
                 ok(s)
             }
         }
+        Ty::LongText(max) => {
+            let s = string(v)?;
+            if required && s.trim().is_empty() {
+                Err("must not be empty".into())
+            } else if s.len() > *max {
+                Err(format!("must be at most {max} bytes"))
+            } else {
+                ok(s)
+            }
+        }
+        Ty::Number { min, max } => match v.as_f64() {
+            Some(n) if n >= *min && n <= *max => Ok(v.clone()),
+            Some(_) => Err(format!("must be a number from {min} to {max}")),
+            None => Err(format!("must be a number, not {}", kind_of(v))),
+        },
         Ty::Int { min, max } => match v.as_i64() {
             Some(n) if n >= *min && n <= *max => Ok(Value::from(n)),
             Some(_) if *max == i64::MAX => Err(format!("must be an integer ≥ {min}")),

@@ -263,9 +263,222 @@ async fn money(ctx: &Ctx<'_>, booked: &[Booked]) -> ApiResult<()> {
     Ok(())
 }
 
+/// Audiograms: typical presbycusis, sloping with age, for a dozen patients.
+async fn hearing(
+    ctx: &Ctx<'_>,
+    ids: &HashMap<String, String>,
+    now_ms: i64,
+    rng: &mut Rng,
+) -> ApiResult<()> {
+    const FREQS: [i64; 7] = [250, 500, 1000, 2000, 3000, 4000, 8000];
+    for n in 0..12usize {
+        let patient = id_of(ids, &format!("patient:{}", 2 + n * 4))?;
+        let loss = 10 + 5 * rng.below(6) as i64;
+        let ear = |rng: &mut Rng, shift: i64| -> Value {
+            let mut pts: Vec<Value> = FREQS
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let t = (loss + shift + 5 * (i as i64) * (1 + rng.below(2) as i64)).min(120);
+                    json!({"frequencyHz": f, "thresholdDb": t - t.rem_euclid(5), "conduction": "air"})
+                })
+                .collect();
+            pts.push(
+                json!({"frequencyHz": 1000, "thresholdDb": loss.min(60), "conduction": "bone"}),
+            );
+            Value::Array(pts)
+        };
+        let kind = ["diagnostic", "screening", "followUp"][n % 3];
+        let left = ear(rng, 0);
+        let shift = 5 * rng.below(3) as i64;
+        let right = ear(rng, shift);
+        create(
+            ctx,
+            "hearing-tests",
+            json!({
+                "patientId": patient,
+                "clinicId": id_of(ids, "clinic:london")?,
+                "practitionerId": id_of(ids, "prac:2")?,
+                "testedAt": crate::time::format_ms(now_ms - (3 + 9 * n as i64) * DAY_MS),
+                "type": kind,
+                "left": left, "right": right,
+                "notes": "Pure-tone audiometry, standard protocol.",
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Memberships and visits: packages of each type, purchases in every
+/// status, check-ins valid and not, and outbound messages.
+async fn studio(ctx: &Ctx<'_>, ids: &HashMap<String, String>, now_ms: i64) -> ApiResult<()> {
+    let gbp = |name: &str, kind: &str, price: i64, sessions: Option<i64>, days: Option<i64>| {
+        let mut b = json!({"name": name, "type": kind, "price": price, "currency": "GBP", "category": "Hearing care"});
+        if let Some(s) = sessions {
+            b["sessions"] = json!(s);
+        }
+        if let Some(d) = days {
+            b["durationDays"] = json!(d);
+        }
+        b
+    };
+    let annual = create(
+        ctx,
+        "packages",
+        gbp(
+            "Aftercare plan (annual)",
+            "membership",
+            12_000,
+            None,
+            Some(365),
+        ),
+    )
+    .await?;
+    let monthly = create(
+        ctx,
+        "packages",
+        gbp(
+            "Aftercare plan (monthly)",
+            "membership",
+            1_200,
+            None,
+            Some(30),
+        ),
+    )
+    .await?;
+    let pack = create(
+        ctx,
+        "packages",
+        gbp(
+            "Wax removal — 3 visits",
+            "sessionPack",
+            15_000,
+            Some(3),
+            None,
+        ),
+    )
+    .await?;
+    let intro = create(
+        ctx,
+        "packages",
+        gbp("First hearing check", "introOffer", 0, Some(1), Some(30)),
+    )
+    .await?;
+    let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
+    let day = |d: i64| crate::time::format_ms(now_ms + d * DAY_MS);
+    let patient = |n: usize| id_of(ids, &format!("patient:{n}"));
+    let buy = |p: String, pkg: String, at: String, until: Option<String>| {
+        let mut b = json!({"patientId": p, "packageId": pkg, "purchasedAt": at});
+        if let Some(u) = until {
+            b["expiresAt"] = json!(u);
+        }
+        b
+    };
+    // Active ones.
+    create(
+        ctx,
+        "purchases",
+        buy(patient(3)?, id(&annual), day(-100), None),
+    )
+    .await?;
+    // A month that ends within the week (the check-in alerts), three visits.
+    create(
+        ctx,
+        "purchases",
+        buy(patient(7)?, id(&monthly), day(-25), None),
+    )
+    .await?;
+    create(
+        ctx,
+        "purchases",
+        buy(patient(11)?, id(&pack), day(-40), None),
+    )
+    .await?;
+    create(
+        ctx,
+        "purchases",
+        buy(patient(15)?, id(&intro), day(-2), None),
+    )
+    .await?;
+    // Suspended, cancelled, and one past its end (expired below, as the job would).
+    let paused = create(
+        ctx,
+        "purchases",
+        buy(patient(19)?, id(&annual), day(-200), None),
+    )
+    .await?;
+    patch(
+        ctx,
+        "purchases",
+        &id(&paused),
+        json!({"status": "suspended", "notes": "Travelling for three months"}),
+    )
+    .await?;
+    let stopped = create(
+        ctx,
+        "purchases",
+        buy(patient(23)?, id(&monthly), day(-10), None),
+    )
+    .await?;
+    patch(
+        ctx,
+        "purchases",
+        &id(&stopped),
+        json!({"status": "cancelled"}),
+    )
+    .await?;
+    create(
+        ctx,
+        "purchases",
+        buy(patient(27)?, id(&monthly), day(-45), Some(day(-15))),
+    )
+    .await?;
+    crate::resources::purchases::expire_due(ctx.store, now_ms, 100).await?;
+    // Visits: a member, the last of a pack after two, someone without one.
+    let clinic = id_of(ids, "clinic:london")?;
+    let visit =
+        |p: String, at: String| json!({"patientId": p, "clinicId": clinic, "checkedInAt": at});
+    create(ctx, "check-ins", visit(patient(3)?, day(-1))).await?;
+    create(ctx, "check-ins", visit(patient(7)?, day(-3))).await?;
+    for d in [-30, -20, -5] {
+        create(ctx, "check-ins", visit(patient(11)?, day(d))).await?;
+    }
+    create(ctx, "check-ins", visit(patient(31)?, day(-2))).await?;
+    // Outbound messages: reminders and results, in every status.
+    let sms = |p: String, body: &str| json!({"channel": "sms", "to": "+447700900123", "from": "StMungos", "body": body, "patientId": p});
+    let m1 = create(
+        ctx,
+        "messages",
+        sms(
+            patient(3)?,
+            "Reminder: your aftercare check is tomorrow at 10:00.",
+        ),
+    )
+    .await?;
+    patch(ctx, "messages", &id(&m1), json!({"status": "sent"})).await?;
+    patch(ctx, "messages", &id(&m1), json!({"status": "delivered"})).await?;
+    let m2 = create(
+        ctx,
+        "messages",
+        sms(patient(7)?, "Your plan ends soon: renew at reception."),
+    )
+    .await?;
+    patch(ctx, "messages", &id(&m2), json!({"status": "failed"})).await?;
+    create(ctx, "messages", json!({
+        "channel": "email", "to": "results@example.com", "from": "clinic@stmungos.example.com",
+        "subject": "Your hearing test results", "patientId": patient(2)?,
+        "body": "<p>Dear patient,</p><p>Your audiogram is attached to your record. Please book a follow-up.</p>",
+    }))
+    .await?;
+    Ok(())
+}
+
 /// Load the activity into a sandbox whose static plan is loaded (`ids`).
 pub async fn load(ctx: &Ctx<'_>, ids: &HashMap<String, String>, now_ms: i64) -> ApiResult<()> {
     let mut rng = Rng(0xAC71_7177_5EED_0001);
     let booked = appointments(ctx, ids, now_ms, &mut rng).await?;
-    money(ctx, &booked).await
+    money(ctx, &booked).await?;
+    hearing(ctx, ids, now_ms, &mut rng).await?;
+    studio(ctx, ids, now_ms).await
 }
