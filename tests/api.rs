@@ -5,7 +5,7 @@ use hub::api::Config;
 use hub_tests::*;
 use serde_json::Value;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn health_and_openapi_need_no_key() {
     let s = TestServer::start().await;
     let h = s.http.send("GET", "/health", None, None, &[]).await;
@@ -31,7 +31,7 @@ async fn health_and_openapi_need_no_key() {
 }
 
 /// Every CRUD route of every resource, through one lifecycle each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn every_resource_route_works() {
     let s = TestServer::start().await;
     let org = s.org("Crud Clinic", true).await;
@@ -104,7 +104,7 @@ async fn every_resource_route_works() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn patient_field_groups_resolve_names_and_validate() {
     let s = TestServer::start().await;
     let org = s.org("Groups", true).await;
@@ -176,7 +176,7 @@ async fn patient_field_groups_resolve_names_and_validate() {
     assert_eq!(all.body["total"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn validation_names_every_bad_field_and_stores_nothing() {
     let s = TestServer::start().await;
     let org = s.org("Validation", true).await;
@@ -249,7 +249,7 @@ async fn validation_names_every_bad_field_and_stores_nothing() {
     assert_eq!(clinics.body["total"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn every_error_type_has_the_envelope() {
     let s = TestServer::start().await;
     let org = s.org("Errors", true).await;
@@ -387,7 +387,7 @@ async fn every_error_type_has_the_envelope() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn live_requests_over_http_need_tls_when_required() {
     let s = TestServer::start_with(Config {
         require_tls: true,
@@ -416,7 +416,7 @@ async fn live_requests_over_http_need_tls_when_required() {
         .expect(200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn modes_and_organizations_are_isolated() {
     let s = TestServer::start().await;
     let a = s.org("A", true).await;
@@ -476,7 +476,7 @@ async fn modes_and_organizations_are_isolated() {
     assert_eq!(s.http.get(&path, &a.test.secret).await.body["version"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn publishable_keys_only_create_patients_and_work_from_browsers() {
     let s = TestServer::start().await;
     let org = s.org("Widget", true).await;
@@ -541,7 +541,7 @@ async fn publishable_keys_only_create_patients_and_work_from_browsers() {
     assert!(r.header("access-control-allow-origin").is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn concurrent_patches_lose_no_update() {
     let s = TestServer::start().await;
     let org = s.org("Race", true).await;
@@ -576,7 +576,7 @@ async fn concurrent_patches_lose_no_update() {
     assert_eq!(g.header("etag"), Some(format!("\"{}\"", n + 1).as_str()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn if_match_makes_writes_conditional() {
     let s = TestServer::start().await;
     let org = s.org("Etag", true).await;
@@ -628,7 +628,7 @@ async fn if_match_makes_writes_conditional() {
     assert_eq!(u.body["version"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn lists_filter_sort_page_and_count() {
     let s = TestServer::start().await;
     let org = s.org("Lists", true).await;
@@ -752,7 +752,7 @@ async fn lists_filter_sort_page_and_count() {
     assert!(r.ids().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn sandbox_is_loaded_in_test_mode_only() {
     let s = TestServer::start().await;
     let org = s.org("St. Mungo's Clinic", false).await;
@@ -789,7 +789,7 @@ async fn sandbox_is_loaded_in_test_mode_only() {
     assert_eq!(count("/v1/patients", empty.test.secret.clone()).await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn every_write_stores_its_event_without_sensitive_fields() {
     let s = TestServer::start().await;
     let org = s.org("Events", true).await;
@@ -899,7 +899,7 @@ async fn data_survives_reopening_the_store() {
     task.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn rate_limits_answer_429_with_retry_after() {
     use hub::auth::ratelimit::{Limit, Limits};
     // A bucket of three that refills once in ~17 minutes: deterministic.
@@ -1038,7 +1038,7 @@ async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
     task.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn cursor_paging_never_repeats_or_skips_under_concurrent_writes() {
     let s = TestServer::start().await;
     let org = s.org("Cursors", true).await;
@@ -1106,7 +1106,7 @@ async fn cursor_paging_never_repeats_or_skips_under_concurrent_writes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn cursors_go_back_and_refuse_forgery_and_other_queries() {
     let s = TestServer::start().await;
     let org = s.org("Back", true).await;
@@ -1184,7 +1184,7 @@ async fn cursors_go_back_and_refuse_forgery_and_other_queries() {
         .expect(200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn search_finds_by_stem_phrase_and_exclusion() {
     let s = TestServer::start().await;
     let org = s.org("Search", true).await;
@@ -1268,7 +1268,7 @@ async fn search_finds_by_stem_phrase_and_exclusion() {
     assert_eq!(r.body["total"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn idempotency_keys_replay_and_conflict() {
     let s = TestServer::start().await;
     let org = s.org("Idempotent Clinic", false).await;

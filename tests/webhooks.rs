@@ -44,7 +44,7 @@ fn of_event<'a>(log: &'a [Value], path: &str, event: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn deliveries_verify_with_official_libraries_through_a_secret_roll() {
     let rx = Receiver::start();
     let s = server("300ms").await;
@@ -223,7 +223,7 @@ async fn deliveries_verify_with_official_libraries_through_a_secret_roll() {
         .expect_error(400, "INVALID_PARAMETERS");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn failures_are_retried_until_delivered_or_dead_and_none_is_lost() {
     let rx = Receiver::start();
     let s = server("300ms,300ms").await;
@@ -350,7 +350,7 @@ async fn failures_are_retried_until_delivered_or_dead_and_none_is_lost() {
     assert!(times[1] - times[0] >= 0.9, "{times:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn fifty_consecutive_failures_disable_an_endpoint() {
     let rx = Receiver::start();
     let s = server("none").await;
@@ -442,7 +442,7 @@ async fn fifty_consecutive_failures_disable_an_endpoint() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn test_events_and_redelivery_reach_only_the_chosen_endpoint() {
     let rx = Receiver::start();
     let s = server("300ms").await;
@@ -537,7 +537,7 @@ async fn test_events_and_redelivery_reach_only_the_chosen_endpoint() {
         .expect_error(405, "METHOD_NOT_SUPPORTED");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn live_mode_refuses_unsafe_destinations() {
     let s = server("none").await;
     let org = s.org("Ssrf", true).await;
@@ -614,7 +614,7 @@ async fn live_mode_refuses_unsafe_destinations() {
         .expect_error(400, "INVALID_PARAMETERS");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn https_endpoints_are_delivered_over_verified_tls() {
     let dir = TempDir::new("tls");
     // A private CA and a server certificate for 127.0.0.1 it signed.

@@ -1,5 +1,11 @@
 //! Black-box test support: the real server on a random port, a small HTTP
 //! client, and helpers to run the `hub` binary.
+//!
+//! A test marked `#[both_stores]` (instead of `#[tokio::test]`) runs twice,
+//! as `name::embedded` and `name::dynamodb`: every `TestServer` it starts is
+//! `hub serve` over the embedded store, or over DynamoDB Local and moto's SQS
+//! (a fresh table and queues, and the two pollers that stand in for Lambda's
+//! event source mappings), as `hub serve --table` runs it.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,7 +23,68 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use hub_test_macros::both_stores;
 pub use serde_json::json;
+
+/// The store (and queue) a `TestServer` runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `hub serve`: the embedded store and its durable queue.
+    Embedded,
+    /// `hub serve --table`: DynamoDB Local, moto's SQS and the pollers.
+    DynamoDb,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+impl Backend {
+    /// Run a test body with this backend for every server it starts.
+    pub async fn scope<F: std::future::Future>(self, body: F) -> F::Output {
+        BACKEND.scope(self, body).await
+    }
+
+    /// The backend of the running test (`Embedded` outside `#[both_stores]`).
+    pub fn current() -> Backend {
+        BACKEND.try_with(|b| *b).unwrap_or(Backend::Embedded)
+    }
+}
+
+/// An endpoint scripts/test.sh exports; its absence fails the test loudly.
+pub fn aws_endpoint(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run scripts/test.sh, which starts DynamoDB Local and moto's \
+             server and exports HUB_TEST_DYNAMODB_ENDPOINT and HUB_TEST_SQS_ENDPOINT"
+        )
+    })
+}
+
+/// Fast polling for tests: a shard is read every 20 ms; long polls of 20 s
+/// return as soon as a message arrives. (Pass or fail never depends on it.)
+pub fn test_polling() -> hub::aws::local::Polling {
+    hub::aws::local::Polling {
+        stream_interval: Duration::from_millis(20),
+        ..Default::default()
+    }
+}
+
+/// A fresh table, delivery queue and dead-letter queue on DynamoDB Local and
+/// moto, as `hub serve --table` makes them (static test credentials).
+pub async fn local_aws(tag: &str, attempts: u32) -> hub::aws::local::LocalAws {
+    let ddb =
+        hub::aws::local_config(&aws_endpoint("HUB_TEST_DYNAMODB_ENDPOINT"), "us-east-1").await;
+    let sqs = hub::aws::local_config(&aws_endpoint("HUB_TEST_SQS_ENDPOINT"), "us-east-1").await;
+    let table = format!("hub-{tag}-{}", hub::ids::ulid().to_lowercase());
+    let settings = hub::aws::local::QueueSettings {
+        attempts,
+        visibility: hub::aws::local::QUEUE_VISIBILITY,
+    };
+    hub::aws::local::LocalAws::open(&ddb, &sqs, &table, settings)
+        .await
+        .unwrap_or_else(|e| panic!("the table and queues on DynamoDB Local and moto: {e}"))
+}
 
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -196,6 +263,8 @@ pub struct TestServer {
     pub store: DynStore,
     pub queue: hub::queue::DynQueue,
     pub dir: TempDir,
+    /// The table and queues when the backend is DynamoDB.
+    pub aws: Option<Arc<hub::aws::local::LocalAws>>,
     task: tokio::task::JoinHandle<()>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -216,13 +285,23 @@ impl TestServer {
     }
 
     /// The whole of `hub serve`: the API, and the webhook fan-out and
-    /// delivery loops over the embedded queue.
+    /// delivery loops over the embedded queue; or, when the test runs on
+    /// DynamoDB (`#[both_stores]`), the API over a fresh table and queues
+    /// with the stream and queue pollers, as `hub serve --table`.
     pub async fn start_full(
         config: Config,
         delivery: hub::webhooks::deliver::DeliveryConfig,
     ) -> TestServer {
         hub::log::set_level(0);
         let dir = TempDir::new("srv");
+        if Backend::current() == Backend::DynamoDb {
+            let aws = local_aws("t", delivery.schedule.attempts()).await;
+            let workers = aws.spawn_pollers(delivery, test_polling());
+            let (store, queue) = (aws.dyn_store(), aws.dyn_queue());
+            let mut s = Self::serve(store, queue, dir, config, workers).await;
+            s.aws = Some(Arc::new(aws));
+            return s;
+        }
         let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("open store"));
         let queue: hub::queue::DynQueue =
             Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
@@ -262,6 +341,7 @@ impl TestServer {
             store,
             queue,
             dir,
+            aws: None,
             task,
             workers,
         }

@@ -548,7 +548,19 @@ pub async fn list(ctx: &Ctx<'_>, res: &Resource, query: &ListQuery) -> ApiResult
     Ok(ctx.store.list(&ctx.tenant.key(), res.path, query).await?)
 }
 
-const MAX_ATTEMPTS: usize = 16;
+/// Attempts of a write that lost a race for its object. A writer loses at
+/// most once per other writer that commits meanwhile, so up to this many
+/// concurrent writers of one object all succeed.
+const MAX_ATTEMPTS: usize = 64;
+
+/// After losing a race for an object, wait a random 0–2^n ms (at most
+/// 32 ms) so that concurrent writers spread out instead of colliding again
+/// (over DynamoDB each attempt is a read and a transaction).
+async fn after_conflict(attempt: usize) {
+    let cap_ms = 1u64 << attempt.min(5);
+    let r = u64::from(u16::from_le_bytes(crate::ids::random_bytes::<2>()));
+    tokio::time::sleep(std::time::Duration::from_micros(r * cap_ms * 1000 / 65_536)).await;
+}
 
 fn precondition_failed(res: &Resource, id: &str, current: u64) -> ApiError {
     ApiError::new(
@@ -572,7 +584,7 @@ pub async fn update(
     if_match: Option<u64>,
 ) -> ApiResult<Doc> {
     let patch = body_object(body, res.label)?;
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let current = get(ctx, res, id).await?;
         let version = version_of(&current);
         if if_match.is_some_and(|v| v != version) {
@@ -613,7 +625,9 @@ pub async fn update(
         let ev = event(ctx, res, "updated", &doc);
         match ctx.store.commit(write_tx(ops, vec![ev])).await {
             Ok(()) => return Ok(std::sync::Arc::new(doc)),
-            Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => continue,
+            Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => {
+                after_conflict(attempt).await
+            }
             Err(StoreError::Conflict(Conflict::Version { .. })) => {
                 let now_version = get(ctx, res, id)
                     .await
@@ -639,7 +653,7 @@ pub async fn delete(
     id: &str,
     if_match: Option<u64>,
 ) -> ApiResult<Doc> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let current = get(ctx, res, id).await?;
         let version = version_of(&current);
         if if_match.is_some_and(|v| v != version) {
@@ -656,7 +670,9 @@ pub async fn delete(
         let ev = event(ctx, res, "deleted", &current);
         match ctx.store.commit(write_tx(ops, vec![ev])).await {
             Ok(()) => return Ok(current),
-            Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => continue,
+            Err(StoreError::Conflict(Conflict::Version { .. })) if if_match.is_none() => {
+                after_conflict(attempt).await
+            }
             Err(StoreError::Conflict(Conflict::Version { .. })) => {
                 return match get(ctx, res, id).await {
                     Ok(d) => Err(precondition_failed(res, id, version_of(&d))),
