@@ -1275,3 +1275,39 @@ async fn idempotency_keys_replay_and_conflict() {
     let other = s.org("Other Clinic", true).await;
     idempotency_contract(&s.http, &org.test.secret, &other.test.secret).await;
 }
+
+/// The events list is bounded to 30 days by a window that moves every
+/// millisecond; its cursors are bound to the query, not to that window.
+#[both_stores]
+async fn event_cursors_stay_valid_as_time_passes() {
+    let s = TestServer::start().await;
+    let org = s.org("Event Pages", true).await;
+    let key = org.test.secret.as_str();
+    for i in 0..5 {
+        s.http
+            .post("/v1/clinics", key, &json!({"name": format!("C{i}")}))
+            .await
+            .expect(201);
+    }
+    let all = s
+        .http
+        .get("/v1/events?type=clinic.created", key)
+        .await
+        .ids();
+    assert_eq!(all.len(), 5);
+    let first = s
+        .http
+        .get("/v1/events?type=clinic.created&$limit=2", key)
+        .await;
+    let next = first.body["next"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = s
+        .http
+        .get(
+            &format!("/v1/events?type=clinic.created&$limit=2&$after={next}"),
+            key,
+        )
+        .await;
+    second.expect(200);
+    assert_eq!(second.ids(), all[2..4]);
+}

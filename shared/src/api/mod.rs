@@ -467,6 +467,12 @@ impl App {
         let mut q = query::parse(&req.query, &schema)?;
         let mut extra = Vec::new();
         extra.extend(scope);
+        // Cursors are bound to the query and its scope, not to the events'
+        // 30-day window below (it moves every millisecond).
+        let fingerprint = query::cursor::fingerprint(&query::ListQuery {
+            filter: query::Filter::And(extra.iter().cloned().chain([q.filter.clone()]).collect()),
+            ..q.clone()
+        });
         if res.path == crate::webhooks::EVENTS_KIND {
             // Events are kept 30 days.
             let since = crate::time::format_ms(
@@ -482,7 +488,6 @@ impl App {
             q.filter = query::Filter::And(extra);
         }
         let tenant = ctx.tenant.key();
-        let fingerprint = query::cursor::fingerprint(&q);
         let binding = query::cursor::Binding {
             tenant: &tenant,
             resource: res.path,

@@ -222,14 +222,9 @@ impl LocalAws {
         self.queue.clone()
     }
 
-    /// Start both pollers; they stop (with every batch they run) when the
-    /// returned handles are aborted or dropped with the runtime.
-    pub fn spawn_pollers(
-        &self,
-        delivery: DeliveryConfig,
-        polling: Polling,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let stream = StreamPoller {
+    /// The stream poller (the fan-out function's event source mapping).
+    pub fn stream_poller(&self, polling: Polling) -> StreamPoller {
+        StreamPoller {
             dynamodb: self.dynamodb.clone(),
             streams: self.streams.clone(),
             table: self.table.clone(),
@@ -237,8 +232,12 @@ impl LocalAws {
             queue: self.dyn_queue(),
             interval: polling.stream_interval,
             batch: polling.stream_batch,
-        };
-        let queue = QueuePoller {
+        }
+    }
+
+    /// The queue poller (the delivery function's event source mapping).
+    pub fn queue_poller(&self, delivery: DeliveryConfig, polling: Polling) -> QueuePoller {
+        QueuePoller {
             sqs: self.sqs.clone(),
             url: self.queue.url().to_string(),
             arn: self.queue_arn.clone(),
@@ -249,10 +248,19 @@ impl LocalAws {
             batch: polling.queue_batch,
             wait: polling.queue_wait,
             concurrency: polling.queue_concurrency,
-        };
+        }
+    }
+
+    /// Start both pollers; they stop (with every batch they run) when the
+    /// returned handles are aborted or dropped with the runtime.
+    pub fn spawn_pollers(
+        &self,
+        delivery: DeliveryConfig,
+        polling: Polling,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
-            tokio::spawn(Arc::new(stream).run()),
-            tokio::spawn(Arc::new(queue).run()),
+            tokio::spawn(Arc::new(self.stream_poller(polling)).run()),
+            tokio::spawn(Arc::new(self.queue_poller(delivery, polling)).run()),
         ]
     }
 }

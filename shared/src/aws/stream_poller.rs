@@ -275,6 +275,12 @@ impl StreamPoller {
         Ok(())
     }
 
+    /// The checkpoints of the table's current stream, by shard.
+    pub async fn current_checkpoints(&self) -> Result<HashMap<String, Checkpoint>, String> {
+        let arn = self.stream_arn().await?;
+        self.checkpoints(&arn).await
+    }
+
     async fn stream_arn(&self) -> Result<String, String> {
         let out = self
             .dynamodb
