@@ -191,6 +191,32 @@ impl Http {
         body: Option<Bytes>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        self.try_send(method, path, key, body, headers)
+            .await
+            .unwrap_or_else(|e| panic!("http request: {e}"))
+    }
+
+    /// POST that answers `Err` when the exchange fails (a server killed
+    /// under load) instead of panicking.
+    pub async fn try_post(&self, path: &str, key: &str, body: &Value) -> Result<Resp, String> {
+        self.try_send(
+            "POST",
+            path,
+            Some(key),
+            Some(Bytes::from(body.to_string())),
+            &[],
+        )
+        .await
+    }
+
+    async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, String> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
@@ -210,21 +236,26 @@ impl Http {
         let req = b
             .body(Full::new(body.unwrap_or_default()))
             .expect("request");
-        let resp = self.client.request(req).await.expect("http request");
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let raw = resp.into_body().collect().await.expect("body").to_bytes();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         let body = if raw.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&raw).unwrap_or(Value::Null)
         };
-        Resp {
+        Ok(Resp {
             status,
             headers,
             body,
             raw,
-        }
+        })
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Resp {
