@@ -455,10 +455,13 @@ fn delta(before: (f64, f64), after: (f64, f64)) -> (f64, f64) {
     (after.0 - before.0, after.1 - before.1)
 }
 
+/// Messages per event id.
+type Counts = std::collections::HashMap<String, usize>;
+
 /// Every message in a queue (received with a long visibility, so each once),
-/// as (event id → how many messages carry it).
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> std::collections::HashMap<String, usize> {
-    let mut counts = std::collections::HashMap::new();
+/// counted by event.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Counts {
+    let mut counts = Counts::new();
     loop {
         let out = sqs
             .receive_message()
@@ -534,33 +537,34 @@ async fn the_stream_poller_resumes_from_its_checkpoint() {
     };
     // Run a poller until what it enqueued satisfies `done` (bounded), then
     // drop it wherever it is; every message enqueued is counted by event.
-    let counts = std::sync::Mutex::new(std::collections::HashMap::<String, usize>::new());
-    let run_until =
-        |rounds: usize, done: Box<dyn Fn(&std::collections::HashMap<String, usize>) -> bool>| {
-            let (poller, sqs, url, counts) = (
-                aws.stream_poller(polling),
-                sqs.clone(),
-                url.clone(),
-                &counts,
-            );
-            async move {
-                let task = tokio::spawn(Arc::new(poller).run());
-                for _ in 0..rounds {
-                    let got = drain(&sqs, &url).await;
+    let counts = std::sync::Mutex::new(Counts::new());
+    let run_until = |rounds: usize, done: Box<dyn Fn(&Counts) -> bool>| {
+        let (poller, sqs, url, counts) = (
+            aws.stream_poller(polling),
+            sqs.clone(),
+            url.clone(),
+            &counts,
+        );
+        async move {
+            let task = tokio::spawn(Arc::new(poller).run());
+            for _ in 0..rounds {
+                let got = drain(&sqs, &url).await;
+                let finished = {
                     let mut c = counts.lock().unwrap();
                     for (k, n) in got {
                         *c.entry(k).or_insert(0) += n;
                     }
-                    if done(&c) {
-                        break;
-                    }
-                    drop(c);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    done(&c)
+                };
+                if finished {
+                    break;
                 }
-                task.abort();
-                let _ = task.await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        };
+            task.abort();
+            let _ = task.await;
+        }
+    };
     // 1. 60 events: stopped once all are enqueued (perhaps before the
     //    checkpoint after the last batch was written).
     create(0, 60).await;
