@@ -119,13 +119,18 @@ async fn deliveries_verify_with_official_libraries_through_a_secret_roll() {
         .iter()
         .map(|e| e["delivery"].as_str().unwrap().to_string())
         .collect();
-    let logged = s
-        .http
-        .get(
-            &format!("/v1/webhook-endpoints/{ep}/deliveries?$limit=100"),
-            key,
-        )
-        .await;
+    // (Each attempt's row is written once the receiver has answered.)
+    let logged = eventually("the three attempts in the log", || async {
+        let r = s
+            .http
+            .get(
+                &format!("/v1/webhook-endpoints/{ep}/deliveries?$limit=100"),
+                key,
+            )
+            .await;
+        (r.body["data"].as_array().map_or(0, Vec::len) >= 3).then_some(r)
+    })
+    .await;
     logged.expect(200);
     let rows = logged.body["data"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
@@ -435,11 +440,12 @@ async fn fifty_consecutive_failures_disable_an_endpoint() {
             .any(|e| e["body"]["data"]["name"] == "While disabled"),
         "nothing delivered while disabled"
     );
-    assert_eq!(
-        count().await,
-        settled + 1,
-        "only the test event was attempted since"
-    );
+    let now = eventually("the test event's attempt in the log", || async {
+        let n = count().await;
+        (n > settled).then_some(n)
+    })
+    .await;
+    assert_eq!(now, settled + 1, "only the test event was attempted since");
 }
 
 #[both_stores]
@@ -709,10 +715,14 @@ async fn https_endpoints_are_delivered_over_verified_tls() {
         .unwrap();
     assert_eq!(e["stripe"], json!([true]));
     assert_eq!(e["standard"], json!([true]));
-    let rows = s
-        .http
-        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"), key)
-        .await;
+    let rows = eventually("the attempt in the log", || async {
+        let r = s
+            .http
+            .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"), key)
+            .await;
+        (!r.body["data"][0].is_null()).then_some(r)
+    })
+    .await;
     assert_eq!(rows.body["data"][0]["status"], "succeeded");
     // …and one with only the public roots: the self-signed certificate is refused.
     let strict = TestServer::start_full(

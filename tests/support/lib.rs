@@ -394,6 +394,23 @@ impl Drop for TestServer {
     }
 }
 
+/// Ask until `check` answers `Some` (bounded: 30 s), and return that; for
+/// what a server records just after the receiver saw it (a delivery's
+/// attempt row is written when the receiver has answered).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..600 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
 /// A valid patient body referring to reference data by name.
 pub fn patient_body(name: &str, clinic: &str, status: &str, referral: &str) -> Value {
     json!({
