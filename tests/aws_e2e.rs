@@ -528,10 +528,20 @@ async fn the_stream_poller_resumes_from_its_checkpoint() {
         let http = s.http.clone();
         let key = key.to_string();
         async move {
-            for i in from..to {
-                http.post("/v1/clinics", &key, &json!({"name": format!("Clinic {i}")}))
-                    .await
-                    .expect(201);
+            // Eight writers at a time.
+            let mut writers = Vec::new();
+            for w in 0..8 {
+                let (http, key) = (http.clone(), key.clone());
+                writers.push(tokio::spawn(async move {
+                    for i in (from + w..to).step_by(8) {
+                        http.post("/v1/clinics", &key, &json!({"name": format!("Clinic {i}")}))
+                            .await
+                            .expect(201);
+                    }
+                }));
+            }
+            for w in writers {
+                w.await.unwrap();
             }
         }
     };
