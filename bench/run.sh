@@ -41,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-store_args=(--data "$work/data")
+org_args=(--data "$work/data")
 serve_args=()
 if [[ $MODE == dynamodb ]]; then
   echo "starting DynamoDB Local and moto's SQS"
@@ -53,16 +53,16 @@ if [[ $MODE == dynamodb ]]; then
   read -r moto_pid moto_port < <(tests/aws/start-moto.sh)
   aws_pids="$ddb_pid $moto_pid"
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
-  store_args=(--table "bench-$(date +%s)" --endpoint-url "http://127.0.0.1:$ddb_port")
-  serve_args=(--sqs-endpoint-url "http://127.0.0.1:$moto_port")
+  org_args=(--table "bench-$(date +%s)" --endpoint-url "http://127.0.0.1:$ddb_port")
+  serve_args=("${org_args[@]}" --sqs-endpoint-url "http://127.0.0.1:$moto_port")
 fi
 
-"$HUB_BIN" serve --addr 127.0.0.1:0 --data "$work/data" "${store_args[@]}" "${serve_args[@]}" --log off --rate-limit off > "$work/serve.out" 2>&1 &
+"$HUB_BIN" serve --addr 127.0.0.1:0 --data "$work/data" "${serve_args[@]}" --log off --rate-limit off > "$work/serve.out" 2>&1 &
 server_pid=$!
 for _ in $(seq 300); do grep -q "listening on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 base=$(grep -o 'http://[0-9.:]*' "$work/serve.out" | head -1)
 port=${base##*:}
-org=$("$HUB_BIN" org create --name "Bench Clinic" --empty --json "${store_args[@]}")
+org=$("$HUB_BIN" org create --name "Bench Clinic" --empty --json "${org_args[@]}")
 key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["keys"]["test"]["secret"])' "$org")
 
 post() { curl -sf -X POST "$base/v1/$1" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
