@@ -6,7 +6,8 @@
 # bench/webhooks.sh --dynamodb: the same over the AWS code path of
 # `hub serve --table` (DynamoDB Local and its stream, moto's SQS, the two
 # pollers and the Lambda handlers; both servers started and stopped here);
-# HUB_BENCH_EVENTS events (default 10,000). Results:
+# HUB_BENCH_EVENTS events (default 10,000), HUB_BENCH_CONCURRENCY writers at
+# once (default 32). Results:
 # bench/results/webhooks-dynamodb.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Writers at once (`HUB_BENCH_CONCURRENCY`, default 32).
 const CONCURRENCY: usize = 32;
 
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
@@ -96,6 +97,7 @@ fn main() {
     rt.block_on(async {
         hub::log::set_level(0);
         let events: usize = std::env::var("HUB_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        let writers: usize = std::env::var("HUB_BENCH_CONCURRENCY").ok().and_then(|n| n.parse().ok()).unwrap_or(CONCURRENCY);
         let dir = std::env::temp_dir().join(format!("hub-bench-webhooks-{}", hub::ids::ulid()));
         let aws = match (std::env::var("HUB_BENCH_DYNAMODB_ENDPOINT"), std::env::var("HUB_BENCH_SQS_ENDPOINT")) {
             (Ok(ddb), Ok(sqs)) => {
@@ -152,7 +154,7 @@ fn main() {
         let started = Instant::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
-        for _ in 0..CONCURRENCY {
+        for _ in 0..writers {
             let (post, acks, next) = (post.clone(), acks.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -184,7 +186,7 @@ fn main() {
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
         let out = json!({
-            "store": if aws.is_some() { "dynamodb" } else { "embedded" }, "events": events, "delivered_and_verified": seen.len(), "bad_signatures": *bad.lock().unwrap(),
+            "store": if aws.is_some() { "dynamodb" } else { "embedded" }, "events": events, "writers": writers, "delivered_and_verified": seen.len(), "bad_signatures": *bad.lock().unwrap(),
             "writes_per_sec": events as f64 / writes_done.as_secs_f64(),
             "deliveries_per_sec": seen.len() as f64 / total,
             "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": lat.last().copied().unwrap_or(f64::NAN)},
