@@ -7,7 +7,9 @@
 # `hub serve --table` (DynamoDB Local and its stream, moto's SQS, the two
 # pollers and the Lambda handlers; both servers started and stopped here);
 # HUB_BENCH_EVENTS events (default 10,000), HUB_BENCH_CONCURRENCY writers at
-# once (default 32). Results:
+# once (default 32), HUB_BENCH_RATE writes/s at most (default: as fast as
+# they go; pace them below the pipeline's capacity to see its latency rather
+# than a backlog's). Results:
 # bench/results/webhooks-dynamodb.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."

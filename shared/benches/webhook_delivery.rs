@@ -8,7 +8,9 @@
 //! (`bench/webhooks.sh --dynamodb`), the same over the AWS code path of
 //! `hub serve --table`: DynamoDB Local, its stream read by the stream
 //! poller (Lambda's 250 ms), the fan-out handler, moto's SQS long-polled by
-//! the queue poller, the delivery handler. `HUB_BENCH_EVENTS` sets the count.
+//! the queue poller, the delivery handler. `HUB_BENCH_EVENTS` sets the count,
+//! `HUB_BENCH_CONCURRENCY` the writers (32), `HUB_BENCH_RATE` paces the
+//! writes (per second) so latency is measured below the pipeline's capacity.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -97,6 +99,7 @@ fn main() {
     rt.block_on(async {
         hub::log::set_level(0);
         let events: usize = std::env::var("HUB_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        let rate: Option<f64> = std::env::var("HUB_BENCH_RATE").ok().and_then(|n| n.parse().ok()).filter(|r: &f64| *r > 0.0);
         let writers: usize = std::env::var("HUB_BENCH_CONCURRENCY").ok().and_then(|n| n.parse().ok()).unwrap_or(CONCURRENCY);
         let dir = std::env::temp_dir().join(format!("hub-bench-webhooks-{}", hub::ids::ulid()));
         let aws = match (std::env::var("HUB_BENCH_DYNAMODB_ENDPOINT"), std::env::var("HUB_BENCH_SQS_ENDPOINT")) {
@@ -162,6 +165,10 @@ fn main() {
                     if i >= events {
                         break;
                     }
+                    // Paced: write i starts at i / rate seconds.
+                    if let Some(rate) = rate {
+                        tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+                    }
                     let c = post("/v1/clinics".into(), json!({"name": format!("Clinic {i}")})).await;
                     acks.lock().unwrap().insert(c["id"].as_str().unwrap().to_string(), Instant::now());
                 }
@@ -186,7 +193,7 @@ fn main() {
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
         let out = json!({
-            "store": if aws.is_some() { "dynamodb" } else { "embedded" }, "events": events, "writers": writers, "delivered_and_verified": seen.len(), "bad_signatures": *bad.lock().unwrap(),
+            "store": if aws.is_some() { "dynamodb" } else { "embedded" }, "events": events, "writers": writers, "paced_writes_per_sec": rate, "delivered_and_verified": seen.len(), "bad_signatures": *bad.lock().unwrap(),
             "writes_per_sec": events as f64 / writes_done.as_secs_f64(),
             "deliveries_per_sec": seen.len() as f64 / total,
             "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": lat.last().copied().unwrap_or(f64::NAN)},
