@@ -547,12 +547,14 @@ impl StreamPoller {
                 }
                 Some(failed) => {
                     // The records before the failed one are handled; read
-                    // again from it after a back-off.
-                    if let Some(before) = records
+                    // again from it after a back-off. (An identifier not in
+                    // the batch fails the whole batch, as on Lambda.)
+                    let at = records
                         .iter()
-                        .take_while(|r| seq_of(r) != Some(failed.as_str()))
-                        .filter_map(seq_of)
-                        .last()
+                        .position(|r| seq_of(r) == Some(failed.as_str()));
+                    if let Some(before) = at
+                        .and_then(|i| i.checked_sub(1))
+                        .and_then(|i| seq_of(&records[i]))
                     {
                         position = Some(before.to_string());
                     }
