@@ -5,7 +5,7 @@ use hub::api::Config;
 use hub_tests::*;
 use serde_json::Value;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn health_and_openapi_need_no_key() {
     let s = TestServer::start().await;
     let h = s.http.send("GET", "/health", None, None, &[]).await;
@@ -36,7 +36,7 @@ async fn health_and_openapi_need_no_key() {
 }
 
 /// Every CRUD route of every resource, through one lifecycle each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn every_resource_route_works() {
     let s = TestServer::start().await;
     let org = s.org("Crud Clinic", true).await;
@@ -109,7 +109,7 @@ async fn every_resource_route_works() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn patient_field_groups_resolve_names_and_validate() {
     let s = TestServer::start().await;
     let org = s.org("Groups", true).await;
@@ -181,7 +181,7 @@ async fn patient_field_groups_resolve_names_and_validate() {
     assert_eq!(all.body["total"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn validation_names_every_bad_field_and_stores_nothing() {
     let s = TestServer::start().await;
     let org = s.org("Validation", true).await;
@@ -254,7 +254,7 @@ async fn validation_names_every_bad_field_and_stores_nothing() {
     assert_eq!(clinics.body["total"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn every_error_type_has_the_envelope() {
     let s = TestServer::start().await;
     let org = s.org("Errors", true).await;
@@ -392,7 +392,7 @@ async fn every_error_type_has_the_envelope() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn live_requests_over_http_need_tls_when_required() {
     let s = TestServer::start_with(Config {
         require_tls: true,
@@ -421,7 +421,7 @@ async fn live_requests_over_http_need_tls_when_required() {
         .expect(200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn modes_and_organizations_are_isolated() {
     let s = TestServer::start().await;
     let a = s.org("A", true).await;
@@ -481,7 +481,7 @@ async fn modes_and_organizations_are_isolated() {
     assert_eq!(s.http.get(&path, &a.test.secret).await.body["version"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn publishable_keys_only_create_patients_and_work_from_browsers() {
     let s = TestServer::start().await;
     let org = s.org("Widget", true).await;
@@ -546,7 +546,7 @@ async fn publishable_keys_only_create_patients_and_work_from_browsers() {
     assert!(r.header("access-control-allow-origin").is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn concurrent_patches_lose_no_update() {
     let s = TestServer::start().await;
     let org = s.org("Race", true).await;
@@ -581,7 +581,7 @@ async fn concurrent_patches_lose_no_update() {
     assert_eq!(g.header("etag"), Some(format!("\"{}\"", n + 1).as_str()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn if_match_makes_writes_conditional() {
     let s = TestServer::start().await;
     let org = s.org("Etag", true).await;
@@ -633,7 +633,7 @@ async fn if_match_makes_writes_conditional() {
     assert_eq!(u.body["version"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn lists_filter_sort_page_and_count() {
     let s = TestServer::start().await;
     let org = s.org("Lists", true).await;
@@ -757,7 +757,7 @@ async fn lists_filter_sort_page_and_count() {
     assert!(r.ids().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn sandbox_is_loaded_in_test_mode_only() {
     let s = TestServer::start().await;
     let org = s.org("St. Mungo's Clinic", false).await;
@@ -794,7 +794,7 @@ async fn sandbox_is_loaded_in_test_mode_only() {
     assert_eq!(count("/v1/patients", empty.test.secret.clone()).await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn every_write_stores_its_event_without_sensitive_fields() {
     let s = TestServer::start().await;
     let org = s.org("Events", true).await;
@@ -906,7 +906,7 @@ async fn data_survives_reopening_the_store() {
     task.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn rate_limits_answer_429_with_retry_after() {
     use hub::auth::ratelimit::{Limit, Limits};
     // A bucket of three that refills once in ~17 minutes: deterministic.
@@ -1046,7 +1046,7 @@ async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
     task.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn cursor_paging_never_repeats_or_skips_under_concurrent_writes() {
     let s = TestServer::start().await;
     let org = s.org("Cursors", true).await;
@@ -1114,7 +1114,7 @@ async fn cursor_paging_never_repeats_or_skips_under_concurrent_writes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn cursors_go_back_and_refuse_forgery_and_other_queries() {
     let s = TestServer::start().await;
     let org = s.org("Back", true).await;
@@ -1192,7 +1192,7 @@ async fn cursors_go_back_and_refuse_forgery_and_other_queries() {
         .expect(200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn search_finds_by_stem_phrase_and_exclusion() {
     let s = TestServer::start().await;
     let org = s.org("Search", true).await;
@@ -1276,10 +1276,46 @@ async fn search_finds_by_stem_phrase_and_exclusion() {
     assert_eq!(r.body["total"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[both_stores]
 async fn idempotency_keys_replay_and_conflict() {
     let s = TestServer::start().await;
     let org = s.org("Idempotent Clinic", false).await;
     let other = s.org("Other Clinic", true).await;
     idempotency_contract(&s.http, &org.test.secret, &other.test.secret).await;
+}
+
+/// The events list is bounded to 30 days by a window that moves every
+/// millisecond; its cursors are bound to the query, not to that window.
+#[both_stores]
+async fn event_cursors_stay_valid_as_time_passes() {
+    let s = TestServer::start().await;
+    let org = s.org("Event Pages", true).await;
+    let key = org.test.secret.as_str();
+    for i in 0..5 {
+        s.http
+            .post("/v1/clinics", key, &json!({"name": format!("C{i}")}))
+            .await
+            .expect(201);
+    }
+    let all = s
+        .http
+        .get("/v1/events?type=clinic.created", key)
+        .await
+        .ids();
+    assert_eq!(all.len(), 5);
+    let first = s
+        .http
+        .get("/v1/events?type=clinic.created&$limit=2", key)
+        .await;
+    let next = first.body["next"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = s
+        .http
+        .get(
+            &format!("/v1/events?type=clinic.created&$limit=2&$after={next}"),
+            key,
+        )
+        .await;
+    second.expect(200);
+    assert_eq!(second.ids(), all[2..4]);
 }

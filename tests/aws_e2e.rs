@@ -474,3 +474,222 @@ async fn every_function_handles_its_sample_event() {
 fn delta(before: (f64, f64), after: (f64, f64)) -> (f64, f64) {
     (after.0 - before.0, after.1 - before.1)
 }
+
+/// Messages per event id.
+type Counts = std::collections::HashMap<String, usize>;
+
+/// Every message in a queue (received with a long visibility, so each once),
+/// counted by event.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Counts {
+    let mut counts = Counts::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await
+            .unwrap();
+        if out.messages().is_empty() {
+            return counts;
+        }
+        for m in out.messages() {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            *counts
+                .entry(body["eventId"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+}
+
+/// The ids of every `clinic.created` event of a tenant, through the API.
+async fn clinic_events(http: &Http, key: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut query = "type=clinic.created&$limit=100".to_string();
+    loop {
+        let page = http.get(&format!("/v1/events?{query}"), key).await;
+        page.expect(200);
+        ids.extend(page.ids());
+        match page.body["next"].as_str() {
+            Some(next) => query = format!("type=clinic.created&$limit=100&$after={next}"),
+            None => return ids,
+        }
+    }
+}
+
+/// `hub serve --table`'s stream poller, stopped and started again (as a
+/// `kill -9` does: its task is dropped wherever it is): it resumes from the
+/// checkpoint it keeps in the table, so no event is skipped and at most the
+/// batch in hand is handed to the fan-out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_poller_resumes_from_its_checkpoint() {
+    let aws = local_aws("resume", 1).await;
+    let sqs = hub::queue::sqs::local_client(&env("HUB_TEST_SQS_ENDPOINT"), "us-east-1").await;
+    let url = aws.queue.url().to_string();
+    // The API without pollers: nothing is fanned out until a poller runs.
+    let s = TestServer::start_on(aws.dyn_store()).await;
+    let org = s.org("Resume", true).await;
+    let key = org.test.secret.as_str();
+    s.http
+        .post(
+            "/v1/webhook-endpoints",
+            key,
+            &json!({"url": "http://127.0.0.1:9/x", "enabledEvents": ["clinic.created"]}),
+        )
+        .await
+        .expect(201);
+    let polling = hub::aws::local::Polling {
+        stream_interval: Duration::from_millis(20),
+        stream_batch: 25,
+        ..Default::default()
+    };
+    let create = |from: usize, to: usize| {
+        let http = s.http.clone();
+        let key = key.to_string();
+        async move {
+            // Eight writers at a time.
+            let mut writers = Vec::new();
+            for w in 0..8 {
+                let (http, key) = (http.clone(), key.clone());
+                writers.push(tokio::spawn(async move {
+                    for i in (from + w..to).step_by(8) {
+                        http.post("/v1/clinics", &key, &json!({"name": format!("Clinic {i}")}))
+                            .await
+                            .expect(201);
+                    }
+                }));
+            }
+            for w in writers {
+                w.await.unwrap();
+            }
+        }
+    };
+    // Run a poller until what it enqueued satisfies `done` (bounded), then
+    // drop it wherever it is; every message enqueued is counted by event.
+    let counts = std::sync::Mutex::new(Counts::new());
+    let run_until = |rounds: usize, done: Box<dyn Fn(&Counts) -> bool>| {
+        let (poller, sqs, url, counts) = (
+            aws.stream_poller(polling),
+            sqs.clone(),
+            url.clone(),
+            &counts,
+        );
+        async move {
+            let task = tokio::spawn(Arc::new(poller).run());
+            for _ in 0..rounds {
+                let got = drain(&sqs, &url).await;
+                let finished = {
+                    let mut c = counts.lock().unwrap();
+                    for (k, n) in got {
+                        *c.entry(k).or_insert(0) += n;
+                    }
+                    done(&c)
+                };
+                if finished {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            task.abort();
+            let _ = task.await;
+        }
+    };
+    // 1. 60 events: stopped once all are enqueued (perhaps before the
+    //    checkpoint after the last batch was written).
+    create(0, 60).await;
+    run_until(600, Box::new(|c| c.len() >= 60)).await;
+    // 2. 90 more: stopped once some of them are enqueued.
+    create(60, 150).await;
+    run_until(600, Box::new(|c| c.len() >= 90)).await;
+    // 3. Started again: it carries on from its checkpoint to the end.
+    run_until(600, Box::new(|c| c.len() >= 150)).await;
+    // 4. And once more for a second: at most the last batch again.
+    run_until(20, Box::new(|_| false)).await;
+    let counts = counts.into_inner().unwrap();
+    let events = clinic_events(&s.http, key).await;
+    assert_eq!(events.len(), 150);
+    for ev in &events {
+        assert!(counts.get(ev).is_some_and(|n| *n >= 1), "{ev} was skipped");
+    }
+    assert_eq!(counts.len(), 150, "only these events: {counts:?}");
+    // Each of the four stops repeats at most the batch in hand (25).
+    let extra: usize = counts.values().map(|n| n - 1).sum();
+    assert!(extra <= 4 * 25, "{extra} repeated");
+    // The position is in the table.
+    let cps = aws
+        .stream_poller(polling)
+        .current_checkpoints()
+        .await
+        .unwrap();
+    assert!(
+        !cps.is_empty() && cps.values().all(|c| c.seq.is_some()),
+        "{cps:?}"
+    );
+}
+
+/// A shard that closes with events not yet read (here: the stream is
+/// switched off, which closes its shard) is read to its end, every event is
+/// fanned out, and the shard is marked done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_shard_is_read_to_its_end_and_marked_done() {
+    let aws = local_aws("closed", 1).await;
+    let sqs = hub::queue::sqs::local_client(&env("HUB_TEST_SQS_ENDPOINT"), "us-east-1").await;
+    let url = aws.queue.url().to_string();
+    let s = TestServer::start_on(aws.dyn_store()).await;
+    let org = s.org("Closed", true).await;
+    let key = org.test.secret.as_str();
+    s.http
+        .post(
+            "/v1/webhook-endpoints",
+            key,
+            &json!({"url": "http://127.0.0.1:9/x", "enabledEvents": ["clinic.created"]}),
+        )
+        .await
+        .expect(201);
+    for i in 0..30 {
+        s.http
+            .post("/v1/clinics", key, &json!({"name": format!("Clinic {i}")}))
+            .await
+            .expect(201);
+    }
+    aws.store
+        .client()
+        .update_table()
+        .table_name(&aws.table)
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(false)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let polling = hub::aws::local::Polling {
+        stream_interval: Duration::from_millis(20),
+        stream_batch: 7,
+        ..Default::default()
+    };
+    let poller = Arc::new(aws.stream_poller(polling));
+    let task = tokio::spawn(poller.clone().run());
+    let mut cps = Default::default();
+    for _ in 0..600 {
+        cps = poller.current_checkpoints().await.unwrap();
+        if !cps.is_empty() && cps.values().all(|c| c.done) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    task.abort();
+    assert!(
+        !cps.is_empty() && cps.values().all(|c| c.done),
+        "the closed shard is done: {cps:?}"
+    );
+    let counts = drain(&sqs, &url).await;
+    let events = clinic_events(&s.http, key).await;
+    assert_eq!(events.len(), 30);
+    for ev in &events {
+        assert_eq!(counts.get(ev), Some(&1), "{ev}: {counts:?}");
+    }
+}

@@ -3,6 +3,14 @@
 //! delivery), each event POSTed to a local receiver that checks its
 //! `Hub-Signature`. Reports deliveries/s and the latency from each write's
 //! acknowledgement to its delivery. Run with `bench/webhooks.sh`.
+//!
+//! With `HUB_BENCH_DYNAMODB_ENDPOINT` and `HUB_BENCH_SQS_ENDPOINT` set
+//! (`bench/webhooks.sh --dynamodb`), the same over the AWS code path of
+//! `hub serve --table`: DynamoDB Local, its stream read by the stream
+//! poller (Lambda's 250 ms), the fan-out handler, moto's SQS long-polled by
+//! the queue poller, the delivery handler. `HUB_BENCH_EVENTS` sets the count,
+//! `HUB_BENCH_CONCURRENCY` the writers (32), `HUB_BENCH_RATE` paces the
+//! writes (per second) so latency is measured below the pipeline's capacity.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const EVENTS: usize = 10_000;
+/// Writers at once (`HUB_BENCH_CONCURRENCY`, default 32).
 const CONCURRENCY: usize = 32;
 
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
@@ -90,10 +98,29 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         hub::log::set_level(0);
+        let events: usize = std::env::var("HUB_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        let rate: Option<f64> = std::env::var("HUB_BENCH_RATE").ok().and_then(|n| n.parse().ok()).filter(|r: &f64| *r > 0.0);
+        let writers: usize = std::env::var("HUB_BENCH_CONCURRENCY").ok().and_then(|n| n.parse().ok()).unwrap_or(CONCURRENCY);
         let dir = std::env::temp_dir().join(format!("hub-bench-webhooks-{}", hub::ids::ulid()));
-        let store: hub::store::DynStore = Arc::new(EmbeddedStore::open(&dir, hub::resources::kinds()).unwrap());
-        let queue: hub::queue::DynQueue = Arc::new(EmbeddedQueue::open(&dir).unwrap());
-        let _workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), Default::default());
+        let aws = match (std::env::var("HUB_BENCH_DYNAMODB_ENDPOINT"), std::env::var("HUB_BENCH_SQS_ENDPOINT")) {
+            (Ok(ddb), Ok(sqs)) => {
+                let settings = hub::aws::local::QueueSettings { attempts: 6, visibility: hub::aws::local::QUEUE_VISIBILITY };
+                let table = format!("bench-webhooks-{}", hub::ids::ulid().to_lowercase());
+                let ddb = hub::aws::local_config(&ddb, "us-east-1").await;
+                let sqs = hub::aws::local_config(&sqs, "us-east-1").await;
+                Some(hub::aws::local::LocalAws::open(&ddb, &sqs, &table, settings).await.unwrap())
+            }
+            _ => None,
+        };
+        let (store, queue, _workers): (hub::store::DynStore, hub::queue::DynQueue, _) = match &aws {
+            Some(aws) => (aws.dyn_store(), aws.dyn_queue(), aws.spawn_pollers(Default::default(), Default::default())),
+            None => {
+                let store: hub::store::DynStore = Arc::new(EmbeddedStore::open(&dir, hub::resources::kinds()).unwrap());
+                let queue: hub::queue::DynQueue = Arc::new(EmbeddedQueue::open(&dir).unwrap());
+                let workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), Default::default());
+                (store, queue, workers)
+            }
+        };
         let config = Config { rate_limits: hub::auth::ratelimit::Limits::OFF, ..Default::default() };
         let app = App::with_queue(store.clone(), Some(queue), config);
         let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -130,13 +157,17 @@ fn main() {
         let started = Instant::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
-        for _ in 0..CONCURRENCY {
+        for _ in 0..writers {
             let (post, acks, next) = (post.clone(), acks.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= EVENTS {
+                    if i >= events {
                         break;
+                    }
+                    // Paced: write i starts at i / rate seconds.
+                    if let Some(rate) = rate {
+                        tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
                     }
                     let c = post("/v1/clinics".into(), json!({"name": format!("Clinic {i}")})).await;
                     acks.lock().unwrap().insert(c["id"].as_str().unwrap().to_string(), Instant::now());
@@ -148,7 +179,7 @@ fn main() {
         }
         let writes_done = started.elapsed();
         let deadline = Instant::now() + Duration::from_secs(120);
-        while seen.lock().unwrap().len() < EVENTS && Instant::now() < deadline {
+        while seen.lock().unwrap().len() < events && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let seen = seen.lock().unwrap().clone();
@@ -162,8 +193,8 @@ fn main() {
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
         let out = json!({
-            "events": EVENTS, "delivered_and_verified": seen.len(), "bad_signatures": *bad.lock().unwrap(),
-            "writes_per_sec": EVENTS as f64 / writes_done.as_secs_f64(),
+            "store": if aws.is_some() { "dynamodb" } else { "embedded" }, "events": events, "writers": writers, "paced_writes_per_sec": rate, "delivered_and_verified": seen.len(), "bad_signatures": *bad.lock().unwrap(),
+            "writes_per_sec": events as f64 / writes_done.as_secs_f64(),
             "deliveries_per_sec": seen.len() as f64 / total,
             "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": lat.last().copied().unwrap_or(f64::NAN)},
         });
@@ -174,8 +205,9 @@ fn main() {
         );
         let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
         let _ = std::fs::create_dir_all(&results);
-        let _ = std::fs::write(results.join("webhooks.json"), format!("{out:#}\n"));
+        let name = if aws.is_some() { "webhooks-dynamodb.json" } else { "webhooks.json" };
+        let _ = std::fs::write(results.join(name), format!("{out:#}\n"));
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(seen.len(), EVENTS, "every event delivered and verified");
+        assert_eq!(seen.len(), events, "every event delivered and verified");
     });
 }

@@ -12,3 +12,9 @@ pub async fn local_config(endpoint: &str, region: &str) -> aws_config::SdkConfig
         .load()
         .await
 }
+
+/// The AWS code path on one machine: the table and queues, and the two
+/// pollers that stand in for Lambda's event source mappings.
+pub mod local;
+pub mod queue_poller;
+pub mod stream_poller;

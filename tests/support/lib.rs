@@ -1,5 +1,11 @@
 //! Black-box test support: the real server on a random port, a small HTTP
 //! client, and helpers to run the `hub` binary.
+//!
+//! A test marked `#[both_stores]` (instead of `#[tokio::test]`) runs twice,
+//! as `name::embedded` and `name::dynamodb`: every `TestServer` it starts is
+//! `hub serve` over the embedded store, or over DynamoDB Local and moto's SQS
+//! (a fresh table and queues, and the two pollers that stand in for Lambda's
+//! event source mappings), as `hub serve --table` runs it.
 
 use http_body_util::{BodyExt, Full};
 use hub::api::{App, Config};
@@ -21,7 +27,68 @@ pub use serde_json::json;
 
 pub mod dynamo;
 mod served;
+pub use hub_test_macros::both_stores;
 pub use served::Served;
+
+/// The store (and queue) a `TestServer` runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `hub serve`: the embedded store and its durable queue.
+    Embedded,
+    /// `hub serve --table`: DynamoDB Local, moto's SQS and the pollers.
+    DynamoDb,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+impl Backend {
+    /// Run a test body with this backend for every server it starts.
+    pub async fn scope<F: std::future::Future>(self, body: F) -> F::Output {
+        BACKEND.scope(self, body).await
+    }
+
+    /// The backend of the running test (`Embedded` outside `#[both_stores]`).
+    pub fn current() -> Backend {
+        BACKEND.try_with(|b| *b).unwrap_or(Backend::Embedded)
+    }
+}
+
+/// An endpoint scripts/test.sh exports; its absence fails the test loudly.
+pub fn aws_endpoint(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run scripts/test.sh, which starts DynamoDB Local and moto's \
+             server and exports HUB_TEST_DYNAMODB_ENDPOINT and HUB_TEST_SQS_ENDPOINT"
+        )
+    })
+}
+
+/// Fast polling for tests: a shard is read every 20 ms; long polls of 20 s
+/// return as soon as a message arrives. (Pass or fail never depends on it.)
+pub fn test_polling() -> hub::aws::local::Polling {
+    hub::aws::local::Polling {
+        stream_interval: Duration::from_millis(20),
+        ..Default::default()
+    }
+}
+
+/// A fresh table, delivery queue and dead-letter queue on DynamoDB Local and
+/// moto, as `hub serve --table` makes them (static test credentials).
+pub async fn local_aws(tag: &str, attempts: u32) -> hub::aws::local::LocalAws {
+    let ddb =
+        hub::aws::local_config(&aws_endpoint("HUB_TEST_DYNAMODB_ENDPOINT"), "us-east-1").await;
+    let sqs = hub::aws::local_config(&aws_endpoint("HUB_TEST_SQS_ENDPOINT"), "us-east-1").await;
+    let table = format!("hub-{tag}-{}", hub::ids::ulid().to_lowercase());
+    let settings = hub::aws::local::QueueSettings {
+        attempts,
+        visibility: hub::aws::local::QUEUE_VISIBILITY,
+    };
+    hub::aws::local::LocalAws::open(&ddb, &sqs, &table, settings)
+        .await
+        .unwrap_or_else(|e| panic!("the table and queues on DynamoDB Local and moto: {e}"))
+}
 
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -119,41 +186,6 @@ impl Http {
         }
     }
 
-    /// Send a request; `None` when the connection failed (the server died).
-    pub async fn try_send(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Bytes>,
-        headers: &[(&str, &str)],
-    ) -> Option<Resp> {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.base, path));
-        if let Some(k) = key {
-            b = b.header("authorization", format!("Bearer {k}"));
-        }
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
-        }
-        for (n, v) in headers {
-            b = b.header(*n, *v);
-        }
-        let req = b.body(Full::new(body.unwrap_or_default())).ok()?;
-        let resp = self.client.request(req).await.ok()?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let raw = resp.into_body().collect().await.ok()?.to_bytes();
-        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Some(Resp {
-            status,
-            headers,
-            body,
-            raw,
-        })
-    }
-
     /// Send a request; `headers` may override the JSON content type.
     pub async fn send(
         &self,
@@ -163,6 +195,33 @@ impl Http {
         body: Option<Bytes>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        self.try_send(method, path, key, body, headers)
+            .await
+            .unwrap_or_else(|e| panic!("http request: {e}"))
+    }
+
+    /// POST that answers `Err` when the exchange fails (a server killed
+    /// under load) instead of panicking.
+    pub async fn try_post(&self, path: &str, key: &str, body: &Value) -> Result<Resp, String> {
+        self.try_send(
+            "POST",
+            path,
+            Some(key),
+            Some(Bytes::from(body.to_string())),
+            &[],
+        )
+        .await
+    }
+
+    /// Send a request; `Err` when the exchange fails (the server died).
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, String> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
@@ -182,21 +241,26 @@ impl Http {
         let req = b
             .body(Full::new(body.unwrap_or_default()))
             .expect("request");
-        let resp = self.client.request(req).await.expect("http request");
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let raw = resp.into_body().collect().await.expect("body").to_bytes();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         let body = if raw.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&raw).unwrap_or(Value::Null)
         };
-        Resp {
+        Ok(Resp {
             status,
             headers,
             body,
             raw,
-        }
+        })
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Resp {
@@ -235,6 +299,8 @@ pub struct TestServer {
     pub store: DynStore,
     pub queue: hub::queue::DynQueue,
     pub dir: TempDir,
+    /// The table and queues when the backend is DynamoDB.
+    pub aws: Option<Arc<hub::aws::local::LocalAws>>,
     task: tokio::task::JoinHandle<()>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -255,13 +321,23 @@ impl TestServer {
     }
 
     /// The whole of `hub serve`: the API, and the webhook fan-out and
-    /// delivery loops over the embedded queue.
+    /// delivery loops over the embedded queue; or, when the test runs on
+    /// DynamoDB (`#[both_stores]`), the API over a fresh table and queues
+    /// with the stream and queue pollers, as `hub serve --table`.
     pub async fn start_full(
         config: Config,
         delivery: hub::webhooks::deliver::DeliveryConfig,
     ) -> TestServer {
         hub::log::set_level(0);
         let dir = TempDir::new("srv");
+        if Backend::current() == Backend::DynamoDb {
+            let aws = local_aws("t", delivery.schedule.attempts()).await;
+            let workers = aws.spawn_pollers(delivery, test_polling());
+            let (store, queue) = (aws.dyn_store(), aws.dyn_queue());
+            let mut s = Self::serve(store, queue, dir, config, workers).await;
+            s.aws = Some(Arc::new(aws));
+            return s;
+        }
         let store: DynStore =
             Arc::new(EmbeddedStore::open(dir.path(), hub::resources::kinds()).expect("open store"));
         let queue: hub::queue::DynQueue =
@@ -302,6 +378,7 @@ impl TestServer {
             store,
             queue,
             dir,
+            aws: None,
             task,
             workers,
         }
@@ -321,6 +398,23 @@ impl Drop for TestServer {
             w.abort();
         }
     }
+}
+
+/// Ask until `check` answers `Some` (bounded: 30 s), and return that; for
+/// what a server records just after the receiver saw it (a delivery's
+/// attempt row is written when the receiver has answered).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..600 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gave up waiting for {what}");
 }
 
 /// A valid patient body referring to reference data by name.

@@ -22,6 +22,10 @@ USAGE:
               [--delivery-timeout 30s]   (or HUB_DELIVERY_TIMEOUT)
               [--header-timeout 30s]   (close connections whose request headers have not arrived; also idle ones)
               [--expiry-interval 30s]   (how often purchases past their expiresAt are expired)
+              [--table NAME [--endpoint-url URL] [--sqs-endpoint-url URL]
+               [--queue-visibility 90s] [--stream-poll 250ms]]
+                 (the AWS code path: DynamoDB, its stream and SQS instead of the embedded
+                  database; or HUB_TABLE, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SQS)
     hub org create --name NAME [--json] [--empty] [--data DIR | --table NAME [--endpoint-url URL]]
     hub table create --table NAME [--endpoint-url URL]   (the table as template.yaml makes it; for DynamoDB Local)
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
@@ -170,17 +174,19 @@ fn generate(mut args: Args) -> Result<(), String> {
 }
 
 /// A DynamoDB client from the usual AWS environment (credentials, region),
-/// with `--endpoint-url` for DynamoDB Local.
+/// with `--endpoint-url` (or `AWS_ENDPOINT_URL_DYNAMODB`) for DynamoDB Local;
+/// a local endpoint needs no credentials (`hub::aws::local::sdk_config`).
 async fn dynamodb_client(endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(url) = endpoint {
-        loader = loader.endpoint_url(url);
-    }
-    aws_sdk_dynamodb::Client::new(&loader.load().await)
+    let from_env = hub::aws::local::Endpoints::from_env().dynamodb;
+    let endpoint = endpoint.or(from_env.as_deref());
+    aws_sdk_dynamodb::Client::new(&hub::aws::local::sdk_config(endpoint).await)
 }
 
 async fn table_create(mut args: Args) -> Result<(), String> {
-    let table = args.value("--table")?.ok_or("--table NAME is required")?;
+    let table = args
+        .value("--table")?
+        .or_else(|| std::env::var("HUB_TABLE").ok())
+        .ok_or("--table NAME is required")?;
     let endpoint = args.value("--endpoint-url")?;
     args.done()?;
     let client = dynamodb_client(endpoint.as_deref()).await;
@@ -197,6 +203,7 @@ async fn org_create(mut args: Args) -> Result<(), String> {
     let empty = args.flag("--empty");
     let table = args
         .value("--table")?
+        .or_else(|| std::env::var("HUB_TABLE").ok())
         .or_else(|| std::env::var("TABLE_NAME").ok());
     let endpoint = args.value("--endpoint-url")?;
     let store: DynStore = match table {
@@ -237,9 +244,11 @@ async fn org_create(mut args: Args) -> Result<(), String> {
 const SANDBOX_FILE: &str = "sandbox.json";
 
 /// The development sandbox's test keys, kept in the data directory (mode
-/// 0600) so `hub serve` can print them at every start.
-async fn sandbox(store: &DynStore, dir: &Path) -> Result<Value, String> {
-    let file = dir.join(SANDBOX_FILE);
+/// 0600) so `hub serve` can print them at every start (`file`: one per
+/// store, `sandbox.json` for the embedded one).
+async fn sandbox(store: &DynStore, dir: &Path, file: &str) -> Result<Value, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = dir.join(file);
     if let Ok(text) = std::fs::read_to_string(&file) {
         if let Ok(saved) = serde_json::from_str::<Value>(&text) {
             let org = saved["organizationId"].as_str().unwrap_or_default();
@@ -359,27 +368,69 @@ async fn serve(mut args: Args) -> Result<(), String> {
             .ok_or("--expiry-interval: expected a duration up to 1m, e.g. 30s")?,
         None => std::time::Duration::from_secs(30),
     };
+    let aws = aws_mode(&mut args)?;
     args.done()?;
-    let store = open_store(&dir)?;
-    let queue: hub::queue::DynQueue = Arc::new(
-        hub::queue::embedded::EmbeddedQueue::open(&dir)
-            .map_err(|e| format!("cannot open the delivery queue: {e}"))?,
-    );
-    let sandbox = sandbox(&store, &dir).await?;
     let delivery = hub::webhooks::deliver::DeliveryConfig {
         timeout,
         schedule,
         ..Default::default()
     };
-    let _workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);
-    // Housekeeping: events past their 30 days go, hourly (DynamoDB's TTL
-    // does this on AWS).
+    let (store, queue, sandbox, _workers, place) = match aws {
+        None => {
+            let store = open_store(&dir)?;
+            let queue: hub::queue::DynQueue = Arc::new(
+                hub::queue::embedded::EmbeddedQueue::open(&dir)
+                    .map_err(|e| format!("cannot open the delivery queue: {e}"))?,
+            );
+            let sandbox = sandbox(&store, &dir, SANDBOX_FILE).await?;
+            let workers = hub::webhooks::worker::spawn(store.clone(), queue.clone(), delivery);
+            (
+                store,
+                queue,
+                sandbox,
+                workers,
+                format!("Data directory: {}", dir.display()),
+            )
+        }
+        Some(mode) => {
+            if mode.visibility <= delivery.timeout {
+                return Err(format!(
+                    "--queue-visibility must be longer than the delivery timeout ({} s)",
+                    delivery.timeout.as_secs_f64()
+                ));
+            }
+            let settings = hub::aws::local::QueueSettings {
+                attempts: delivery.schedule.attempts(),
+                visibility: mode.visibility,
+            };
+            let aws =
+                hub::aws::local::LocalAws::connect(&mode.table, &mode.endpoints, settings).await?;
+            let (store, queue) = (aws.dyn_store(), aws.dyn_queue());
+            let file = format!("sandbox.{}.json", mode.table);
+            let sandbox = sandbox(&store, &dir, &file).await?;
+            let polling = hub::aws::local::Polling {
+                stream_interval: mode.stream_poll,
+                ..Default::default()
+            };
+            let workers = aws.spawn_pollers(delivery, polling);
+            let place = format!(
+                "DynamoDB table {} ({}), delivery queue {} (dead letters: {})",
+                aws.table,
+                mode.endpoints.dynamodb.as_deref().unwrap_or("AWS"),
+                aws.queue.url(),
+                aws.dead_letter_url
+            );
+            (store, queue, sandbox, workers, place)
+        }
+    };
     // Purchases past their expiresAt expire within a minute (a scheduled
     // function does this on AWS).
     tokio::spawn(hub::resources::purchases::expiry_loop(
         store.clone(),
         expiry_every,
     ));
+    // Housekeeping: events past their 30 days go, hourly (DynamoDB's TTL
+    // does this on AWS).
     let housekeeping = store.clone();
     tokio::spawn(async move {
         loop {
@@ -420,7 +471,7 @@ async fn serve(mut args: Args) -> Result<(), String> {
             .as_str()
             .unwrap_or("")
     );
-    println!("Data directory: {}", dir.display());
+    println!("{place}");
     tokio::select! {
         _ = hub::serve::run_with(listener, app, hub::serve::Timeouts {
             headers: header_timeout,
@@ -431,4 +482,69 @@ async fn serve(mut args: Args) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `hub serve` over DynamoDB and SQS: what `--table` and its companions ask for.
+struct AwsMode {
+    table: String,
+    endpoints: hub::aws::local::Endpoints,
+    visibility: std::time::Duration,
+    stream_poll: std::time::Duration,
+}
+
+fn aws_mode(args: &mut Args) -> Result<Option<AwsMode>, String> {
+    let table = args
+        .value("--table")?
+        .or_else(|| std::env::var("HUB_TABLE").ok())
+        .filter(|t| !t.is_empty());
+    let mut endpoints = hub::aws::local::Endpoints::from_env();
+    let mut flags_given = false;
+    if let Some(url) = args.value("--endpoint-url")? {
+        endpoints.dynamodb = Some(url);
+        flags_given = true;
+    }
+    if let Some(url) = args.value("--sqs-endpoint-url")? {
+        endpoints.sqs = Some(url);
+        flags_given = true;
+    }
+    let (visibility, stream_poll) = (
+        args.value("--queue-visibility")?,
+        args.value("--stream-poll")?,
+    );
+    flags_given |= visibility.is_some() || stream_poll.is_some();
+    let duration = |flag: &str, v: Option<String>, default: std::time::Duration| match v {
+        None => Ok(default),
+        Some(v) => hub::webhooks::parse_duration(&v)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{flag}: expected a duration such as 250ms or 90s")),
+    };
+    let visibility = duration(
+        "--queue-visibility",
+        visibility,
+        hub::aws::local::QUEUE_VISIBILITY,
+    )?;
+    let stream_poll = duration(
+        "--stream-poll",
+        stream_poll,
+        hub::aws::local::Polling::default().stream_interval,
+    )?;
+    let Some(table) = table else {
+        if flags_given {
+            return Err(
+                "--endpoint-url, --sqs-endpoint-url, --queue-visibility and --stream-poll \
+                        go with --table (or HUB_TABLE)"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    };
+    if visibility > std::time::Duration::from_secs(12 * 3600) {
+        return Err("--queue-visibility: at most 12h (SQS's limit)".into());
+    }
+    Ok(Some(AwsMode {
+        table,
+        endpoints,
+        visibility,
+        stream_poll,
+    }))
 }

@@ -495,6 +495,12 @@ impl App {
         let mut q = query::parse(&req.query, &schema)?;
         let mut extra = Vec::new();
         extra.extend(scope);
+        // Cursors are bound to the query and its scope, not to the window
+        // of objects still alive below (it moves every millisecond).
+        let fingerprint = query::cursor::fingerprint(&query::ListQuery {
+            filter: query::Filter::And(extra.iter().cloned().chain([q.filter.clone()]).collect()),
+            ..q.clone()
+        });
         if let Some(ttl) = res.ttl_ms {
             // Objects past their life are gone, even before housekeeping.
             let since = crate::time::format_ms(crate::time::now_ms() - ttl);
@@ -508,7 +514,6 @@ impl App {
             q.filter = query::Filter::And(extra);
         }
         let tenant = ctx.tenant.key();
-        let fingerprint = query::cursor::fingerprint(&q);
         let binding = query::cursor::Binding {
             tenant: &tenant,
             resource: res.path,

@@ -408,6 +408,10 @@ async fn record_attempt(
             ),
             None => (0, Expect::Absent),
         };
+        // A success after a success leaves the run of failures at 0: the
+        // state is not written, so a healthy endpoint's deliveries do not
+        // all contend for that one item (over DynamoDB, a transaction each).
+        let unchanged = ok && failures == 0;
         let failures = if ok { 0 } else { failures + 1 };
         let version = match expect {
             Expect::Version(v) => v + 1,
@@ -432,6 +436,9 @@ async fn record_attempt(
                 expect,
             },
         ];
+        if unchanged {
+            ops.pop();
+        }
         let mut events = Vec::new();
         if failures == DISABLE_AFTER {
             if let Some(ep) = store.get(&key, ENDPOINTS_KIND, endpoint_id).await? {
