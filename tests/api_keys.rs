@@ -63,7 +63,10 @@ async fn stored_text(s: &TestServer, dynamo: Option<(&DynamoStore, &str)>) -> St
                     out.push_str(&String::from_utf8_lossy(&bytes));
                 }
             }
-            assert!(out.contains("apiKey"), "the data files hold the key records");
+            assert!(
+                out.contains("apiKey"),
+                "the data files hold the key records"
+            );
             out
         }
     }
@@ -110,7 +113,12 @@ async fn keys_scenario(s: &TestServer, dynamo: Option<(&DynamoStore, &str)>) {
     let list = h.get("/v1/api-keys", &sk).await;
     list.expect(200);
     let keys = list.body["data"].as_array().unwrap().clone();
-    assert_eq!(keys.len(), 2, "this mode's two standard keys: {}", list.body);
+    assert_eq!(
+        keys.len(),
+        2,
+        "this mode's two standard keys: {}",
+        list.body
+    );
     for k in &keys {
         assert_eq!(k["object"], "apiKey");
         assert_eq!(k["mode"], "test");
@@ -249,7 +257,10 @@ async fn keys_scenario(s: &TestServer, dynamo: Option<(&DynamoStore, &str)>) {
         );
     }
     let rec = h.get(&format!("/v1/api-keys/{rk_id}"), &sk).await;
-    assert_eq!(rec.body["version"], version, "a use is not a change of the key");
+    assert_eq!(
+        rec.body["version"], version,
+        "a use is not a change of the key"
+    );
 
     // write implies read; a PATCH merges permissions and keeps the key.
     let p = h
@@ -331,7 +342,11 @@ async fn keys_scenario(s: &TestServer, dynamo: Option<(&DynamoStore, &str)>) {
     assert_eq!(old.body["status"], "expiring");
     let exp = hub::time::parse_timestamp(old.body["expiresAt"].as_str().unwrap()).unwrap();
     let hour = 3_600_000;
-    assert!((exp - hub::time::now_ms() - hour).abs() < 120_000, "{}", old.body);
+    assert!(
+        (exp - hub::time::now_ms() - hour).abs() < 120_000,
+        "{}",
+        old.body
+    );
     // An expiring key is not rolled again.
     h.post(&format!("/v1/api-keys/{rk_id}/roll"), &sk, &json!({}))
         .await
@@ -668,7 +683,8 @@ async fn every_route_checks_its_permission() {
             assert!(msg.contains("secret key"), "{msg}");
         } else {
             assert!(
-                msg.contains(&format!("`{level}`")) && msg.contains(&format!("`{}`", access.resource)),
+                msg.contains(&format!("`{level}`"))
+                    && msg.contains(&format!("`{}`", access.resource)),
                 "{}: {msg}",
                 route.name
             );

@@ -48,7 +48,14 @@ async fn keys_rolled_by_api_and_cli_end_when_the_clock_moves_and_are_never_kept_
     let sandbox_keys = vec![first.secret.clone(), first.publishable.clone()];
     let (out, _) = hub(
         &[
-            "org", "create", "--name", "Keys Clinic", "--empty", "--json", "--data", data,
+            "org",
+            "create",
+            "--name",
+            "Keys Clinic",
+            "--empty",
+            "--json",
+            "--data",
+            data,
         ],
         &[],
     );
@@ -143,7 +150,15 @@ async fn keys_rolled_by_api_and_cli_end_when_the_clock_moves_and_are_never_kept_
     // Restricted and unknown uses of the CLI are refused clearly.
     let refused = Command::new(HUB)
         .args([
-            "keys", "roll", "--org", &org_id, "--mode", "test", "--type", "restricted", "--data",
+            "keys",
+            "roll",
+            "--org",
+            &org_id,
+            "--mode",
+            "test",
+            "--type",
+            "restricted",
+            "--data",
             data,
         ])
         .output()
@@ -152,15 +167,7 @@ async fn keys_rolled_by_api_and_cli_end_when_the_clock_moves_and_are_never_kept_
     assert!(String::from_utf8_lossy(&refused.stderr).contains("through the API"));
     let refused = Command::new(HUB)
         .args([
-            "keys",
-            "roll",
-            "--org",
-            "org_nope",
-            "--mode",
-            "test",
-            "--type",
-            "secret",
-            "--data",
+            "keys", "roll", "--org", "org_nope", "--mode", "test", "--type", "secret", "--data",
             data,
         ])
         .output()
@@ -199,13 +206,17 @@ async fn keys_rolled_by_api_and_cli_end_when_the_clock_moves_and_are_never_kept_
             )
         })
         .collect();
-    let count = |prefix: &str, s: &str| status.iter().filter(|(p, x)| p == prefix && x == s).count();
+    let count =
+        |prefix: &str, s: &str| status.iter().filter(|(p, x)| p == prefix && x == s).count();
     assert_eq!(count("sk_test", "revoked"), 1, "{status:?}");
     assert_eq!(count("sk_test", "active"), 1, "{status:?}");
     assert_eq!(count("rk_test", "revoked"), 1, "{status:?}");
     assert_eq!(count("rk_test", "active"), 1, "{status:?}");
     let logs2 = second.kill9();
-    assert!(logs2.contains("HUB_TEST_CLOCK_OFFSET"), "the moved clock says so");
+    assert!(
+        logs2.contains("HUB_TEST_CLOCK_OFFSET"),
+        "the moved clock says so"
+    );
     assert!(logs1.contains("\"route\":\"api-keys-roll\""), "{logs1}");
 
     // No log line holds any key; no file of the data directory holds a
@@ -217,7 +228,11 @@ async fn keys_rolled_by_api_and_cli_end_when_the_clock_moves_and_are_never_kept_
         }
     }
     let all = files(dir.path());
-    assert!(all.len() >= 3, "{:?}", all.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert!(
+        all.len() >= 3,
+        "{:?}",
+        all.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
     for (name, text) in &all {
         for k in &issued {
             assert!(!text.contains(k.as_str()), "{name} holds {k}");
@@ -269,13 +284,11 @@ async fn keys_roll_works_against_dynamodb() {
     let new: Value = serde_json::from_str(&out).unwrap();
     let new_key = new["secret"].as_str().unwrap().to_string();
     assert!(new_key.starts_with("sk_live_"));
-    let s = TestServer::start_on(std::sync::Arc::new(
-        hub::store::dynamodb::DynamoStore::new(
-            client.clone(),
-            table.clone(),
-            hub::resources::kinds(),
-        ),
-    ))
+    let s = TestServer::start_on(std::sync::Arc::new(hub::store::dynamodb::DynamoStore::new(
+        client.clone(),
+        table.clone(),
+        hub::resources::kinds(),
+    )))
     .await;
     s.http
         .get("/v1/organization", &old)

@@ -250,9 +250,10 @@ async fn keys_roll(mut args: Args) -> Result<(), String> {
     let kind = match args.value("--type")?.as_deref() {
         Some("secret") => hub::auth::KeyKind::Secret,
         Some("publishable") => hub::auth::KeyKind::Publishable,
-        Some("restricted") => {
-            return Err("--type restricted: roll restricted keys through the API (POST /v1/api-keys/{id}/roll)".into())
-        }
+        Some("restricted") => return Err(
+            "--type restricted: roll restricted keys through the API (POST /v1/api-keys/{id}/roll)"
+                .into(),
+        ),
         _ => return Err("--type secret|publishable is required".into()),
     };
     let hours = match args.value("--expires-in-hours")? {

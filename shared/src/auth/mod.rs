@@ -344,11 +344,7 @@ async fn touch(store: &dyn Store, tenant: &str, doc: &Value, now: i64) {
     };
     if let Err(e) = store.commit(WriteTx::of(vec![op])).await {
         // Changed meanwhile (or the store is busy): a later request writes it.
-        if let Some(map) = TOUCHED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        if let Some(map) = TOUCHED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             map.remove(id);
         }
         if !matches!(e, crate::store::StoreError::Conflict(_)) {

@@ -137,7 +137,11 @@ fn issue(tenant: &Tenant, kind: KeyKind, id: &str) -> Issued {
             },
         },
     ];
-    Issued { secret, fields, ops }
+    Issued {
+        secret,
+        fields,
+        ops,
+    }
 }
 
 /// The writes of one of an organization's standard keys, made with the
@@ -184,10 +188,7 @@ fn permission_errors(perms: &Map<String, Value>, errors: &mut Vec<FieldError>) {
                 .unwrap_or_default();
             errors.push(FieldError::new(
                 path,
-                format!(
-                    "is not a resource; {hint}resources: {}",
-                    known.join(", ")
-                ),
+                format!("is not a resource; {hint}resources: {}", known.join(", ")),
             ));
         } else if !level.as_str().is_some_and(|l| LEVELS.contains(&l)) {
             errors.push(FieldError::new(
@@ -253,7 +254,9 @@ impl Rules for KeyRules {
                 }
                 let issued = issue(ctx.tenant, KeyKind::Restricted, change.id);
                 change.new.extend(issued.fields);
-                change.new.insert("permissions".into(), Value::Object(perms));
+                change
+                    .new
+                    .insert("permissions".into(), Value::Object(perms));
                 change.new.entry("note").or_insert_with(|| json!(""));
                 change.ops.extend(issued.ops);
                 change.extra.insert("secret".into(), json!(issued.secret));
@@ -273,7 +276,9 @@ impl Rules for KeyRules {
                         .cloned()
                         .unwrap_or_default();
                     permission_errors(&perms, &mut errors);
-                    change.new.insert("permissions".into(), Value::Object(perms));
+                    change
+                        .new
+                        .insert("permissions".into(), Value::Object(perms));
                 } else {
                     let given = change
                         .patch
@@ -347,7 +352,15 @@ pub async fn roll(ctx: &Ctx<'_>, id: &str, hours: i64) -> ApiResult<Reply> {
                 old.get("permissions").cloned().unwrap_or(json!({})),
             );
         }
-        let doc = engine::assemble(ctx, &RESOURCE, &new_id, &issued.fields, &created, &created, 1);
+        let doc = engine::assemble(
+            ctx,
+            &RESOURCE,
+            &new_id,
+            &issued.fields,
+            &created,
+            &created,
+            1,
+        );
         // The old key: its expiry, as a change of it (`apiKey.updated`).
         let expires = crate::time::format_ms(created_ms.max(now) + hours * 3_600_000);
         let version = old["version"].as_u64().unwrap_or(1);
@@ -492,8 +505,10 @@ pub fn document(schemas: &mut Map<String, Value>) {
             p.insert(
                 "permissions".into(),
                 match name {
-                    "ApiKeyUpdate" => json!({"anyOf": [perms(&patch_props, &doc), {"type": "null"}],
-                        "description": doc}),
+                    "ApiKeyUpdate" => {
+                        json!({"anyOf": [perms(&patch_props, &doc), {"type": "null"}],
+                        "description": doc})
+                    }
                     _ => perms(&props, &doc),
                 },
             );

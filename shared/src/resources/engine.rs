@@ -319,7 +319,15 @@ pub(super) fn assemble(
     updated: &str,
     version: u64,
 ) -> Value {
-    layout(res, ctx.tenant.livemode(), id, fields, created, updated, version)
+    layout(
+        res,
+        ctx.tenant.livemode(),
+        id,
+        fields,
+        created,
+        updated,
+        version,
+    )
 }
 
 /// `assemble` for a tenant's mode, outside a request (`hub org create`).
