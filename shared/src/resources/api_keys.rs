@@ -581,7 +581,7 @@ pub static RESOURCE: Resource = Resource {
         Field::new(
             "status",
             Ty::Enum(STATUSES),
-            "`active`; `expiring` (rolled, works until `expiresAt`); `revoked` (no longer works).",
+            "`active`; `expiring` (rolled, works until `expiresAt`); `revoked` (no longer works). Shown as of the moment it is read; a list filtered by `status` matches it as of the key's last change (`expiresAt[$lte]=…` finds keys whose overlap has ended).",
         )
         .read_only(),
     ],
