@@ -1,38 +1,13 @@
 // API keys (the `/v1/api-keys` resource): prefix, last four, note, last
-// use, status; create a restricted key with a permission grid; roll with an
-// overlap; every new secret shown once with a copy button. Hubs without the
-// route say so, and the page works as soon as the route exists.
+// use, status; create a restricted key with a permission grid; edit a
+// key's note and permissions; roll with an overlap; revoke. Every new
+// secret is shown once, with a copy button.
 
 import { api, enc, session, keyShape } from "./api.js";
-import { h, fill, errorBox, notice, field, busy, timeText, badge, secretBox, confirmButton, table, announce } from "./ui.js";
-import { hasPath, createSchema, resources } from "./schema.js";
+import { h, fill, errorBox, field, busy, timeText, badge, secretBox, confirmButton, table, announce } from "./ui.js";
+import { createSchema, resources } from "./schema.js";
 
 const BASE = "/v1/api-keys";
-
-function unavailable() {
-  return h(
-    "div",
-    { class: "page" },
-    h("h1", { tabindex: "-1" }, "API keys"),
-    h(
-      "div",
-      { class: "card unavailable", role: "note" },
-      h("h2", {}, "Not available on this hub yet"),
-      h(
-        "p",
-        {},
-        "This hub's API has no ",
-        h("code", {}, "/v1/api-keys"),
-        " route, so keys cannot be listed, restricted or rolled here yet. Each organization has its four standard keys, printed once by ",
-        h("code", {}, "hub org create"),
-        " (and the sandbox's test keys by ",
-        h("code", {}, "hub serve"),
-        ").",
-      ),
-      h("p", {}, "This page lists, creates and rolls keys as soon as the hub has the route."),
-    ),
-  );
-}
 
 /** The resources a permission can name, and the levels, from the API's document. */
 function permissionSpec(doc) {
@@ -77,14 +52,19 @@ function permissionGrid(spec, initial = {}) {
       h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Resource"), levels.map((l) => h("th", { scope: "col" }, l)))), h("tbody", {}, rows)),
     ),
   );
+  const level = (s) => el.querySelector(`input[name="perm-${CSS.escape(s.name)}"]:checked`)?.value || "none";
   return {
     el,
+    /** The levels given (none is the default): a new key's permissions. */
     value() {
       const out = {};
-      for (const s of spec) {
-        const checked = el.querySelector(`input[name="perm-${CSS.escape(s.name)}"]:checked`);
-        if (checked && checked.value !== "none") out[s.name] = checked.value;
-      }
+      for (const s of spec) if (level(s) !== "none") out[s.name] = level(s);
+      return out;
+    },
+    /** Every resource, `none` as null: a PATCH merges, so this replaces. */
+    patch() {
+      const out = {};
+      for (const s of spec) out[s.name] = level(s) === "none" ? null : level(s);
       return out;
     },
   };
@@ -96,13 +76,11 @@ function inUse(k) {
   return Boolean(mine && k.prefix === mine.prefix && k.last4 === mine.last4);
 }
 
-export default async function keys({ doc, refresh }) {
-  if (!hasPath(doc, BASE)) return { el: unavailable() };
+export default async function keys({ doc }) {
   let list;
   try {
     list = await api("GET", BASE, { query: "$limit=100" });
   } catch (err) {
-    if (err.status === 404 && err.name === "NOT_FOUND") return { el: unavailable() };
     return { el: h("div", { class: "page" }, h("h1", { tabindex: "-1" }, "API keys"), errorBox(err)) };
   }
   const spec = permissionSpec(doc);
@@ -138,6 +116,7 @@ export default async function keys({ doc, refresh }) {
         panel.replaceChildren();
         showSecret("New key", secret, note);
         announce("Key rolled");
+        await reload();
       });
     });
     return form;
@@ -152,10 +131,11 @@ export default async function keys({ doc, refresh }) {
       e.preventDefault();
       act(b, async () => {
         const body = { note: note.value };
-        if (grid) body.permissions = grid.value();
+        if (grid) body.permissions = grid.patch();
         await api("PATCH", `${BASE}/${enc(k.id)}`, { body });
+        panel.replaceChildren();
         announce("Key saved");
-        refresh();
+        await reload();
       });
     });
     return form;
@@ -181,8 +161,7 @@ export default async function keys({ doc, refresh }) {
         panel.replaceChildren();
         showSecret("New restricted key", k.secret);
         announce("Key created");
-        const fresh = await api("GET", BASE, { query: "$limit=100" });
-        fill(tableSlot, keyTable(fresh.data));
+        await reload();
       });
     });
     fill(panel, form);
@@ -203,25 +182,34 @@ export default async function keys({ doc, refresh }) {
         {
           label: "Actions",
           value: (k) => {
-            if (k.status === "revoked") return "—";
-            const roll = h("button", { type: "button", class: "secondary small", onclick: () => {
-              fill(panel, rollForm(k));
-              panel.querySelector("select").focus();
-            } }, "Roll");
-            const edit = h("button", { type: "button", class: "secondary small", onclick: () => {
-              fill(panel, editForm(k));
-              panel.querySelector("input").focus();
-            } }, "Edit");
-            const revoke =
-              k.type === "restricted"
-                ? confirmButton("Revoke", "Click again to revoke", () =>
-                    act(revoke, async () => {
-                      await api("DELETE", `${BASE}/${enc(k.id)}`);
-                      announce("Key revoked");
-                      refresh();
-                    }),
-                  )
+            // Restricted keys are revoked at any time; a standard key only
+            // once rolled (it has a replacement); a key that no longer
+            // works can be removed from the list.
+            const gone = k.status === "revoked";
+            const roll =
+              k.status === "active"
+                ? h("button", { type: "button", class: "secondary small", onclick: () => {
+                    fill(panel, rollForm(k));
+                    panel.querySelector("select").focus();
+                  } }, "Roll")
                 : null;
+            const edit = gone
+              ? null
+              : h("button", { type: "button", class: "secondary small", onclick: () => {
+                  fill(panel, editForm(k));
+                  panel.querySelector("input").focus();
+                } }, "Edit");
+            const canDelete = gone || k.type === "restricted" || k.status === "expiring";
+            const label = gone ? "Remove" : k.status === "expiring" && k.type !== "restricted" ? "Revoke now" : "Revoke";
+            const revoke = canDelete
+              ? confirmButton(label, gone ? "Click again to remove" : "Click again to revoke", () =>
+                  act(revoke, async () => {
+                    await api("DELETE", `${BASE}/${enc(k.id)}`);
+                    announce(gone ? "Key removed" : "Key revoked");
+                    await reload();
+                  }),
+                )
+              : null;
             if (revoke) revoke.classList.add("small");
             return h("span", { class: "row-actions" }, roll, edit, revoke, inUse(k) ? h("span", { class: "hint" }, " (this dashboard)") : null);
           },
@@ -232,11 +220,15 @@ export default async function keys({ doc, refresh }) {
     });
   }
   const tableSlot = h("div", {}, keyTable(list.data));
+  async function reload() {
+    const fresh = await api("GET", BASE, { query: "$limit=100" });
+    fill(tableSlot, keyTable(fresh.data));
+  }
   const el = h(
     "div",
     { class: "page" },
     h("h1", { tabindex: "-1" }, "API keys"),
-    h("p", { class: "hint" }, "Keys of this mode. A key is shown in full once, when it is created or rolled."),
+    h("p", { class: "hint" }, "Keys of this mode. A key is shown in full once, when it is created or rolled; only its hash is kept. Standard keys cannot be deleted: roll them."),
     h("div", { class: "toolbar" }, createButton),
     secretArea,
     out,

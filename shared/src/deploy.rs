@@ -193,6 +193,11 @@ Resources:
         if matches!(r.op, Op::Action(_)) {
             policies.push_str("        - SQSSendMessagePolicy:\n            QueueName: !GetAtt DeliveryQueue.QueueName\n");
         }
+        if read_only && (r.access().is_some() || r.op == Op::Organization) {
+            // Authentication records a key's use (`lastUsedAt`, once a
+            // minute): a read-only function may write API keys' records only.
+            policies.push_str("        - Statement:\n            - Sid: RecordKeyUse\n              Effect: Allow\n              Action: dynamodb:PutItem\n              Resource: !GetAtt Table.Arn\n              Condition:\n                ForAllValues:StringLike:\n                  dynamodb:LeadingKeys:\n                    - 'T#*#api-keys'\n");
+        }
         let _ = write!(
             t,
             "\n  {id}:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildMethod: rust-cargolambda\n      BuildProperties:\n        Binary: {name}\n    Properties:\n      CodeUri: .\n      Description: {method} {path}\n      Events:\n        Api:\n          Type: HttpApi\n          Properties:\n            ApiId: !Ref Api\n            Method: {method}\n            Path: {path}\n      Policies:\n{policies}",

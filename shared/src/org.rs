@@ -1,6 +1,6 @@
 //! Organizations: creation with the four standard keys, and the sandbox.
 
-use crate::auth::{new_key, KeyKind, Mode, Principal, Tenant};
+use crate::auth::{KeyKind, Mode, Principal, Tenant};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::{Expect, Store, WriteOp, WriteTx};
 use serde_json::{json, Value};
@@ -58,9 +58,9 @@ pub async fn create(store: &dyn Store, name: &str, empty: bool) -> ApiResult<Cre
     for mode in [Mode::Test, Mode::Live] {
         let tenant = Tenant::new(org.clone(), mode);
         for kind in [KeyKind::Secret, KeyKind::Publishable] {
-            let k = new_key(&tenant, kind, "Standard key");
-            ops.extend(k.ops);
-            plain.push(k.plaintext);
+            let (secret, key_ops) = crate::resources::api_keys::standard_key(&tenant, kind);
+            ops.extend(key_ops);
+            plain.push(secret);
         }
     }
     store.commit(WriteTx::of(ops)).await?;

@@ -3,12 +3,49 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch (moved by `test_clock`, in tests only).
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        + test_clock::offset_ms()
+}
+
+/// A test hook, not a setting: it moves this process's clock forward so a
+/// test sees what happens hours later (a rolled key's overlap ending)
+/// without waiting. The hub never moves it itself: it is zero unless
+/// `HUB_TEST_CLOCK_OFFSET` (a duration such as `2h`, read once, at the
+/// first reading of the clock) is set for a process, or an in-process test
+/// calls `advance`.
+pub mod test_clock {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Once;
+
+    static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+    static FROM_ENV: Once = Once::new();
+
+    pub(super) fn offset_ms() -> i64 {
+        FROM_ENV.call_once(|| {
+            if let Some(d) = std::env::var("HUB_TEST_CLOCK_OFFSET")
+                .ok()
+                .and_then(|s| super::parse_duration(&s))
+            {
+                eprintln!(
+                    "HUB_TEST_CLOCK_OFFSET: this process's clock runs {} s ahead (a test hook)",
+                    d.as_secs()
+                );
+                OFFSET_MS.fetch_add(d.as_millis() as i64, Ordering::Relaxed);
+            }
+        });
+        OFFSET_MS.load(Ordering::Relaxed)
+    }
+
+    /// Move this process's clock forward by `d` (tests only).
+    pub fn advance(d: std::time::Duration) {
+        offset_ms();
+        OFFSET_MS.fetch_add(d.as_millis() as i64, Ordering::Relaxed);
+    }
 }
 
 /// Days since 1970-01-01 → (year, month, day). Howard Hinnant's civil_from_days.

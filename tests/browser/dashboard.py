@@ -597,102 +597,112 @@ def live_mode_hides_test_objects(s):
 
 
 def api_keys_page(s):
-    """Without `/v1/api-keys` (issue 14) the page says so and asks nothing
-    of the route. Then the same page against issue 14's contract: with the
-    real route when the hub has it, else with that contract answered in the
-    browser (page.route), so the page is exercised before the route lands."""
+    """`/v1/api-keys` (issue 14) through the page: the standard keys listed
+    (never in full), a restricted key made with the permission grid and
+    working exactly as granted, edited, rolled with an overlap (both keys
+    work), revoked (401 at once); standard keys cannot be revoked; the
+    dashboard's own key rolled at once, the dashboard moving to the new
+    one. Every new secret is shown once."""
     page = s.page
-    before = len(s.requests)
-    status, doc, _ = http("GET", f"{s.hub.base}/openapi.json")
-    has_route = "/v1/api-keys" in doc["paths"]
     s.go("#/keys", "API keys")
-    if not has_route:
-        expect(page.locator("main")).to_contain_text("Not available on this hub yet")
-        expect(page.locator("main")).to_contain_text("/v1/api-keys")
-        assert not any("/v1/api-keys" in u for u, _ in s.requests[before:]), "no request to an absent route"
-        s.shoot("keys")
-    page2 = s.new_page()
-    if not has_route:
-        contract_api_keys(page2, doc, s.test_key)
-    page2.goto(s.url("#/keys"))
-    page2.get_by_label("Secret key").fill(s.test_key)
-    page2.get_by_role("button", name="Use this key").click()
-    expect(page2.get_by_role("heading", level=1)).to_have_text("API keys", timeout=WAIT)
-    table = page2.locator("main tbody")
+    table = page.locator("main tbody")
     expect(table.locator("tr").first).to_be_visible(timeout=WAIT)
-    expect(table).to_contain_text(f"sk_test_…{s.test_key[-4:]}")
-    expect(table).to_contain_text("(this dashboard)")
+    mine = table.locator("tr", has_text=f"sk_test_…{s.test_key[-4:]}")
+    expect(mine).to_contain_text("(this dashboard)")
+    expect(mine.locator('td[data-label="Type"]')).to_have_text("secret")
+    expect(mine.locator('td[data-label="Status"]')).to_have_text("active")
+    expect(table.locator("tr", has_text="pk_test_…")).to_have_count(1)
+    assert s.test_key not in page.content()
+    # Standard keys that work are rolled, never revoked.
+    expect(mine.get_by_role("button", name="Revoke")).to_have_count(0)
+
     # A restricted key with the permission grid; its secret shown once.
-    page2.get_by_role("button", name="Create a restricted key").click()
-    page2.get_by_label("Note").fill('Reports <img src=x onerror="alert(4)">')
-    page2.get_by_label("patients: read").check()
-    page2.get_by_role("button", name="Create key").click()
-    secret = page2.get_by_role("region", name="New restricted key").locator(".secret-value")
+    page.get_by_role("button", name="Create a restricted key").click()
+    page.get_by_label("Note").fill('Reports <img src=x onerror="alert(4)">')
+    page.get_by_label("patients: read").check()
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_role("region", name="New restricted key").locator(".secret-value")
     expect(secret).to_have_text(re.compile(r"^rk_test_[A-Za-z0-9]{40}$"), timeout=WAIT)
-    restricted = secret.inner_text()
+    rk = secret.inner_text()
+    s.all_keys.append(rk)
     row = table.locator("tr", has_text="Reports")
     expect(row).to_contain_text('Reports <img src=x onerror="alert(4)">')
     expect(row.locator('td[data-label="Type"]')).to_have_text("restricted")
-    # Roll it with an overlap: a new secret, once.
+    status, listed, _ = s.api("GET", "/v1/api-keys?type=restricted")
+    assert status == 200 and len(listed["data"]) == 1, listed
+    rk_id = listed["data"][0]["id"]
+    assert listed["data"][0]["permissions"] == {"patients": "read"}, listed
+    assert rk not in json.dumps(listed)
+    # It does exactly what it was granted.
+    assert s.api("GET", "/v1/patients?$limit=1", key=rk)[0] == 200
+    status, body, _ = s.api("POST", "/v1/clinics", {"name": "Nope"}, key=rk)
+    assert status == 403 and body["name"] == "PERMISSIONS_ERROR" and "`clinics`" in body["message"], body
+
+    # Edit: patients write, clinics read; then patients back to none.
+    row.get_by_role("button", name="Edit").click()
+    page.get_by_label("patients: write").check()
+    page.get_by_label("clinics: read").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".key-panel form")).to_have_count(0, timeout=WAIT)
+    assert s.api("GET", f"/v1/api-keys/{rk_id}")[1]["permissions"] == {"patients": "write", "clinics": "read"}
+    row.get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("patients: write")).to_be_checked()
+    page.get_by_label("patients: none").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".key-panel form")).to_have_count(0, timeout=WAIT)
+    assert s.api("GET", f"/v1/api-keys/{rk_id}")[1]["permissions"] == {"clinics": "read"}
+    assert s.api("GET", "/v1/patients?$limit=1", key=rk)[0] == 403
+
+    # Roll it with an hour's overlap: a new secret, once; both keys work.
     row.get_by_role("button", name="Roll", exact=True).click()
-    page2.get_by_label("The old key keeps working for").select_option("1")
-    page2.get_by_role("button", name="Roll key").click()
-    rolled = page2.get_by_role("region", name="New key", exact=True).locator(".secret-value")
-    expect(rolled).to_have_text(re.compile(r"^rk_test_"), timeout=WAIT)
-    assert rolled.inner_text() != restricted
-    page2.set_viewport_size(DESKTOP)
-    page2.screenshot(path=str(SHOTS / "keys-contract-desktop.png"), full_page=True)
-    page2.wait_for_timeout(200)
+    page.get_by_label("The old key keeps working for").select_option("1")
+    page.get_by_role("button", name="Roll key").click()
+    rolled = page.get_by_role("region", name="New key", exact=True).locator(".secret-value")
+    expect(rolled).to_have_text(re.compile(r"^rk_test_[A-Za-z0-9]{40}$"), timeout=WAIT)
+    rk2 = rolled.inner_text()
+    s.all_keys.append(rk2)
+    assert rk2 != rk
+    old_row = table.locator("tr", has_text=f"rk_test_…{rk[-4:]}")
+    new_row = table.locator("tr", has_text=f"rk_test_…{rk2[-4:]}")
+    expect(old_row.locator('td[data-label="Status"]')).to_have_text("expiring", timeout=WAIT)
+    expect(new_row.locator('td[data-label="Status"]')).to_have_text("active")
+    assert s.api("GET", "/v1/clinics?$limit=1", key=rk)[0] == 200
+    assert s.api("GET", "/v1/clinics?$limit=1", key=rk2)[0] == 200
+    s.shoot("keys")
+    # Revoke the old one now, then the new one: 401 at once.
+    revoke = old_row.get_by_role("button", name="Revoke")
+    revoke.click()
+    old_row.get_by_role("button", name="Click again to revoke").click()
+    expect(old_row).to_have_count(0, timeout=WAIT)
+    assert s.api("GET", "/v1/clinics?$limit=1", key=rk)[0] == 401
+    new_row.get_by_role("button", name="Revoke").click()
+    new_row.get_by_role("button", name="Click again to revoke").click()
+    expect(new_row).to_have_count(0, timeout=WAIT)
+    assert s.api("GET", "/v1/clinics?$limit=1", key=rk2)[0] == 401
+
+    # The dashboard's own key, rolled at once: it moves to the new key.
+    old_key = s.test_key
+    mine.get_by_role("button", name="Roll", exact=True).click()
+    page.get_by_label("The old key keeps working for").select_option("0")
+    page.get_by_role("button", name="Roll key").click()
+    box = page.get_by_role("region", name="New key", exact=True)
+    expect(box).to_contain_text("This dashboard now uses the new key", timeout=WAIT)
+    new_key = box.locator(".secret-value").inner_text()
+    assert re.match(r"^sk_test_[A-Za-z0-9]{40}$", new_key), new_key
+    s.all_keys.append(new_key)
+    s.test_key = new_key
+    assert page.evaluate("sessionStorage.getItem('hub.key.test')") == new_key
+    expect(table.locator("tr", has_text=f"sk_test_…{new_key[-4:]}")).to_contain_text("(this dashboard)", timeout=WAIT)
+    revoked = table.locator("tr", has_text=f"sk_test_…{old_key[-4:]}")
+    expect(revoked.locator('td[data-label="Status"]')).to_have_text("revoked")
+    assert s.api("GET", "/v1/organization", key=old_key)[0] == 401
+    assert s.api("GET", "/v1/organization", key=new_key)[0] == 200
+    # A key that no longer works can be removed from the list.
+    revoked.get_by_role("button", name="Remove").click()
+    revoked.get_by_role("button", name="Click again to remove").click()
+    expect(revoked).to_have_count(0, timeout=WAIT)
+    s.go("#/overview", "Overview")
     assert s.dialogs == [], s.dialogs
-    page2.close()
-
-
-def contract_api_keys(page, doc, key_in_use):
-    """`/v1/api-keys` as issue 14 describes it, answered in the browser."""
-    doc = json.loads(json.dumps(doc))
-    doc["paths"]["/v1/api-keys"] = {
-        "get": {"operationId": "api-keys-list", "responses": {"200": {"description": "A page", "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}}}}}}}},
-        "post": {"operationId": "api-keys-create", "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiKeyCreate"}}}}, "responses": {}},
-    }
-    perms = {r: {"type": "string", "enum": ["none", "read", "write"]} for r in ["patients", "clinics", "webhook-endpoints", "events"]}
-    doc["components"]["schemas"]["ApiKey"] = {"type": "object", "properties": {"id": {"type": "string"}}}
-    doc["components"]["schemas"]["ApiKeyCreate"] = {"type": "object", "properties": {"type": {"type": "string"}, "note": {"type": "string"}, "permissions": {"type": "object", "properties": perms}}}
-    now = "2026-12-01T10:00:00.000Z"
-    keys = [
-        {"id": "key_1", "object": "apiKey", "type": "secret", "mode": "test", "prefix": "sk_test", "last4": key_in_use[-4:], "note": "Standard key", "permissions": None, "createdAt": now, "lastUsedAt": now, "expiresAt": None, "status": "active"},
-        {"id": "key_2", "object": "apiKey", "type": "publishable", "mode": "test", "prefix": "pk_test", "last4": "abcd", "note": "Standard key", "permissions": None, "createdAt": now, "lastUsedAt": None, "expiresAt": None, "status": "active"},
-    ]
-    counter = [2]
-
-    def token():
-        counter[0] += 1
-        return f"rk_test_{counter[0]:040d}"
-
-    def handle(route):
-        req = route.request
-        path = req.url.split("?")[0].split("/v1/api-keys")[1]
-        body = json.loads(req.post_data) if req.post_data else {}
-        if req.method == "GET" and path == "":
-            return route.fulfill(json={"object": "list", "data": keys, "skip": 0, "limit": 100, "next": None, "prev": None})
-        if req.method == "POST" and path == "":
-            secret = token()
-            k = {"id": f"key_{counter[0]}", "object": "apiKey", "type": "restricted", "mode": "test", "prefix": "rk_test", "last4": secret[-4:], "note": body.get("note", ""), "permissions": body.get("permissions"), "createdAt": now, "lastUsedAt": None, "expiresAt": None, "status": "active"}
-            assert body["type"] == "restricted" and body["permissions"] == {"patients": "read"}, body
-            keys.append(k)
-            return route.fulfill(status=201, json={**k, "secret": secret})
-        m = re.match(r"^/(key_\d+)/roll$", path)
-        if req.method == "POST" and m:
-            assert body == {"expiresInHours": 1}, body
-            old = next(k for k in keys if k["id"] == m.group(1))
-            old.update(status="expiring", expiresAt="2026-12-01T11:00:00.000Z")
-            secret = token()
-            k = {**old, "id": f"key_{counter[0]}", "last4": secret[-4:], "status": "active", "expiresAt": None}
-            keys.append(k)
-            return route.fulfill(json={**k, "secret": secret})
-        return route.fulfill(status=404, json={"name": "NOT_FOUND", "message": "No route", "eventId": "00000000-0000-4000-8000-000000000000"})
-
-    page.route(re.compile(r"/openapi\.json$"), lambda route: route.fulfill(json=doc))
-    page.route(re.compile(r"/v1/api-keys"), handle)
 
 
 def keyboard_navigation(s):

@@ -28,6 +28,8 @@ USAGE:
                   database; or HUB_TABLE, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SQS)
     hub org create --name NAME [--json] [--empty] [--data DIR | --table NAME [--endpoint-url URL]]
     hub table create --table NAME [--endpoint-url URL]   (the table as template.yaml makes it; for DynamoDB Local)
+    hub keys roll --org ID --mode test|live --type secret|publishable [--expires-in-hours 0-12] [--json]
+                  [--data DIR | --table NAME [--endpoint-url URL]]   (a new key, e.g. when the only secret key is lost)
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
 
 The data directory defaults to $HUB_DATA, else ./.hub-data.
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
         }
         ["org", "create"] => rt.block_on(org_create(args)),
         ["table", "create"] => rt.block_on(table_create(args)),
+        ["keys", "roll"] => rt.block_on(keys_roll(args)),
         ["generate", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             generate(args)
@@ -238,6 +241,89 @@ async fn org_create(mut args: Args) -> Result<(), String> {
         println!("  live publishable key: {}", org.live.publishable);
         println!("Keys are shown only now; only their hashes are stored.");
     }
+    Ok(())
+}
+
+/// `hub keys roll`: roll an organization's working secret (or publishable)
+/// key of one mode, in the embedded store or the DynamoDB table, for an
+/// operator who has lost it. The new key is printed once; the old one
+/// keeps working for `--expires-in-hours` (default 0: it stops at once).
+async fn keys_roll(mut args: Args) -> Result<(), String> {
+    let org = args.value("--org")?.ok_or("--org ID is required")?;
+    let mode = match args.value("--mode")?.as_deref() {
+        Some("test") => hub::auth::Mode::Test,
+        Some("live") => hub::auth::Mode::Live,
+        _ => return Err("--mode test|live is required".into()),
+    };
+    let kind = match args.value("--type")?.as_deref() {
+        Some("secret") => hub::auth::KeyKind::Secret,
+        Some("publishable") => hub::auth::KeyKind::Publishable,
+        Some("restricted") => return Err(
+            "--type restricted: roll restricted keys through the API (POST /v1/api-keys/{id}/roll)"
+                .into(),
+        ),
+        _ => return Err("--type secret|publishable is required".into()),
+    };
+    let hours = match args.value("--expires-in-hours")? {
+        Some(h) => h
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (0..=hub::resources::api_keys::MAX_OVERLAP_HOURS).contains(h))
+            .ok_or("--expires-in-hours must be a whole number of hours from 0 to 12")?,
+        None => 0,
+    };
+    let as_json = args.flag("--json");
+    let table = args
+        .value("--table")?
+        .or_else(|| std::env::var("TABLE_NAME").ok());
+    let endpoint = args.value("--endpoint-url")?;
+    let store: DynStore = match table {
+        Some(table) => {
+            let client = dynamodb_client(endpoint.as_deref()).await;
+            let store =
+                hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
+            store
+                .warm_up()
+                .await
+                .map_err(|e| format!("DynamoDB: {e}"))?;
+            Arc::new(store)
+        }
+        None => {
+            let dir = data_dir(&mut args)?;
+            open_store(&dir)?
+        }
+    };
+    args.done()?;
+    let tenant = hub::auth::Tenant::new(org, mode);
+    let (new, old) = hub::resources::api_keys::roll_standard(store.as_ref(), &tenant, kind, hours)
+        .await
+        .map_err(|e| e.message)?;
+    if as_json {
+        println!("{new}");
+        return Ok(());
+    }
+    let shown = |k: &Value| {
+        format!(
+            "{}_…{} ({})",
+            k["prefix"].as_str().unwrap_or_default(),
+            k["last4"].as_str().unwrap_or_default(),
+            k["id"].as_str().unwrap_or_default()
+        )
+    };
+    let until = old["expiresAt"].as_str().unwrap_or_default();
+    if hours == 0 {
+        println!("Rolled {}: it stopped working now.", shown(&old));
+    } else {
+        println!("Rolled {}: it keeps working until {until}.", shown(&old));
+    }
+    println!(
+        "New {} {} key {}: {}",
+        mode.as_str(),
+        kind.as_str(),
+        new["id"].as_str().unwrap_or_default(),
+        new["secret"].as_str().unwrap_or_default()
+    );
+    println!("The key is shown only now; only its hash is stored.");
     Ok(())
 }
 

@@ -260,6 +260,7 @@ fn build() -> Value {
         schemas.insert(v.item_name.to_string(), s);
     }
     document_catalog(&mut schemas);
+    crate::resources::api_keys::document(&mut schemas);
     schemas.insert("Organization".into(), json!({
         "type": "object", "description": "The organization a key belongs to, seen from the key's mode.",
         "required": ["id", "object", "name", "livemode", "createdAt", "updatedAt"], "additionalProperties": false,
@@ -416,6 +417,7 @@ fn operation(route: &Route) -> Value {
             op["requestBody"] = json!({"required": false, "content": json_content(body)});
             let schema = match &action.response {
                 Shape::Own => reference(&name),
+                Shape::Created => reference(&format!("{name}Created")),
                 Shape::Event => reference("Event"),
                 Shape::Object { name, .. } => reference(name),
             };

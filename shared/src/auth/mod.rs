@@ -5,8 +5,8 @@ pub mod idempotency;
 pub mod ratelimit;
 
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::store::{Store, UniqueTarget, WriteOp};
-use serde_json::{json, Value};
+use crate::store::{Expect, Store, WriteOp, WriteTx};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -69,7 +69,7 @@ impl KeyKind {
             KeyKind::Restricted => "restricted",
         }
     }
-    fn prefix(self) -> &'static str {
+    pub fn prefix(self) -> &'static str {
         match self {
             KeyKind::Secret => "sk",
             KeyKind::Publishable => "pk",
@@ -84,6 +84,9 @@ pub struct Principal {
     pub tenant: Tenant,
     pub kind: KeyKind,
     pub key_id: String,
+    /// A restricted key's permissions: resource path → `read` | `write`
+    /// (anything else, or absent: `none`).
+    pub permissions: Option<Map<String, Value>>,
 }
 
 /// What a route needs: its resource (the URL path segment), the level of
@@ -105,8 +108,13 @@ pub enum Level {
 
 impl Principal {
     /// Secret keys may do anything in their mode; publishable keys only what
-    /// a web form or booking widget needs.
+    /// a web form or booking widget needs; restricted keys what their
+    /// permission on the route's resource allows (`write` implies `read`).
     pub fn authorize(&self, access: Access) -> ApiResult<()> {
+        let level = match access.level {
+            Level::Read => "read",
+            Level::Write => "write",
+        };
         match self.kind {
             KeyKind::Secret => Ok(()),
             KeyKind::Publishable if access.publishable => Ok(()),
@@ -121,17 +129,29 @@ impl Principal {
                     access.resource
                 ),
             )),
-            KeyKind::Restricted => Err(ApiError::new(
+            KeyKind::Restricted if access.resource == KEYS_KIND => Err(ApiError::new(
                 ErrorKind::Permissions,
-                format!(
-                    "This restricted key has no `{}` permission on `{}`.",
-                    match access.level {
-                        Level::Read => "read",
-                        Level::Write => "write",
-                    },
-                    access.resource
-                ),
+                "API keys are managed only with a secret key (sk_…) of the same mode; a restricted key cannot read or change them.",
             )),
+            KeyKind::Restricted => {
+                let has = self
+                    .permissions
+                    .as_ref()
+                    .and_then(|p| p.get(access.resource))
+                    .and_then(Value::as_str)
+                    .filter(|l| *l == "read" || *l == "write")
+                    .unwrap_or("none");
+                if has == "write" || has == level {
+                    return Ok(());
+                }
+                Err(ApiError::new(
+                    ErrorKind::Permissions,
+                    format!(
+                        "This restricted key needs `{level}` permission on `{}` for this request; it has `{has}`. A secret key can change its permissions (PATCH /v1/api-keys/{}).",
+                        access.resource, self.key_id
+                    ),
+                ))
+            }
         }
     }
 }
@@ -168,64 +188,15 @@ pub fn parse_key_shape(key: &str) -> Option<(KeyKind, Mode)> {
         .then_some((kind, mode))
 }
 
-/// A new key: the plaintext (shown once) and the write that stores its record.
-pub struct NewKey {
-    pub plaintext: String,
-    pub doc: Value,
-    pub ops: Vec<WriteOp>,
-}
-
-pub fn new_key(tenant: &Tenant, kind: KeyKind, note: &str) -> NewKey {
-    let plaintext = format!(
+/// A new key's plaintext, `{sk|pk|rk}_{test|live}_` and 40 random letters
+/// and digits: shown once, then only its hash is kept.
+pub fn generate_key(kind: KeyKind, mode: Mode) -> String {
+    format!(
         "{}_{}_{}",
         kind.prefix(),
-        tenant.mode.as_str(),
+        mode.as_str(),
         crate::ids::random_token(TOKEN_LEN)
-    );
-    let id = crate::ids::new_id("key");
-    let hash = hash_key(&plaintext);
-    let now = crate::time::format_ms(crate::time::now_ms());
-    let redacted = format!(
-        "{}_{}_…{}",
-        kind.prefix(),
-        tenant.mode.as_str(),
-        &plaintext[plaintext.len() - 4..]
-    );
-    let doc = json!({
-        "id": id,
-        "object": "apiKey",
-        "type": kind.as_str(),
-        "redacted": redacted,
-        "note": note,
-        "hash": hash,
-        "livemode": tenant.livemode(),
-        "createdAt": now,
-        "updatedAt": now,
-        "version": 1,
-    });
-    let ops = vec![
-        WriteOp::Put {
-            tenant: tenant.key(),
-            kind: KEYS_KIND,
-            id: id.clone(),
-            doc: doc.clone(),
-            expect: crate::store::Expect::Absent,
-        },
-        WriteOp::ClaimUnique {
-            scope: KEY_HASH_SCOPE.into(),
-            value: hash,
-            target: UniqueTarget {
-                tenant: tenant.key(),
-                kind: KEYS_KIND.into(),
-                id,
-            },
-        },
-    ];
-    NewKey {
-        plaintext,
-        doc,
-        ops,
-    }
+    )
 }
 
 fn auth_error(message: &str) -> ApiError {
@@ -280,7 +251,9 @@ fn unusable(raw: &[u8]) -> Result<(&str, KeyKind, Mode), String> {
     })
 }
 
-/// Resolve `Authorization: Bearer <key>` to a principal.
+/// Resolve `Authorization: Bearer <key>` to a principal: one lookup of the
+/// key's hash, one read of the key's record (as many reads as before keys
+/// were a resource), and once a minute per key a write of `lastUsedAt`.
 pub async fn authenticate(store: &dyn Store, header: Option<&[u8]>) -> ApiResult<Principal> {
     let raw = header.ok_or_else(|| {
         auth_error("No API key provided. Send `Authorization: Bearer <key>` with your secret or publishable key (sk_test_…, pk_test_…).")
@@ -295,11 +268,12 @@ pub async fn authenticate(store: &dyn Store, header: Option<&[u8]>) -> ApiResult
         .get(&target.tenant, KEYS_KIND, &target.id)
         .await?
         .ok_or_else(invalid)?;
-    if doc.get("revoked").and_then(Value::as_bool) == Some(true) {
+    if doc.get("type").and_then(Value::as_str) != Some(kind.as_str()) {
         return Err(invalid());
     }
+    let now = crate::time::now_ms();
     if let Some(exp) = doc.get("expiresAt").and_then(Value::as_str) {
-        if crate::time::parse_timestamp(exp).is_some_and(|e| e <= crate::time::now_ms()) {
+        if crate::time::parse_timestamp(exp).is_none_or(|e| e <= now) {
             return Err(invalid());
         }
     }
@@ -307,11 +281,76 @@ pub async fn authenticate(store: &dyn Store, header: Option<&[u8]>) -> ApiResult
         .tenant
         .split_once('#')
         .ok_or_else(ApiError::internal)?;
+    touch(store, &target.tenant, &doc, now).await;
     Ok(Principal {
         tenant: Tenant::new(org, mode),
         kind,
+        permissions: match kind {
+            KeyKind::Restricted => Some(
+                doc.get("permissions")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        },
         key_id: target.id,
     })
+}
+
+/// The minute a key was last written as used, per key, in this process: of
+/// the requests of one minute, only the first writes.
+static TOUCHED: std::sync::Mutex<Option<std::collections::HashMap<String, i64>>> =
+    std::sync::Mutex::new(None);
+
+/// Record the key's use, to the minute: written at most once a minute per
+/// key — not when its record already says this minute (another process
+/// wrote it), nor when this process already wrote it. The write keeps the
+/// record's version (a use is not a change of the key: no event, no new
+/// ETag) and is conditional on it, so it never undoes a concurrent change;
+/// a lost race is simply written by a later request.
+async fn touch(store: &dyn Store, tenant: &str, doc: &Value, now: i64) {
+    let minute = now - now.rem_euclid(60_000);
+    let used = doc
+        .get("lastUsedAt")
+        .and_then(Value::as_str)
+        .and_then(crate::time::parse_timestamp);
+    if used.is_some_and(|u| u >= minute) {
+        return;
+    }
+    let Some(id) = doc.get("id").and_then(Value::as_str) else {
+        return;
+    };
+    {
+        let mut guard = TOUCHED.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(Default::default);
+        if map.get(id).is_some_and(|m| *m >= minute) {
+            return;
+        }
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(id.to_string(), minute);
+    }
+    let version = doc.get("version").and_then(Value::as_u64).unwrap_or(1);
+    let mut next = doc.clone();
+    next["lastUsedAt"] = Value::String(crate::time::format_ms(minute));
+    let op = WriteOp::Put {
+        tenant: tenant.to_string(),
+        kind: KEYS_KIND,
+        id: id.to_string(),
+        doc: next,
+        expect: Expect::Version(version),
+    };
+    if let Err(e) = store.commit(WriteTx::of(vec![op])).await {
+        // Changed meanwhile (or the store is busy): a later request writes it.
+        if let Some(map) = TOUCHED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            map.remove(id);
+        }
+        if !matches!(e, crate::store::StoreError::Conflict(_)) {
+            crate::log::error("api-keys", &format!("lastUsedAt not written: {e}"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -320,19 +359,49 @@ mod tests {
 
     #[test]
     fn key_shapes() {
-        let t = Tenant::new("org_1", Mode::Test);
-        let k = new_key(&t, KeyKind::Secret, "");
-        assert_eq!(
-            parse_key_shape(&k.plaintext),
-            Some((KeyKind::Secret, Mode::Test))
-        );
-        assert!(k.plaintext.starts_with("sk_test_"));
+        let k = generate_key(KeyKind::Secret, Mode::Test);
+        assert_eq!(parse_key_shape(&k), Some((KeyKind::Secret, Mode::Test)));
+        assert!(k.starts_with("sk_test_"));
+        let r = generate_key(KeyKind::Restricted, Mode::Live);
+        assert_eq!(parse_key_shape(&r), Some((KeyKind::Restricted, Mode::Live)));
         assert_eq!(parse_key_shape("sk_test_short"), None);
         assert_eq!(
             parse_key_shape("xx_test_0123456789012345678901234567890123456789"),
             None
         );
-        assert_ne!(k.doc["hash"], Value::String(k.plaintext.clone()));
-        assert!(!k.doc.to_string().contains(&k.plaintext));
+        assert_ne!(hash_key(&k), k);
+    }
+
+    fn restricted(perms: Value) -> Principal {
+        Principal {
+            tenant: Tenant::new("org_1", Mode::Test),
+            kind: KeyKind::Restricted,
+            key_id: "key_1".into(),
+            permissions: perms.as_object().cloned(),
+        }
+    }
+
+    fn access(resource: &'static str, level: Level) -> Access {
+        Access {
+            resource,
+            level,
+            publishable: false,
+        }
+    }
+
+    #[test]
+    fn restricted_keys_follow_their_permissions() {
+        let p = restricted(serde_json::json!({"patients": "read", "appointments": "write"}));
+        assert!(p.authorize(access("patients", Level::Read)).is_ok());
+        assert!(p.authorize(access("appointments", Level::Read)).is_ok());
+        assert!(p.authorize(access("appointments", Level::Write)).is_ok());
+        let e = p.authorize(access("patients", Level::Write)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Permissions);
+        assert!(e.message.contains("`write`") && e.message.contains("`patients`"));
+        let e = p.authorize(access("clinics", Level::Read)).unwrap_err();
+        assert!(e.message.contains("`read`") && e.message.contains("`clinics`"));
+        assert!(p.authorize(access(KEYS_KIND, Level::Read)).is_err());
+        let all = restricted(serde_json::json!({KEYS_KIND: "write"}));
+        assert!(all.authorize(access(KEYS_KIND, Level::Read)).is_err());
     }
 }

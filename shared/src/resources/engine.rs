@@ -319,9 +319,30 @@ async fn prepare(
 }
 
 /// Lay out a stored document: identity first, fields, then bookkeeping.
-fn assemble(
+pub(super) fn assemble(
     ctx: &Ctx<'_>,
     res: &Resource,
+    id: &str,
+    fields: &Map<String, Value>,
+    created: &str,
+    updated: &str,
+    version: u64,
+) -> Value {
+    layout(
+        res,
+        ctx.tenant.livemode(),
+        id,
+        fields,
+        created,
+        updated,
+        version,
+    )
+}
+
+/// `assemble` for a tenant's mode, outside a request (`hub org create`).
+pub(super) fn layout(
+    res: &Resource,
+    livemode: bool,
     id: &str,
     fields: &Map<String, Value>,
     created: &str,
@@ -336,7 +357,7 @@ fn assemble(
             doc.insert(f.name.into(), v.clone());
         }
     }
-    doc.insert("livemode".into(), Value::Bool(ctx.tenant.livemode()));
+    doc.insert("livemode".into(), Value::Bool(livemode));
     doc.insert("createdAt".into(), Value::String(created.to_string()));
     doc.insert("updatedAt".into(), Value::String(updated.to_string()));
     doc.insert("version".into(), Value::from(version));
@@ -617,7 +638,20 @@ pub async fn get(ctx: &Ctx<'_>, res: &Resource, id: &str) -> ApiResult<Doc> {
         })
     };
     doc.filter(|d| !expired(d))
+        .map(|d| presented(res, d))
         .ok_or_else(|| ApiError::not_found(res.label, id))
+}
+
+/// A stored document as its resource shows it (`on_read`).
+fn presented(res: &Resource, doc: Doc) -> Doc {
+    match res.on_read {
+        Some(f) => {
+            let mut d = (*doc).clone();
+            f(&mut d);
+            std::sync::Arc::new(d)
+        }
+        None => doc,
+    }
 }
 
 pub async fn list(
@@ -625,7 +659,11 @@ pub async fn list(
     res: &Resource,
     query: &crate::query::ListQuery,
 ) -> ApiResult<ListPage> {
-    Ok(ctx.store.list(&ctx.tenant.key(), res.path, query).await?)
+    let mut page = ctx.store.list(&ctx.tenant.key(), res.path, query).await?;
+    if res.on_read.is_some() {
+        page.data = page.data.into_iter().map(|d| presented(res, d)).collect();
+    }
+    Ok(page)
 }
 
 fn precondition_failed(res: &Resource, id: &str, current: u64) -> ApiError {

@@ -6,6 +6,7 @@
 //! `Rules` hook and its `Action`s. A new resource is one module plus a line
 //! in `REGISTRY`.
 
+pub mod api_keys;
 mod appointment_types;
 pub mod appointments;
 mod check_ins;
@@ -169,6 +170,9 @@ impl Reply {
 pub enum Shape {
     /// The resource's own object.
     Own,
+    /// The resource's own object with the fields only its create response
+    /// carries (`created_extra`: a new key's `secret`).
+    Created,
     /// An event envelope.
     Event,
     /// A named object of these fields.
@@ -254,6 +258,10 @@ pub struct Resource {
     /// A second date field lists are ordered and ranged by through an
     /// index (`startAt`, `issuedAt`), besides `createdAt` and `updatedAt`.
     pub ordered_by: Option<&'static str>,
+    /// Applied to every stored document read (get, list) before it is
+    /// answered or changed: fields that follow the clock (an API key's
+    /// `status`).
+    pub on_read: Option<fn(&mut Value)>,
 }
 
 /// The defaults of a plain CRUD resource, for `..Resource::CRUD` in definitions.
@@ -285,6 +293,7 @@ impl Resource {
         created_extra: &[],
         patient_field: None,
         ordered_by: None,
+        on_read: None,
     };
 }
 
@@ -305,6 +314,7 @@ static REGISTRY: &[&Resource] = &[
     &check_ins::RESOURCE,
     &messages::RESOURCE,
     &webhook_endpoints::RESOURCE,
+    &api_keys::RESOURCE,
     &events::RESOURCE,
     &webhook_deliveries::RESOURCE,
 ];

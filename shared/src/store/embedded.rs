@@ -370,7 +370,11 @@ impl EmbeddedStore {
                     Expect::Version(v) => tx
                         .prepare_cached("DELETE FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3 AND version = ?4")
                         .and_then(|mut s| s.execute(params![tenant, kind, id, *v as i64])),
-                    Expect::Absent => Ok(1),
+                    // No condition: delete it if it is there (as DynamoDB does).
+                    Expect::Absent => tx
+                        .prepare_cached("DELETE FROM objects WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
+                        .and_then(|mut s| s.execute(params![tenant, kind, id]))
+                        .map(|_| 1),
                 }
                 .map_err(backend)?;
                 if n == 0 {
