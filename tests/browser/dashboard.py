@@ -618,7 +618,7 @@ def api_keys_page(s):
 
     # A restricted key with the permission grid; its secret shown once.
     page.get_by_role("button", name="Create a restricted key").click()
-    page.get_by_label("Note").fill('Reports <img src=x onerror="alert(4)">')
+    page.get_by_label("Note", exact=True).fill('Reports <img src=x onerror="alert(4)">')
     page.get_by_label("patients: read").check()
     page.get_by_role("button", name="Create key").click()
     secret = page.get_by_role("region", name="New restricted key").locator(".secret-value")
