@@ -187,18 +187,7 @@ async fn unknown_fields_and_odd_bodies_are_refused_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_header_values_never_leave_in_clear() {
     let rx = Receiver::start();
-    let s = TestServer::start_full(
-        hub::api::Config {
-            rate_limits: hub::auth::ratelimit::Limits::OFF,
-            ..Default::default()
-        },
-        hub::webhooks::deliver::DeliveryConfig {
-            timeout: std::time::Duration::from_secs(2),
-            schedule: hub::webhooks::RetrySchedule::parse("200ms").unwrap(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let s = TestServer::with_fast_webhooks().await;
     let org = s.org("Masked", true).await;
     let key = org.test.secret.as_str();
     let token = "Bearer receiver-token-0123456789";

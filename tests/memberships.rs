@@ -23,22 +23,14 @@ struct Studio {
 async fn studio(s: &TestServer) -> Studio {
     let org = s.org("Studio", true).await;
     let key = org.test.secret.clone();
-    let (clinic, st, r) = reference_data(&s.http, &key).await;
-    let patient = s
-        .http
-        .post(
-            "/v1/patients",
-            &key,
-            &json!({"fullName": "Member One", "primaryPhoneNumber": "07700 900123", "tracking": {},
-                    "primaryClinicId": clinic, "statusId": st, "referralId": r}),
-        )
-        .await;
-    patient.expect(201);
-    assert_eq!(patient.body["membershipStatus"], "inactive");
+    let patient = new_patient(&s.http, &key, "Member One").await;
+    let p = s.http.get(&format!("/v1/patients/{patient}"), &key).await;
+    assert_eq!(p.body["membershipStatus"], "inactive");
+    let clinic = p.body["primaryClinicId"].as_str().unwrap().to_string();
     Studio {
         key,
         clinic,
-        patient: patient.id(),
+        patient,
     }
 }
 
@@ -609,18 +601,7 @@ async fn messages_are_recorded_and_handed_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_studio_documents_six_event_kinds_arrive_verified() {
     let rx = Receiver::start();
-    let s = TestServer::start_full(
-        hub::api::Config {
-            rate_limits: hub::auth::ratelimit::Limits::OFF,
-            ..Default::default()
-        },
-        hub::webhooks::deliver::DeliveryConfig {
-            timeout: Duration::from_secs(2),
-            schedule: hub::webhooks::RetrySchedule::parse("200ms").unwrap(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let s = TestServer::with_fast_webhooks().await;
     let org = s.org("Studio hooks", true).await;
     let key = org.test.secret.clone();
     let h = &s.http;

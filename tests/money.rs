@@ -5,7 +5,6 @@
 
 use hub_tests::*;
 use serde_json::Value;
-use std::time::Duration;
 
 struct Books {
     key: String,
@@ -16,21 +15,11 @@ struct Books {
 async fn books(s: &TestServer) -> Books {
     let org = s.org("Books", true).await;
     let key = org.test.secret.clone();
-    let (c, st, r) = reference_data(&s.http, &key).await;
-    let patient = s
-        .http
-        .post(
-            "/v1/patients",
-            &key,
-            &json!({"fullName": "Payer", "primaryPhoneNumber": "07700 900123", "tracking": {},
-                    "primaryClinicId": c, "statusId": st, "referralId": r}),
-        )
-        .await;
-    patient.expect(201);
+    let patient = new_patient(&s.http, &key, "Payer").await;
     Books {
         key,
         live: org.live.secret.clone(),
-        patient: patient.id(),
+        patient,
     }
 }
 
@@ -596,18 +585,7 @@ async fn invoice_numbers_have_no_gap_and_no_repeat_on(s: &TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_emits_its_events_verified() {
     let rx = Receiver::start();
-    let s = TestServer::start_full(
-        hub::api::Config {
-            rate_limits: hub::auth::ratelimit::Limits::OFF,
-            ..Default::default()
-        },
-        hub::webhooks::deliver::DeliveryConfig {
-            timeout: Duration::from_secs(2),
-            schedule: hub::webhooks::RetrySchedule::parse("200ms").unwrap(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let s = TestServer::with_fast_webhooks().await;
     let b = books(&s).await;
     let ep = s
         .http

@@ -5,7 +5,6 @@
 
 use hub_tests::*;
 use serde_json::Value;
-use std::time::Duration;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -880,18 +879,7 @@ async fn lists_by_practitioner_and_time_on(s: &TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bookings_whole_life_arrives_verified() {
     let rx = Receiver::start();
-    let s = TestServer::start_full(
-        hub::api::Config {
-            rate_limits: hub::auth::ratelimit::Limits::OFF,
-            ..Default::default()
-        },
-        hub::webhooks::deliver::DeliveryConfig {
-            timeout: Duration::from_secs(2),
-            schedule: hub::webhooks::RetrySchedule::parse("200ms").unwrap(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let s = TestServer::with_fast_webhooks().await;
     let c = clinic(&s).await;
     let h = &s.http;
     let ep = h

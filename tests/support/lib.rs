@@ -417,6 +417,40 @@ where
     panic!("gave up waiting for {what}");
 }
 
+impl TestServer {
+    /// The whole of `hub serve` with webhooks that retry fast (one retry
+    /// after 200 ms, a 2 s timeout), for tests with a receiver.
+    pub async fn with_fast_webhooks() -> TestServer {
+        TestServer::start_full(
+            Config {
+                rate_limits: hub::auth::ratelimit::Limits::OFF,
+                ..Config::default()
+            },
+            hub::webhooks::deliver::DeliveryConfig {
+                timeout: Duration::from_secs(2),
+                schedule: hub::webhooks::RetrySchedule::parse("200ms").unwrap(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+}
+
+/// A new patient (with a new clinic, status and referral source); its id.
+pub async fn new_patient(http: &Http, key: &str, name: &str) -> String {
+    let (clinic, status, referral) = reference_data(http, key).await;
+    let r = http
+        .post(
+            "/v1/patients",
+            key,
+            &json!({"fullName": name, "primaryPhoneNumber": "07700 900123", "tracking": {},
+                    "primaryClinicId": clinic, "statusId": status, "referralId": referral}),
+        )
+        .await;
+    r.expect(201);
+    r.id()
+}
+
 /// A valid patient body referring to reference data by name.
 pub fn patient_body(name: &str, clinic: &str, status: &str, referral: &str) -> Value {
     json!({

@@ -333,14 +333,7 @@ fn operation(route: &Route) -> Value {
                     ok["headers"][h] = header_ref(h);
                 }
                 op["responses"]["200"] = ok;
-                for s in [400, 401, 403, 413, 426, 429, 500] {
-                    let mut e = json!({"description": status_text(s), "content": json_content(reference("Error")),
-                        "headers": {"Request-Id": header_ref("Request-Id")}});
-                    if s == 429 {
-                        e["headers"]["Retry-After"] = header_ref("Retry-After");
-                    }
-                    op["responses"][s.to_string()] = e;
-                }
+                error_responses(&mut op, &[400, 401, 403, 413, 426, 429, 500]);
             }
             _ => {
                 op["summary"] = json!("This document");
@@ -454,17 +447,7 @@ fn operation(route: &Route) -> Value {
         body["headers"][h] = header_ref(h);
     }
     op["responses"][status.to_string()] = body;
-    for s in error_statuses(route) {
-        let mut e = json!({"description": status_text(s), "content": json_content(reference("Error")),
-            "headers": {"Request-Id": header_ref("Request-Id")}});
-        if s == 429 {
-            e["headers"]["Retry-After"] = header_ref("Retry-After");
-        }
-        if s == 412 {
-            e["headers"]["ETag"] = header_ref("ETag");
-        }
-        op["responses"][s.to_string()] = e;
-    }
+    error_responses(&mut op, &error_statuses(route));
     if !params.is_empty() {
         op["parameters"] = json!(params);
     }
@@ -567,15 +550,24 @@ fn view_operation(route: &Route, v: &crate::resources::View, mut op: Value) -> V
         ok["headers"][h] = header_ref(h);
     }
     op["responses"]["200"] = ok;
-    for s in error_statuses(route) {
-        let mut e = json!({"description": status_text(s), "content": json_content(reference("Error")),
+    error_responses(&mut op, &error_statuses(route));
+    op
+}
+
+/// The error envelope for each of these statuses (with `Retry-After` on
+/// 429 and the current `ETag` on 412).
+fn error_responses(op: &mut Value, statuses: &[u16]) {
+    for s in statuses {
+        let mut e = json!({"description": status_text(*s), "content": json_content(reference("Error")),
             "headers": {"Request-Id": header_ref("Request-Id")}});
-        if s == 429 {
+        if *s == 429 {
             e["headers"]["Retry-After"] = header_ref("Retry-After");
+        }
+        if *s == 412 {
+            e["headers"]["ETag"] = header_ref("ETag");
         }
         op["responses"][s.to_string()] = e;
     }
-    op
 }
 
 fn unreachable_shape() -> (u16, Value) {

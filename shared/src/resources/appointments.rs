@@ -344,6 +344,23 @@ impl Rules for AppointmentRules {
     }
 }
 
+/// The patient is here (a check-in): a scheduled or confirmed appointment
+/// becomes `arrived` in the same write as `change`, with its events.
+pub fn arrive(ctx: &Ctx<'_>, change: &mut Change<'_>, appointment: &Value) -> ApiResult<()> {
+    let from = str_of(appointment.get("status"));
+    if !next_statuses(from).contains(&"arrived") {
+        return Err(ApiError::conflict(format!(
+            "This appointment is `{from}` and cannot become `arrived`: {}.",
+            allowed_text(from)
+        )));
+    }
+    let mut fields = Map::new();
+    fields.insert("status".into(), json!("arrived"));
+    let after = engine::update_other(ctx, &RESOURCE, appointment, fields, change.now_ms, change);
+    change.events.push(ctx.event(&RESOURCE, "arrived", &after));
+    Ok(())
+}
+
 /// A publishable key books only a slot availability offers.
 async fn offered(ctx: &Ctx<'_>, change: &Change<'_>, start: i64, end: i64) -> ApiResult<()> {
     let refuse = |why: &str| {

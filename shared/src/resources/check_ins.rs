@@ -6,14 +6,14 @@
 //! version, the appointment's, the patient's new membership status — in one
 //! atomic write. An invalid check-in is recorded too.
 
-use super::{appointments, engine, purchases, Change, Ctx, Resource, Rules, Verb};
+use super::{appointments, purchases, Change, Ctx, Resource, Rules, Verb};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{Filter, ListQuery, Op as QOp};
 use crate::schema::{Field, Ty};
 use crate::store::Lookup;
 use crate::time::{format_ms, parse_timestamp};
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 const WEEK_MS: i64 = 7 * 86_400_000;
 
@@ -68,21 +68,10 @@ impl Rules for CheckInRules {
                 let Some(p) = ctx.store.get(&ctx.tenant.key(), "purchases", pid).await? else {
                     return Ok(());
                 };
-                let Some(left) = p["sessionsRemaining"].as_i64() else {
-                    return Ok(());
-                };
-                let mut fields = Map::new();
-                fields.insert("sessionsRemaining".into(), json!(left + 1));
-                let after = engine::update_other(
-                    ctx,
-                    &purchases::RESOURCE,
-                    &p,
-                    fields,
-                    change.now_ms,
-                    change,
-                );
-                let patient = str_of(old.get("patientId")).to_string();
-                purchases::restate(ctx, change, &patient, &[(pid.to_string(), Some(after))]).await
+                if p["sessionsRemaining"].is_i64() {
+                    purchases::use_session(ctx, change, &p, 1).await?;
+                }
+                Ok(())
             }
             Verb::Create => check_in(ctx, change).await,
         }
@@ -135,15 +124,9 @@ async fn check_in(ctx: &Ctx<'_>, change: &mut Change<'_>) -> ApiResult<()> {
         }
     } else if let Some(p) = pack {
         used = Some(p["id"].clone());
-        let left = p["sessionsRemaining"].as_i64().unwrap_or(1) - 1;
-        if left == 0 {
+        if purchases::use_session(ctx, change, p, -1).await? == 0 {
             alerts.push("last session used".into());
         }
-        let mut fields = Map::new();
-        fields.insert("sessionsRemaining".into(), json!(left));
-        let after = engine::update_other(ctx, &purchases::RESOURCE, p, fields, now, change);
-        let pid = p["id"].as_str().unwrap_or_default().to_string();
-        purchases::restate(ctx, change, &patient, &[(pid, Some(after))]).await?;
     }
 
     // An appointment of the patient's at this clinic that local day arrives.
@@ -167,12 +150,7 @@ async fn check_in(ctx: &Ctx<'_>, change: &mut Change<'_>) -> ApiResult<()> {
         }
     }
     if let Some(a) = &visit {
-        let mut fields = Map::new();
-        fields.insert("status".into(), json!("arrived"));
-        let after = engine::update_other(ctx, &appointments::RESOURCE, a, fields, now, change);
-        change
-            .events
-            .push(ctx.event(&appointments::RESOURCE, "arrived", &after));
+        appointments::arrive(ctx, change, a)?;
     }
 
     let valid = used.is_some() || visit.is_some();

@@ -14,17 +14,6 @@ fn version_of(doc: &Value) -> u64 {
     doc.get("version").and_then(Value::as_u64).unwrap_or(1)
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A request body must be a JSON object.
 pub(crate) fn body_object(body: Value, what: &str) -> ApiResult<Map<String, Value>> {
     match body {
@@ -33,7 +22,7 @@ pub(crate) fn body_object(body: Value, what: &str) -> ApiResult<Map<String, Valu
             "(body)",
             format!(
                 "must be a JSON object describing the {what}, not {}",
-                kind_of(&other)
+                validate::kind_of(&other)
             ),
         )),
     }
@@ -73,8 +62,10 @@ impl Retries {
                         format!("The {label} is being changed by many requests at once; retry."),
                     ));
                 }
-                // Back off: 1 ms doubling to 32 ms, with full jitter.
-                let cap = 1u64 << self.n.min(5);
+                // Back off: 1 ms doubling to 512 ms, with full jitter, so
+                // that writers that keep cancelling each other (DynamoDB
+                // cancels every transaction of a conflict) spread out.
+                let cap = 1u64 << self.n.min(9);
                 let r = u16::from_le_bytes(crate::ids::random_bytes::<2>()) as u64;
                 let us = (cap * 1000 * r) / u16::MAX as u64;
                 tokio::time::sleep(std::time::Duration::from_micros(us)).await;

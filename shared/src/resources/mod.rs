@@ -29,6 +29,7 @@ mod webhook_deliveries;
 pub mod webhook_endpoints;
 
 pub use engine::{create, delete, get, list, run_action, update, update_other, Retries};
+pub use practitioners::DAYS;
 
 use crate::auth::Tenant;
 use crate::error::ApiResult;

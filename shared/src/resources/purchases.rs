@@ -135,6 +135,28 @@ pub async fn restate(
     Ok(())
 }
 
+/// A visit uses one of a purchase's sessions (`delta` −1), or a deleted
+/// visit gives it back (+1): the purchase's next version and the patient's
+/// status join `change`'s write. Returns the sessions left.
+pub async fn use_session(
+    ctx: &Ctx<'_>,
+    change: &mut Change<'_>,
+    purchase: &Value,
+    delta: i64,
+) -> ApiResult<i64> {
+    let left = purchase["sessionsRemaining"].as_i64().unwrap_or(0) + delta;
+    if left < 0 {
+        return Err(ApiError::conflict("This purchase has no session left."));
+    }
+    let mut fields = Map::new();
+    fields.insert("sessionsRemaining".into(), json!(left));
+    let after = engine::update_other(ctx, &RESOURCE, purchase, fields, change.now_ms, change);
+    let patient = str_of(purchase.get("patientId")).to_string();
+    let id = str_of(purchase.get("id")).to_string();
+    restate(ctx, change, &patient, &[(id, Some(after))]).await?;
+    Ok(left)
+}
+
 fn expiry_id(tenant: &Tenant, id: &str, expires: &str) -> String {
     format!("{expires}#{}#{id}", tenant.key())
 }

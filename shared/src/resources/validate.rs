@@ -11,7 +11,8 @@ pub const MAX_TEXT: usize = 10_000;
 pub const MAX_METADATA_KEYS: usize = 50;
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 
-fn kind_of(v: &Value) -> &'static str {
+/// What kind of JSON value this is, for messages ("a string", "null").
+pub fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

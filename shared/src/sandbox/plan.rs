@@ -248,15 +248,7 @@ pub(super) fn working_days(i: usize) -> Vec<(&'static str, i8, u32, u32)> {
     out
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
+use crate::resources::DAYS as WEEKDAYS;
 
 struct Town {
     city: &'static str,
