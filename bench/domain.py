@@ -53,6 +53,17 @@ def setup(host, port, key):
         "patientId": patient, "currency": "GBP", "status": "open",
         "lineItems": [{"description": "Aids", "quantity": 1, "unitAmount": 10**12}]})["id"]
         for _ in range(64)]
+    # 64 members, each with a year's membership, for check-ins.
+    gold = call(c, "POST", "/v1/packages", key, {"name": "Gold", "type": "membership",
+                "price": 9900, "currency": "GBP", "durationDays": 365})["id"]
+    members = []
+    for i in range(64):
+        m = call(c, "POST", "/v1/patients", key, {
+            "fullName": f"Member {i}", "primaryPhoneNumber": "07700 900123", "tracking": {},
+            "primaryClinicId": clinic, "statusId": st, "referralId": ref})["id"]
+        call(c, "POST", "/v1/purchases", key, {"patientId": m, "packageId": gold})
+        members.append(m)
+    print(f"export MEMBERS={','.join(members)}")
     print(f"export PATIENT_ID={patient} CLINIC_ID={clinic} ATY_ID={aty} BUSY={busy}")
     print(f"export PRACTITIONERS={','.join(prcs[1:])}")
     print(f"export INVOICES={','.join(invoices)}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Business rules under load on `hub serve` (embedded store, release build):
-# appointment creates per second (each one checked against the
+# check-ins per second (each judged against the member's purchases and
+# appointments), appointment creates per second (each one checked against the
 # practitioner's bookings through their guard items), payments per second
 # (each one moving its invoice's balance in the same write), and the
 # latency of a 31-day availability query for a practitioner with 500
@@ -43,10 +44,12 @@ run() { # script
 avail=$(python3 bench/domain.py availability 127.0.0.1 "$port" "$HUB_KEY" "$BUSY" "$ATY_ID" 50)
 creates=$(run appointments.lua)
 payments=$(run payments.lua)
+checkins=$(run check-ins.lua)
 mkdir -p bench/results
 cat > bench/results/domain.json <<JSON
 {"availability_31_days_500_booked": $avail,
  "appointment_creates": $creates,
- "payments": $payments}
+ "payments": $payments,
+ "check_ins": $checkins}
 JSON
 cat bench/results/domain.json

@@ -1026,6 +1026,27 @@ async fn capacity_units_per_route() {
             &json!({"invoiceId": inv.id(), "type": "payment", "amount": 2500, "currency": "GBP", "method": "card"})
         )
     );
+    let pack = s
+        .http
+        .post(
+            "/v1/packages",
+            &key,
+            &json!({"name": "Units pack", "type": "sessionPack", "sessions": 5, "price": 5000, "currency": "GBP"}),
+        )
+        .await
+        .id();
+    s.http
+        .post("/v1/purchases", &key, &json!({"patientId": pid, "packageId": pack}))
+        .await
+        .expect(201);
+    unit!(
+        "POST /v1/check-ins (uses a session: the check-in and the purchase's next version)",
+        s.http.post(
+            "/v1/check-ins",
+            &key,
+            &json!({"patientId": pid, "clinicId": prc_clinic})
+        )
+    );
     let other = s
         .http
         .post(
