@@ -1036,7 +1036,11 @@ async fn capacity_units_per_route() {
         .await
         .id();
     s.http
-        .post("/v1/purchases", &key, &json!({"patientId": pid, "packageId": pack}))
+        .post(
+            "/v1/purchases",
+            &key,
+            &json!({"patientId": pid, "packageId": pack}),
+        )
         .await
         .expect(201);
     unit!(
