@@ -242,6 +242,25 @@ fn object_response(status: u16, doc: &Doc, select: Option<&[String]>) -> Respons
     r
 }
 
+/// A future whose panic becomes `Err(())` instead of unwinding into the
+/// server (what a task per request gave, without spawning one).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(p) => p.map(Ok),
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
 /// What one request did, for its log line.
 #[derive(Default)]
 struct Outcome {
@@ -279,7 +298,7 @@ impl App {
         let method = req.method.clone();
         let path = req.path.clone();
         let started = std::time::Instant::now();
-        match tokio::spawn(async move { app.handle_inner(req).await }).await {
+        match (CatchUnwind(Box::pin(async move { app.handle_inner(req).await }))).await {
             Ok(r) => r,
             Err(_) => {
                 let event_id = uuid_v4();

@@ -9,7 +9,7 @@
 
 use super::*;
 use crate::query::eval;
-use crate::query::index::Index;
+use crate::query::index::{Change, Index};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -37,38 +37,127 @@ CREATE TABLE IF NOT EXISTS changes (
     what TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL, c TEXT NOT NULL);
 ";
 
-type CollKey = (String, String);
+/// Maps keyed by two strings as two levels, so a lookup by `(&str, &str)`
+/// allocates nothing.
+type Nested<V> = HashMap<String, HashMap<String, V>>;
 
 /// One collection: documents in id (creation) order, and a columnar index
-/// for list queries, rebuilt lazily after a write.
+/// for list queries, kept up to date with the writes since it was built.
 #[derive(Default)]
 struct Coll {
     docs: BTreeMap<String, Doc>,
-    index: Mutex<Option<Arc<Index<Doc>>>>,
+    index: Mutex<IndexState>,
 }
+
+/// A collection's list snapshot and the writes made since it was taken,
+/// applied to it (columns updated, not rebuilt) by the next list.
+#[derive(Default)]
+struct IndexState {
+    built: Option<Arc<Index<Doc>>>,
+    /// Every document carries its id, in order: changes can be applied.
+    keyed: bool,
+    pending: Vec<Change<Doc>>,
+}
+
+/// Past this many writes since the last list, rebuilding is cheaper.
+const MAX_PENDING: usize = 4096;
 
 impl Coll {
     fn insert(&mut self, id: String, doc: Doc) {
+        self.note(&id, Some(doc.clone()));
         self.docs.insert(id, doc);
-        *self.index.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn remove(&mut self, id: &str) {
-        self.docs.remove(id);
-        *self.index.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        if self.docs.remove(id).is_some() {
+            self.note(id, None);
+        }
+    }
+
+    fn note(&mut self, id: &str, doc: Option<Doc>) {
+        let limit = MAX_PENDING.min(self.docs.len() / 4 + 16);
+        let state = self.index.get_mut().unwrap_or_else(|e| e.into_inner());
+        if state.built.is_none() {
+            return;
+        }
+        if !state.keyed || state.pending.len() >= limit {
+            state.built = None;
+            state.pending.clear();
+            return;
+        }
+        state.pending.push(Change {
+            id: id.to_string(),
+            doc,
+        });
     }
 
     fn index(&self) -> Arc<Index<Doc>> {
-        let mut slot = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        slot.get_or_insert_with(|| Arc::new(Index::new(self.docs.values().cloned().collect())))
-            .clone()
+        let mut state = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let IndexState {
+            built,
+            keyed,
+            pending,
+        } = &mut *state;
+        match built {
+            Some(index) => {
+                if !pending.is_empty() {
+                    // Readers still holding the old snapshot keep it; this
+                    // one copies the document list and the changed columns.
+                    Arc::make_mut(index).apply(std::mem::take(pending));
+                }
+                index.clone()
+            }
+            None => {
+                let index = Arc::new(Index::new(self.docs.values().cloned().collect()));
+                *keyed = index.ordered_by_id();
+                *built = Some(index.clone());
+                index
+            }
+        }
     }
 }
 
 #[derive(Default)]
 struct Mirror {
-    collections: HashMap<CollKey, Coll>,
-    uniques: HashMap<(String, String), UniqueTarget>,
+    /// tenant → kind → collection.
+    collections: Nested<Coll>,
+    /// scope → value → claim.
+    uniques: Nested<UniqueTarget>,
+}
+
+impl Mirror {
+    fn coll(&self, tenant: &str, kind: &str) -> Option<&Coll> {
+        self.collections.get(tenant)?.get(kind)
+    }
+
+    fn coll_mut(&mut self, tenant: &str, kind: &str) -> Option<&mut Coll> {
+        self.collections.get_mut(tenant)?.get_mut(kind)
+    }
+
+    fn coll_entry(&mut self, tenant: String, kind: String) -> &mut Coll {
+        self.collections
+            .entry(tenant)
+            .or_default()
+            .entry(kind)
+            .or_default()
+    }
+
+    fn unique(&self, scope: &str, value: &str) -> Option<&UniqueTarget> {
+        self.uniques.get(scope)?.get(value)
+    }
+
+    fn set_unique(&mut self, scope: String, value: String, target: Option<UniqueTarget>) {
+        match target {
+            Some(t) => {
+                self.uniques.entry(scope).or_default().insert(value, t);
+            }
+            None => {
+                if let Some(m) = self.uniques.get_mut(&scope) {
+                    m.remove(&value);
+                }
+            }
+        }
+    }
 }
 
 pub struct EmbeddedStore {
@@ -81,6 +170,11 @@ pub struct EmbeddedStore {
     seen: AtomicI64,
     /// Serialises catching up, so two readers do not apply the same changes.
     sync_lock: Mutex<()>,
+    /// A connection kept to ask SQLite whether any other connection (this
+    /// process's writer, or another process) committed since the last
+    /// look, and the `PRAGMA data_version` it answered then: a check that
+    /// reads no table, made before every request.
+    watch: Mutex<(Connection, i64)>,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -120,6 +214,7 @@ impl EmbeddedStore {
         let path = super::private_file(dir, "hub.sqlite3")
             .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         let writer = open_conn(&path)?;
+        let watch = open_conn(&path)?;
         writer.execute_batch(SCHEMA).map_err(backend)?;
         let store = EmbeddedStore {
             path,
@@ -129,6 +224,7 @@ impl EmbeddedStore {
             mirror: RwLock::new(Mirror::default()),
             seen: AtomicI64::new(0),
             sync_lock: Mutex::new(()),
+            watch: Mutex::new((watch, i64::MIN)),
         };
         store.load_all()?;
         Ok(store)
@@ -176,9 +272,7 @@ impl EmbeddedStore {
                         row.get(3).map_err(backend)?,
                     );
                     mirror
-                        .collections
-                        .entry((t, k))
-                        .or_default()
+                        .coll_entry(t, k)
                         .insert(id, Arc::new(parse_doc(&body)?));
                 }
                 let mut stmt = conn
@@ -186,13 +280,14 @@ impl EmbeddedStore {
                     .map_err(backend)?;
                 let mut rows = stmt.query([]).map_err(backend)?;
                 while let Some(row) = rows.next().map_err(backend)? {
-                    mirror.uniques.insert(
-                        (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?),
-                        UniqueTarget {
+                    mirror.set_unique(
+                        row.get(0).map_err(backend)?,
+                        row.get(1).map_err(backend)?,
+                        Some(UniqueTarget {
                             tenant: row.get(2).map_err(backend)?,
                             kind: row.get(3).map_err(backend)?,
                             id: row.get(4).map_err(backend)?,
-                        },
+                        }),
                     );
                 }
                 Ok(seen)
@@ -207,6 +302,28 @@ impl EmbeddedStore {
 
     /// Bring the mirror up to date with changes committed by any process.
     fn sync(&self) -> Result<(), StoreError> {
+        let watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        let version: i64 = watch
+            .0
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(backend)?;
+        if version == watch.1 {
+            return Ok(());
+        }
+        // Read before catching up: a commit after this read changes the
+        // version again, so the next look catches that one too.
+        drop(watch);
+        self.catch_up()?;
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        // Another caller may have recorded a later version meanwhile;
+        // recording an earlier one only costs an extra catch-up.
+        watch.1 = version;
+        Ok(())
+    }
+
+    /// Apply every change in the log this mirror has not seen.
+    fn catch_up(&self) -> Result<(), StoreError> {
         let latest: i64 = self.with_reader(|conn| {
             conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")
                 .and_then(|mut s| s.query_row([], |r| r.get(0)))
@@ -287,27 +404,18 @@ impl EmbeddedStore {
         })?;
         let new_seen = changes.last().map(|c| c.0).unwrap_or(seen);
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
-        for (coll, id, doc) in objects {
+        for ((tenant, kind), id, doc) in objects {
             match doc {
-                Some(d) => {
-                    mirror
-                        .collections
-                        .entry(coll)
-                        .or_default()
-                        .insert(id, Arc::new(d));
-                }
+                Some(d) => mirror.coll_entry(tenant, kind).insert(id, Arc::new(d)),
                 None => {
-                    if let Some(c) = mirror.collections.get_mut(&coll) {
+                    if let Some(c) = mirror.coll_mut(&tenant, &kind) {
                         c.remove(&id);
                     }
                 }
             }
         }
-        for (key, target) in uniques {
-            match target {
-                Some(t) => mirror.uniques.insert(key, t),
-                None => mirror.uniques.remove(&key),
-            };
+        for ((scope, value), target) in uniques {
+            mirror.set_unique(scope, value, target);
         }
         drop(mirror);
         self.seen.store(new_seen, Ordering::Release);
@@ -464,7 +572,7 @@ impl EmbeddedStore {
                 // A conflict means our view is behind another writer's: catch
                 // up so a retry reads the current state.
                 if matches!(e, StoreError::Conflict(_)) {
-                    self.sync()?;
+                    self.catch_up()?;
                 }
                 return Err(e);
             }
@@ -496,7 +604,7 @@ impl EmbeddedStore {
         let _guard = self.sync_lock.lock().unwrap_or_else(|e| e.into_inner());
         if self.seen.load(Ordering::Acquire) != last - n_changes {
             drop(_guard);
-            return self.sync();
+            return self.catch_up();
         }
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
         for op in tx.ops {
@@ -509,15 +617,13 @@ impl EmbeddedStore {
                     ..
                 } => {
                     mirror
-                        .collections
-                        .entry((tenant, kind.to_string()))
-                        .or_default()
+                        .coll_entry(tenant, kind.to_string())
                         .insert(id, Arc::new(doc));
                 }
                 WriteOp::Delete {
                     tenant, kind, id, ..
                 } => {
-                    if let Some(c) = mirror.collections.get_mut(&(tenant, kind.to_string())) {
+                    if let Some(c) = mirror.coll_mut(&tenant, kind) {
                         c.remove(&id);
                     }
                 }
@@ -526,10 +632,10 @@ impl EmbeddedStore {
                     value,
                     target,
                 } => {
-                    mirror.uniques.insert((scope, value), target);
+                    mirror.set_unique(scope, value, Some(target));
                 }
                 WriteOp::ReleaseUnique { scope, value } => {
-                    mirror.uniques.remove(&(scope, value));
+                    mirror.set_unique(scope, value, None);
                 }
                 WriteOp::Check { .. } => {}
             }
@@ -588,7 +694,7 @@ impl EmbeddedStore {
             .map_err(backend)?;
             t.commit().map_err(backend)?;
         }
-        self.sync()?;
+        self.catch_up()?;
         Ok(purged)
     }
 
@@ -634,10 +740,6 @@ impl EmbeddedStore {
     }
 }
 
-fn coll_key(tenant: &str, kind: &str) -> CollKey {
-    (tenant.to_string(), kind.to_string())
-}
-
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn refresh(&self) -> StoreResult<()> {
@@ -645,48 +747,37 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
-        self.read(|m| {
-            m.collections
-                .get(&coll_key(tenant, kind))
-                .and_then(|c| c.docs.get(id))
-                .cloned()
-        })
+        self.read(|m| m.coll(tenant, kind).and_then(|c| c.docs.get(id)).cloned())
     }
 
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
-        self.read(|m| match m.collections.get(&coll_key(tenant, kind)) {
-            None => ListPage {
+        // The snapshot is taken under the mirror's lock and evaluated after
+        // it is released, so a long list never holds up a write.
+        let Some(index) = self.read(|m| m.coll(tenant, kind).map(Coll::index))? else {
+            return Ok(ListPage {
                 total: query.want_total.then_some(0),
                 ..Default::default()
-            },
-            Some(c) => {
-                let index = c.index();
-                let r = eval::run(&index, query, query.search_fields);
-                ListPage {
-                    data: r.page.into_iter().cloned().collect(),
-                    total: query.want_total.then_some(r.total),
-                    has_prev: r.has_prev,
-                    has_next: r.has_next,
-                }
-            }
+            });
+        };
+        let r = eval::run(&index, query, query.search_fields);
+        Ok(ListPage {
+            data: r.page.into_iter().cloned().collect(),
+            total: query.want_total.then_some(r.total),
+            has_prev: r.has_prev,
+            has_next: r.has_next,
         })
     }
 
     async fn all(&self, tenant: &str, kind: &str) -> StoreResult<Vec<Doc>> {
         self.read(|m| {
-            m.collections
-                .get(&coll_key(tenant, kind))
+            m.coll(tenant, kind)
                 .map(|c| c.docs.values().cloned().collect())
                 .unwrap_or_default()
         })
     }
 
     async fn find_unique(&self, scope: &str, value: &str) -> StoreResult<Option<UniqueTarget>> {
-        self.read(|m| {
-            m.uniques
-                .get(&(scope.to_string(), value.to_string()))
-                .cloned()
-        })
+        self.read(|m| m.unique(scope, value).cloned())
     }
 
     async fn commit(&self, tx: WriteTx) -> StoreResult<()> {
