@@ -62,7 +62,7 @@ fn etags() -> &'static [String] {
             .iter()
             .map(|a| {
                 let digest = <sha2::Sha256 as sha2::Digest>::digest(a.body.as_bytes());
-                let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+                let hex = crate::ids::hex(&digest[..12]);
                 format!("\"{hex}\"")
             })
             .collect()

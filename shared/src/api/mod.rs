@@ -86,7 +86,7 @@ pub fn uuid_v4() -> String {
     let mut b = crate::ids::random_bytes::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = crate::ids::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

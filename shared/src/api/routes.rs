@@ -190,15 +190,18 @@ impl RouteMatch {
 }
 
 fn path_matches(pattern: &str, path: &str) -> Option<Option<String>> {
+    // Most patterns differ from the path before their first parameter.
+    let fixed = pattern.split('{').next().unwrap_or(pattern);
+    if !path.starts_with(fixed) {
+        return None;
+    }
     let mut id = None;
     let mut p = pattern.split('/');
     let mut a = path.split('/');
     loop {
         match (p.next(), a.next()) {
-            (None, None) => return Some(id),
-            (Some(x), Some(seg)) if x.starts_with('{') && !seg.is_empty() => {
-                id = Some(seg.to_string())
-            }
+            (None, None) => return Some(id.map(str::to_string)),
+            (Some(x), Some(seg)) if x.starts_with('{') && !seg.is_empty() => id = Some(seg),
             (Some(x), Some(y)) if x == y => {}
             _ => return None,
         }

@@ -44,7 +44,7 @@ const MAX_KEY_LEN: usize = 255;
 const KEPT_HEADERS: [&str; 3] = ["etag", "location", "link"];
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex(bytes)
 }
 
 /// A claimed key: what to store once the request has run.

@@ -161,12 +161,7 @@ pub const KEY_HASH_SCOPE: &str = "api-key-hash";
 const TOKEN_LEN: usize = 40;
 
 pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    crate::ids::hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// `sk_test_…` → (kind, mode), if the shape is right.

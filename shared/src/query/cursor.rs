@@ -33,11 +33,7 @@ pub struct Binding<'a> {
 pub fn fingerprint(q: &super::ListQuery) -> String {
     let mut h = Sha256::new();
     h.update(format!("{:?}|{:?}|{:?}", q.filter, q.sort, q.search).as_bytes());
-    h.finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::hex(&h.finalize()[..12])
 }
 
 fn mac(key: &[u8], payload: &[u8]) -> Vec<u8> {

@@ -136,7 +136,7 @@ fn claim_key(value: &str) -> String {
     }
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(value.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::ids::hex(&digest);
     format!("sha256:{hex}")
 }
 

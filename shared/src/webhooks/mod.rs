@@ -144,7 +144,7 @@ pub fn sign(secrets: &[String], event_id: &str, timestamp: i64, body: &[u8]) -> 
     for s in secrets {
         let mac = hmac(s.as_bytes(), &[t.as_bytes(), b".", body]);
         hub.push_str(",v1=");
-        hub.extend(mac.iter().map(|b| format!("{b:02x}")));
+        hub.push_str(&crate::ids::hex(&mac));
         let key = s
             .strip_prefix("whsec_")
             .and_then(|k| B64.decode(k).ok())
