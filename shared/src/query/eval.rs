@@ -188,6 +188,33 @@ fn test_row<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, row: usize) -> bo
     }
 }
 
+/// Keep the rows of `rows` that pass `c`, a clause at a time over the
+/// whole candidate list (an `and` narrows it clause by clause), with each
+/// operator chosen once per clause rather than once per row.
+fn narrow<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, rows: &mut Vec<u32>) {
+    match c {
+        Compiled::And(cs) => {
+            for c in cs {
+                if rows.is_empty() {
+                    return;
+                }
+                narrow(c, idx, rows);
+            }
+        }
+        Compiled::Or(_) | Compiled::Doc(..) => rows.retain(|&r| test_row(c, idx, r as usize)),
+        Compiled::Col(col, op) => {
+            let col: &Column = col;
+            match op {
+                Op::Eq(x) => rows.retain(|&r| col.eq_value(r as usize, x)),
+                Op::Ne(x) => rows.retain(|&r| !col.eq_value(r as usize, x)),
+                Op::In(xs) => rows.retain(|&r| xs.iter().any(|x| col.eq_value(r as usize, x))),
+                Op::Nin(xs) => rows.retain(|&r| !xs.iter().any(|x| col.eq_value(r as usize, x))),
+                _ => rows.retain(|&r| test_row(c, idx, r as usize)),
+            }
+        }
+    }
+}
+
 enum SortBy<'q> {
     Col(Arc<Column>, bool),
     Doc(&'q [String], bool),
@@ -207,10 +234,21 @@ pub fn run<'a, T: AsRef<Value>>(
     let filter = compile(&q.filter, idx);
     // (row, relevance score)
     let mut hits: Vec<(usize, u32)> = Vec::new();
-    for row in 0..idx.docs.len() {
-        if !test_row(&filter, idx, row) {
-            continue;
-        }
+    let mut rows: Vec<u32> = match u32::try_from(idx.docs.len()) {
+        Ok(n) => (0..n).collect(),
+        // Beyond 4 billion documents, row by row.
+        Err(_) => Vec::new(),
+    };
+    let by_rows = rows.len() == idx.docs.len();
+    if by_rows {
+        narrow(&filter, idx, &mut rows);
+    }
+    let candidates: Box<dyn Iterator<Item = usize>> = if by_rows {
+        Box::new(rows.into_iter().map(|r| r as usize))
+    } else {
+        Box::new((0..idx.docs.len()).filter(|&row| test_row(&filter, idx, row)))
+    };
+    for row in candidates {
         let score = match &matcher {
             Some(m) => match m.score(idx.docs[row].as_ref(), search_fields) {
                 Some(s) => s,

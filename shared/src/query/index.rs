@@ -62,6 +62,11 @@ impl Column {
         &self.arena[off as usize..(off + len) as usize]
     }
 
+    /// A string cell's bytes (UTF-8 byte order is the strings' order).
+    fn bytes(&self, off: u32, len: u32) -> &[u8] {
+        &self.arena.as_bytes()[off as usize..(off + len) as usize]
+    }
+
     fn build<T: AsRef<Value>>(docs: &[T], path: &[String]) -> Option<Column> {
         let mut cells = Vec::with_capacity(docs.len());
         let mut arena = String::new();
@@ -105,7 +110,7 @@ impl Column {
         let (x, y) = (self.cells[a], self.cells[b]);
         match (x, y) {
             (Cell::Num(p), Cell::Num(q)) => p.partial_cmp(&q).unwrap_or(Ordering::Equal),
-            (Cell::Str(o1, l1), Cell::Str(o2, l2)) => self.str(o1, l1).cmp(self.str(o2, l2)),
+            (Cell::Str(o1, l1), Cell::Str(o2, l2)) => self.bytes(o1, l1).cmp(self.bytes(o2, l2)),
             (Cell::Bool(p), Cell::Bool(q)) => p.cmp(&q),
             _ => Self::rank(x).cmp(&Self::rank(y)),
         }
@@ -115,7 +120,9 @@ impl Column {
     pub fn eq_value(&self, row: usize, v: &Value) -> bool {
         match (self.cells[row], v) {
             (Cell::Num(n), Value::Number(m)) => m.as_f64() == Some(n),
-            (Cell::Str(o, l), Value::String(s)) => self.str(o, l) == s,
+            (Cell::Str(o, l), Value::String(s)) => {
+                l as usize == s.len() && self.bytes(o, l) == s.as_bytes()
+            }
             (Cell::Bool(b), Value::Bool(c)) => b == *c,
             (Cell::Null, Value::Null) => true,
             _ => false,
@@ -126,7 +133,7 @@ impl Column {
     pub fn ord_value(&self, row: usize, v: &Value) -> Option<Ordering> {
         match (self.cells[row], v) {
             (Cell::Num(n), Value::Number(m)) => n.partial_cmp(&m.as_f64()?),
-            (Cell::Str(o, l), Value::String(s)) => Some(self.str(o, l).cmp(s.as_str())),
+            (Cell::Str(o, l), Value::String(s)) => Some(self.bytes(o, l).cmp(s.as_bytes())),
             (Cell::Bool(b), Value::Bool(c)) => Some(b.cmp(c)),
             _ => None,
         }
