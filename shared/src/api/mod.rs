@@ -46,7 +46,8 @@ impl Response {
 
     pub fn json_from<T: serde::Serialize>(status: u16, body: &T) -> Response {
         // Serialising plain data to a Vec cannot fail.
-        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let mut bytes = Vec::with_capacity(1024);
+        let _ = serde_json::to_writer(&mut bytes, body);
         Response {
             status,
             headers: vec![("content-type", "application/json".into())],
