@@ -170,12 +170,17 @@ pub struct EmbeddedStore {
     seen: AtomicI64,
     /// Serialises catching up, so two readers do not apply the same changes.
     sync_lock: Mutex<()>,
-    /// A connection kept to ask SQLite whether any other connection (this
-    /// process's writer, or another process) committed since the last
-    /// look, and the `PRAGMA data_version` it answered then: a check that
-    /// reads no table, made before every request.
-    watch: Mutex<(Connection, i64)>,
+    /// Connections kept to ask SQLite whether any other connection (this
+    /// process's writer, or another process) committed since their last
+    /// look, each with the `PRAGMA data_version` it answered then: a check
+    /// that reads no table, made before every request. Several, so that
+    /// concurrent requests do not queue for one.
+    watches: Vec<Mutex<(Connection, i64)>>,
+    next_watch: std::sync::atomic::AtomicUsize,
 }
+
+/// How many watch connections a store keeps.
+const WATCHES: usize = 4;
 
 fn backend(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
@@ -214,7 +219,9 @@ impl EmbeddedStore {
         let path = super::private_file(dir, "hub.sqlite3")
             .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         let writer = open_conn(&path)?;
-        let watch = open_conn(&path)?;
+        let watches = (0..WATCHES)
+            .map(|_| Ok(Mutex::new((open_conn(&path)?, i64::MIN))))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         writer.execute_batch(SCHEMA).map_err(backend)?;
         let store = EmbeddedStore {
             path,
@@ -224,7 +231,8 @@ impl EmbeddedStore {
             mirror: RwLock::new(Mirror::default()),
             seen: AtomicI64::new(0),
             sync_lock: Mutex::new(()),
-            watch: Mutex::new((watch, i64::MIN)),
+            watches,
+            next_watch: Default::default(),
         };
         store.load_all()?;
         Ok(store)
@@ -302,7 +310,15 @@ impl EmbeddedStore {
 
     /// Bring the mirror up to date with changes committed by any process.
     fn sync(&self) -> Result<(), StoreError> {
-        let watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        let start = self.next_watch.fetch_add(1, Ordering::Relaxed);
+        let n = self.watches.len();
+        let mut watch = (0..n)
+            .find_map(|i| self.watches[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                self.watches[start % n]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+            });
         let version: i64 = watch
             .0
             .prepare_cached("PRAGMA data_version")
@@ -311,13 +327,10 @@ impl EmbeddedStore {
         if version == watch.1 {
             return Ok(());
         }
-        // Read before catching up: a commit after this read changes the
-        // version again, so the next look catches that one too.
-        drop(watch);
+        // The version is read before catching up: a commit after that read
+        // changes it again, so this connection's next look catches that
+        // one too.
         self.catch_up()?;
-        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
-        // Another caller may have recorded a later version meanwhile;
-        // recording an earlier one only costs an extra catch-up.
         watch.1 = version;
         Ok(())
     }
