@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of Practice Hub, from a clean clone: formatting, lints, unit
 # tests, the black-box tests of the API and the `hub` binary, and the
-# dashboard in a real browser.
+# dashboard and CORS in a real browser.
 # Installs what it needs; starts and stops any server itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,3 +63,6 @@ if [[ ! -x /usr/bin/chromium ]]; then
 fi
 cargo build --quiet -p hub-functions --bin hub
 .venv/bin/python tests/browser/dashboard.py target/debug/hub
+
+echo "== CORS in a browser: a web form on another origin posts with a publishable key"
+.venv/bin/python tests/browser/cors.py target/debug/hub

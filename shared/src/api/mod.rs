@@ -324,8 +324,9 @@ impl App {
                     .push(("retry-after", d.retry_after_secs.to_string()));
             }
         }
+        // The one place a CORS grant is made, so a response carries each
+        // header exactly once (browsers refuse "multiple values").
         if req.headers.contains_key("origin")
-            && resp.header("access-control-allow-origin").is_none()
             && !matches!(
                 outcome.key_kind,
                 Some(KeyKind::Secret | KeyKind::Restricted)
@@ -333,8 +334,19 @@ impl App {
         {
             resp.headers
                 .push(("access-control-allow-origin", "*".into()));
-            resp.headers
-                .push(("access-control-expose-headers", CORS_EXPOSE_HEADERS.into()));
+            if outcome.route == "cors-preflight" {
+                resp.headers.extend([
+                    (
+                        "access-control-allow-methods",
+                        "GET, POST, PATCH, DELETE, OPTIONS".into(),
+                    ),
+                    ("access-control-allow-headers", CORS_ALLOW_HEADERS.into()),
+                    ("access-control-max-age", "600".into()),
+                ]);
+            } else {
+                resp.headers
+                    .push(("access-control-expose-headers", CORS_EXPOSE_HEADERS.into()));
+            }
         }
         let level = if error.as_ref().is_some_and(|e| e.kind.status() >= 500) {
             1
@@ -368,17 +380,10 @@ impl App {
     async fn dispatch(&self, req: &Request, outcome: &mut Outcome) -> ApiResult<Response> {
         if req.method == Method::OPTIONS {
             outcome.route = "cors-preflight";
+            // The grant itself is added with every other CORS header below.
             return Ok(Response {
                 status: 204,
-                headers: vec![
-                    ("access-control-allow-origin", "*".into()),
-                    (
-                        "access-control-allow-methods",
-                        "GET, POST, PATCH, DELETE, OPTIONS".into(),
-                    ),
-                    ("access-control-allow-headers", CORS_ALLOW_HEADERS.into()),
-                    ("access-control-max-age", "600".into()),
-                ],
+                headers: Vec::new(),
                 body: Bytes::new(),
             });
         }
