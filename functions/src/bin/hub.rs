@@ -95,6 +95,7 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    hub::log::init_serve();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -125,6 +126,7 @@ fn main() -> ExitCode {
         }
         _ => Err(format!("unknown command `{}`\n\n{USAGE}", cmd.join(" "))),
     };
+    hub::log::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
