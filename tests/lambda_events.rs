@@ -299,6 +299,54 @@ async fn application_load_balancer_event() {
     assert_eq!(body_of(&out)["status"], "ok");
 }
 
+/// The sample events of the other shapes (events/rest-api, events/alb),
+/// with the fixture's key and ids in place of the placeholders, as
+/// `hub events fill` writes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_events_of_every_shape_are_answered() {
+    let f = fixture().await;
+    let mut ids = Vec::new();
+    for path in [
+        "/v1/clinics",
+        "/v1/patient-statuses",
+        "/v1/referral-sources",
+    ] {
+        let page = f
+            ._server
+            .http
+            .get(&format!("{path}?$limit=1"), &f.key)
+            .await;
+        ids.push(page.body["data"][0]["id"].as_str().unwrap().to_string());
+    }
+    let samples = hub::deploy::sample_events_other_shapes();
+    assert_eq!(samples.len(), 10);
+    for (name, event) in samples {
+        let real = [
+            (hub::deploy::sample_id("pat"), f.ids[0].clone()),
+            (hub::deploy::sample_id("cli"), ids[0].clone()),
+            (hub::deploy::sample_id("pst"), ids[1].clone()),
+            (hub::deploy::sample_id("ref"), ids[2].clone()),
+        ];
+        let event = hub::deploy::fill_sample(&event, &f.key, &real);
+        let out = hub::lambda::invoke_http(&f.app, event, "s").await.unwrap();
+        let status = out["statusCode"].as_u64().unwrap();
+        assert!((200..300).contains(&status), "{name}: {out}");
+        if name.starts_with("alb/") {
+            assert!(out["statusDescription"].is_string(), "{name}: {out}");
+        } else {
+            assert!(out["multiValueHeaders"].is_object(), "{name}: {out}");
+        }
+        if name.ends_with("patients-list") {
+            let page = body_of(&out);
+            assert_eq!(page["data"].as_array().unwrap().len(), 3, "{name}: {page}");
+            assert!(
+                page["data"][0]["primaryPhoneNumber"].is_null(),
+                "$select applied: {page}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn not_an_http_event_is_refused() {
     let f = fixture().await;
