@@ -24,6 +24,17 @@ echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server],
 echo "== cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml
 
+echo "== sam validate --lint (aws-sam-cli from PyPI, in its own venv: its pins clash with moto's)"
+if [[ ! -x .venv-sam/bin/sam ]]; then
+  python3 -m venv .venv-sam
+  timeout 900 .venv-sam/bin/pip install --quiet --disable-pip-version-check aws-sam-cli || true
+fi
+if [[ -x .venv-sam/bin/sam ]]; then
+  SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml --region us-east-1
+else
+  echo "SKIPPED: aws-sam-cli did not install (no PyPI?); cfn-lint above still checked the template" >&2
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
