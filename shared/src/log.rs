@@ -73,6 +73,8 @@ enum Sink {
     Thread,
     /// Lines are written in place (Lambda: one event at a time).
     Stdout,
+    #[cfg(test)]
+    Buffer(std::sync::Arc<std::sync::Mutex<String>>),
 }
 
 enum Line {
@@ -322,6 +324,8 @@ impl tracing::Subscriber for Subscriber {
             Sink::Stdout => {
                 let _ = std::io::stdout().lock().write_all(line.as_bytes());
             }
+            #[cfg(test)]
+            Sink::Buffer(b) => b.lock().unwrap().push_str(&line),
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
@@ -335,4 +339,67 @@ pub fn error(component: &str, message: &str) {
 
 pub fn info(component: &str, message: &str) {
     tracing::info!(target: "hub", component, "{message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn capture(json: bool, f: impl FnOnce()) -> String {
+        let buf = Arc::new(Mutex::new(String::new()));
+        let sub = Subscriber {
+            json,
+            sink: Sink::Buffer(buf.clone()),
+        };
+        tracing::subscriber::with_default(sub, f);
+        let out = buf.lock().unwrap().clone();
+        out
+    }
+
+    #[test]
+    fn json_lines_escape_values_and_keep_types() {
+        let out = capture(true, || {
+            tracing::info!(target: "hub::request", requestId = "r-1", status = 201u64,
+                durationMs = 1.5, path = "/v1/\"x\"\n", ok = true, "done");
+        });
+        let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(line["level"], "info");
+        assert_eq!(line["requestId"], "r-1");
+        assert_eq!(line["status"], 201);
+        assert_eq!(line["durationMs"], 1.5);
+        assert_eq!(line["path"], "/v1/\"x\"\n");
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["message"], "done");
+        assert!(line["ts"].is_string());
+        assert_eq!(out.lines().count(), 1);
+    }
+
+    #[test]
+    fn text_lines_and_other_crates_only_at_error() {
+        let out = capture(false, || {
+            tracing::error!(target: "hub", component = "store", "disk full");
+            tracing::info!(target: "aws_smithy_runtime", "chatter");
+            tracing::error!(target: "lambda_runtime", "handler failed");
+        });
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].contains(" ERROR component=store disk full"),
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("target=lambda_runtime handler failed"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn lambda_levels() {
+        assert_eq!(level_from_lambda("debug"), Some(4));
+        assert_eq!(level_from_lambda("FATAL"), Some(ERROR));
+        assert_eq!(level_from_lambda("INFO"), Some(INFO));
+        assert_eq!(level_from_lambda("loud"), None);
+        assert_eq!(level_from_str("off"), Some(OFF));
+    }
 }
