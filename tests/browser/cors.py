@@ -69,8 +69,8 @@ class FormSite:
 def main():
     started = time.time()
     tmp = tempfile.TemporaryDirectory(prefix="hub-cors-")
-    hub = Hub(tmp.name)
     site = FormSite()
+    hub = Hub(tmp.name)
     try:
         org = hub.org("Clinic With A Web Form")
         secret = org["keys"]["test"]["secret"]
