@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of Practice Hub, from a clean clone: formatting, lints, unit
 # tests, the black-box tests of the API and the `hub` binary, and the
-# dashboard in a real browser.
+# dashboard and CORS in a real browser.
 # Installs what it needs; starts and stops any server itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,17 @@ echo "== Python test dependencies (PyPI: stripe, standardwebhooks, moto[server],
 
 echo "== cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml
+
+echo "== sam validate --lint (aws-sam-cli from PyPI, in its own venv: its pins clash with moto's)"
+if [[ ! -x .venv-sam/bin/sam ]]; then
+  python3 -m venv .venv-sam
+  timeout 900 .venv-sam/bin/pip install --quiet --disable-pip-version-check aws-sam-cli || true
+fi
+if [[ -x .venv-sam/bin/sam ]]; then
+  SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml --region us-east-1
+else
+  echo "SKIPPED: aws-sam-cli did not install (no PyPI?); cfn-lint above still checked the template" >&2
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -63,3 +74,6 @@ if [[ ! -x /usr/bin/chromium ]]; then
 fi
 cargo build --quiet -p hub-functions --bin hub
 .venv/bin/python tests/browser/dashboard.py target/debug/hub
+
+echo "== CORS in a browser: a web form on another origin posts with a publishable key"
+.venv/bin/python tests/browser/cors.py target/debug/hub

@@ -495,6 +495,13 @@ async fn publishable_keys_only_create_patients_and_work_from_browsers() {
         .await;
     r.expect(201);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.headers
+            .get_all("access-control-allow-origin")
+            .iter()
+            .count(),
+        1
+    );
     let id = r.id();
     for (method, path) in [
         ("GET", format!("/v1/patients/{id}")),
@@ -533,6 +540,18 @@ async fn publishable_keys_only_create_patients_and_work_from_browsers() {
         )
         .await;
     assert_eq!(pre.status, 204);
+    for name in [
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+    ] {
+        assert_eq!(
+            pre.headers.get_all(name).iter().count(),
+            1,
+            "{name} exactly once (a browser refuses multiple values)"
+        );
+    }
+    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
     assert!(pre
         .header("access-control-allow-headers")
         .unwrap()

@@ -6,7 +6,7 @@
 //! longer visibility and, after the last attempt, lands in the dead-letter
 //! queue through the redrive policy.
 
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use hub::lambda;
 use hub::queue::sqs::SqsQueue;
 use hub::store::dynamodb::DynamoStore;
@@ -40,15 +40,6 @@ fn api_event(method: &str, path: &str, key: &str, body: Option<Value>) -> Value 
     e
 }
 
-fn stream_json(v: &StreamValue) -> Value {
-    match v {
-        StreamValue::S(s) => json!({"S": s}),
-        StreamValue::N(n) => json!({"N": n}),
-        StreamValue::Bool(b) => json!({"BOOL": b}),
-        _ => json!({"NULL": true}),
-    }
-}
-
 /// Every record on the table's stream so far, as a Lambda stream event.
 async fn read_stream(client: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Value {
     let mut records = Vec::new();
@@ -72,15 +63,8 @@ async fn read_stream(client: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Val
             let Some(i) = iter.take() else { break };
             let out = client.get_records().shard_iterator(i).send().await.unwrap();
             for r in out.records() {
-                let d = r.dynamodb().unwrap();
-                let image: serde_json::Map<String, Value> = d
-                    .new_image()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), stream_json(v))).collect())
-                    .unwrap_or_default();
-                records.push(json!({
-                    "eventName": r.event_name().map(|n| n.as_str()).unwrap_or_default(),
-                    "dynamodb": {"NewImage": image, "SequenceNumber": d.sequence_number()},
-                }));
+                // The record as Lambda's event source mapping delivers it.
+                records.push(hub::aws::stream_poller::record_json(r, arn));
             }
             if out.records().is_empty() {
                 break;
@@ -205,7 +189,7 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
     let call = |method: &str, path: &str, body: Option<Value>| {
         let (app, ev) = (app.clone(), api_event(method, path, &key, body));
         async move {
-            let out = lambda::handle_http(&app, ev).await;
+            let out = lambda::invoke_http(&app, ev, "e2e").await.unwrap();
             let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
             (out["statusCode"].as_u64().unwrap(), body)
         }
@@ -273,7 +257,7 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
         "the stream carries the event inserts: {inserts}"
     );
     let units = dynamo.consumed();
-    let fanned = lambda::handle_stream(store.as_ref(), queue.as_ref(), &batch).await;
+    let fanned = lambda::handle_stream_json(store.as_ref(), queue.as_ref(), &batch).await;
     assert_eq!(fanned, json!({"batchItemFailures": []}));
     let fanout_units = delta(units, dynamo.consumed());
 
@@ -281,7 +265,7 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
     let event = sqs_event(&sqs, &url).await;
     assert_eq!(event["Records"].as_array().unwrap().len(), 2, "{event}");
     let units = dynamo.consumed();
-    let result = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await;
+    let result = lambda::handle_sqs_json(store.as_ref(), queue.as_ref(), &cfg, &event).await;
     let delivery_units = delta(units, dynamo.consumed());
     // Each attempt writes its log row (and the endpoint's run of failures).
     assert!(delivery_units.1 > 0.0, "{delivery_units:?}");
@@ -331,7 +315,7 @@ async fn write_stream_fanout_queue_delivery_and_dead_letters() {
         again["Records"][0]["attributes"]["ApproximateReceiveCount"],
         "2"
     );
-    let result = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &again).await;
+    let result = lambda::handle_sqs_json(store.as_ref(), queue.as_ref(), &cfg, &again).await;
     assert_eq!(
         result["batchItemFailures"].as_array().unwrap().len(),
         1,
@@ -422,13 +406,13 @@ async fn every_function_handles_its_sample_event() {
         .unwrap();
         assert_eq!(on_disk, event, "events/{name}.json");
         if name == hub::deploy::FANOUT {
-            let r = lambda::handle_stream(store.as_ref(), queue.as_ref(), &event).await;
+            let r = lambda::handle_stream_json(store.as_ref(), queue.as_ref(), &event).await;
             assert_eq!(r, json!({"batchItemFailures": []}), "{name}");
         } else if name == hub::deploy::EXPIRY {
             let r = lambda::handle_expiry(store.as_ref()).await;
             assert_eq!(r, json!({"expired": 0}), "{name}");
         } else if name == hub::deploy::DELIVERY {
-            let r = lambda::handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await;
+            let r = lambda::handle_sqs_json(store.as_ref(), queue.as_ref(), &cfg, &event).await;
             assert_eq!(
                 r,
                 json!({"batchItemFailures": []}),
@@ -436,7 +420,7 @@ async fn every_function_handles_its_sample_event() {
             );
         } else {
             event["headers"]["authorization"] = json!(format!("Bearer {}", org.test.secret));
-            let out = lambda::handle_http(&app, event).await;
+            let out = lambda::invoke_http(&app, event, "e2e").await.unwrap();
             let status = out["statusCode"].as_u64().unwrap();
             if name.starts_with("dashboard") {
                 // The dashboard's files: HTML and JavaScript, not JSON.

@@ -68,6 +68,13 @@ fn generated_files_match_the_route_table() {
         expected.len(),
         "a sample event for every function"
     );
+    for (name, event) in hub::deploy::sample_events_other_shapes() {
+        assert_eq!(
+            read(&format!("events/{name}.json")),
+            format!("{event:#}\n"),
+            "events/{name}.json is {STALE}"
+        );
+    }
 }
 
 #[test]

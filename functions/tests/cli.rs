@@ -174,7 +174,28 @@ async fn logs_carry_error_ids_but_no_keys_or_patient_data() {
     http.get("/v1/patients", &publishable)
         .await
         .expect_error(403, "PERMISSIONS_ERROR");
-    let logs = served.kill9();
+    let org = served.org.clone();
+    let logs = served.stop();
+    // One JSON line per request, under the id the response carried.
+    let request_id = created
+        .header("request-id")
+        .expect("Request-Id")
+        .to_string();
+    let line: serde_json::Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["requestId"] == json!(request_id))
+        .unwrap_or_else(|| panic!("request {request_id} not in logs:\n{logs}"));
+    assert_eq!(line["level"], "info", "{line}");
+    assert_eq!(line["status"], 201, "{line}");
+    assert_eq!(line["method"], "POST", "{line}");
+    assert_eq!(line["organizationId"], json!(org), "{line}");
+    assert_eq!(line["mode"], "test", "{line}");
+    assert!(
+        line["route"].as_str().is_some_and(|r| !r.is_empty()),
+        "{line}"
+    );
+    assert!(line["durationMs"].is_number(), "{line}");
     for e in [&failed, &unauth] {
         let id = e.body["eventId"].as_str().unwrap();
         let line = logs

@@ -383,3 +383,110 @@ pub fn sample_events() -> Vec<(String, serde_json::Value)> {
     })));
     out
 }
+
+/// The same API requests in the other shapes a deployment may send them
+/// in, for `sam local invoke` and tests: `events/rest-api/<route>.json`
+/// (API Gateway REST API, payload 1.0, repeated values in the multi-value
+/// fields, the create's body base64-encoded) and `events/alb/<route>.json`
+/// (an Application Load Balancer target group with multi-value headers).
+/// A Function URL sends the HTTP API (2.0) shape of `events/<route>.json`.
+pub fn sample_events_other_shapes() -> Vec<(String, serde_json::Value)> {
+    use base64::Engine;
+    use serde_json::json;
+    let key = format!("Bearer {SAMPLE_KEY}");
+    let mut out = Vec::new();
+    for r in routes() {
+        if !matches!(
+            r.name,
+            "health" | "openapi" | "patients-list" | "patients-create" | "patients-get"
+        ) {
+            continue;
+        }
+        let prefix = r.resource.map(|res| res.prefix).unwrap_or("x");
+        let path = r.path.replace("{id}", &sample_id(prefix));
+        let body = (r.op == Op::Create).then(|| {
+            json!({
+                "fullName": "Sample Patient", "primaryPhoneNumber": "07700 900123", "tracking": {},
+                "primaryClinicId": sample_id("cli"), "statusId": sample_id("pst"), "referralId": sample_id("ref")
+            })
+            .to_string()
+        });
+        let query = if r.op == Op::List {
+            json!({"$limit": ["5"], "$select[]": ["id", "fullName"]})
+        } else {
+            json!(null)
+        };
+        let rest = json!({
+            "resource": r.path,
+            "path": path,
+            "httpMethod": r.method.as_str(),
+            "multiValueHeaders": {
+                "Authorization": [key],
+                "Content-Type": ["application/json"],
+                "Accept": ["application/json", "text/plain"],
+                "Host": ["abc123.execute-api.eu-west-2.amazonaws.com"],
+                "X-Forwarded-Proto": ["https"]
+            },
+            "multiValueQueryStringParameters": query,
+            "pathParameters": null,
+            "stageVariables": null,
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "abc123", "stage": "Prod", "requestId": "sample",
+                "resourcePath": r.path, "httpMethod": r.method.as_str(), "path": format!("/Prod{path}"),
+                "identity": {"sourceIp": "203.0.113.10", "userAgent": "sample"}
+            },
+            "body": body.as_ref().map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            "isBase64Encoded": body.is_some()
+        });
+        out.push((format!("rest-api/{}", r.name), rest));
+        let alb = json!({
+            "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:eu-west-2:123456789012:targetgroup/hub/0123456789abcdef"}},
+            "httpMethod": r.method.as_str(),
+            "path": path,
+            "multiValueQueryStringParameters": if query.is_null() { json!({}) } else { query },
+            "multiValueHeaders": {
+                "authorization": [key],
+                "content-type": ["application/json"],
+                "accept": ["application/json", "*/*"],
+                "host": ["hub.example.com"],
+                "x-forwarded-proto": ["https"]
+            },
+            "body": body.unwrap_or_default(),
+            "isBase64Encoded": false
+        });
+        out.push((format!("alb/{}", r.name), alb));
+    }
+    out
+}
+
+/// The placeholder key of the sample events.
+pub const SAMPLE_KEY: &str = "sk_test_REPLACE_WITH_A_TEST_SECRET_KEY";
+
+/// A sample event with a real key and real ids (`(sample_id(prefix), id)`)
+/// in place of the placeholders, inside a base64-encoded body too.
+pub fn fill_sample(
+    event: &serde_json::Value,
+    key: &str,
+    ids: &[(String, String)],
+) -> serde_json::Value {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let real = |text: &str| {
+        ids.iter()
+            .fold(text.replace(SAMPLE_KEY, key), |t, (placeholder, id)| {
+                t.replace(placeholder.as_str(), id)
+            })
+    };
+    let mut out: serde_json::Value =
+        serde_json::from_str(&real(&event.to_string())).unwrap_or_else(|_| event.clone());
+    if out["isBase64Encoded"] == serde_json::Value::Bool(true) {
+        let decoded = out["body"]
+            .as_str()
+            .and_then(|b| b64.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok());
+        if let Some(body) = decoded {
+            out["body"] = serde_json::Value::String(b64.encode(real(&body)));
+        }
+    }
+    out
+}

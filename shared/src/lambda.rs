@@ -1,113 +1,180 @@
 //! The AWS Lambda side: non-generic runners that every function binary
 //! calls (so a change here relinks quickly), and the handlers they run —
 //! the same `App`, fan-out and delivery code as `hub serve`, over DynamoDB
-//! and SQS. Payloads are handled as JSON: API Gateway HTTP API (payload
-//! format 2.0), DynamoDB stream batches, SQS batches with
-//! `ReportBatchItemFailures`.
+//! and SQS. API route functions run on `lambda_http`, so an API Gateway
+//! REST API (payload 1.0), HTTP API (2.0), Function URL or Application Load
+//! Balancer event all reach the one `App`, with repeated headers and query
+//! values, cookies and base64 bodies both ways. The stream fan-out and the
+//! delivery function take typed events (`aws_lambda_events`) and report
+//! partial batch failures.
+//!
+//! Each function builds one tokio runtime: the clients warmed at init are
+//! the ones that serve.
 
 use crate::api::{App, Config, Request, Response};
 use crate::queue::{sqs::SqsQueue, DynQueue, Queue};
 use crate::store::{dynamodb::DynamoStore, DynStore, EventRecord, Store};
 use crate::webhooks::deliver::{self, DeliveryConfig, Outcome};
-use base64::Engine;
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use bytes::Bytes;
+pub use lambda_http::Body;
+use lambda_http::RequestExt;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An HTTP API (2.0) event → the hub's request.
-pub fn http_request(event: &Value) -> Result<Request, String> {
-    let method = event["requestContext"]["http"]["method"]
-        .as_str()
-        .ok_or("no requestContext.http.method")?;
-    let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| "bad method")?;
-    let path = event["rawPath"].as_str().ok_or("no rawPath")?.to_string();
-    let query = event["rawQueryString"].as_str().unwrap_or("").to_string();
-    let mut headers = http::HeaderMap::new();
-    if let Some(h) = event["headers"].as_object() {
-        for (k, v) in h {
-            if let (Ok(name), Some(Ok(value))) = (
-                http::HeaderName::from_bytes(k.as_bytes()),
-                v.as_str().map(http::HeaderValue::from_str),
-            ) {
-                headers.append(name, value);
-            }
+/// The stage name API Gateway may put in front of the path (a named stage;
+/// `$default` adds nothing).
+fn stage(req: &lambda_http::Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => c.stage.clone(),
+        RequestContext::ApiGatewayV2(c) => c.stage.clone(),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty() && s != "$default")
+}
+
+/// A `lambda_http` request (any of the event shapes) → the hub's request.
+pub fn http_request(req: lambda_http::Request) -> Request {
+    let mut path = req.uri().path().to_string();
+    if let Some(stage) = stage(&req) {
+        let prefix = format!("/{stage}");
+        if path.starts_with(&format!("{prefix}/")) {
+            path.drain(..prefix.len());
         }
     }
-    let body = match event["body"].as_str() {
-        None => Bytes::new(),
-        Some(b) if event["isBase64Encoded"].as_bool() == Some(true) => Bytes::from(
-            base64::engine::general_purpose::STANDARD
-                .decode(b)
-                .map_err(|_| "body is not base64")?,
-        ),
-        Some(b) => Bytes::from(b.to_string()),
+    let query = req.uri().query().unwrap_or("").to_string();
+    let (parts, body) = req.into_parts();
+    let body = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(t) => Bytes::from(t),
+        Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
     };
-    let secure = headers
+    // Behind API Gateway and Function URLs the client spoke HTTPS; an ALB
+    // says which in X-Forwarded-Proto.
+    let secure = parts
+        .headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_none_or(|p| p.eq_ignore_ascii_case("https"));
-    Ok(Request {
-        method,
+    Request {
+        method: parts.method,
         path,
         query,
-        headers,
+        headers: parts.headers,
         body,
         secure,
-    })
-}
-
-/// The hub's response → an HTTP API (2.0) result.
-pub fn http_response(r: Response) -> Value {
-    let mut headers = serde_json::Map::new();
-    for (k, v) in r.headers {
-        headers.insert(k.to_string(), Value::String(v));
     }
-    json!({
-        "statusCode": r.status,
-        "headers": headers,
-        "body": String::from_utf8_lossy(&r.body),
-        "isBase64Encoded": false,
-    })
 }
 
-pub async fn handle_http(app: &Arc<App>, event: Value) -> Value {
-    match http_request(&event) {
-        Ok(req) => http_response(app.handle(req).await),
-        Err(why) => {
-            crate::log::error("lambda", &format!("unusable API Gateway event: {why}"));
-            http_response(crate::api::error_response(
-                &crate::error::ApiError::internal(),
-            ))
+/// Bodies a client reads as text; anything else goes back base64-encoded.
+fn is_text(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return true;
+    };
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media.starts_with("text/")
+        || matches!(
+            media.as_str(),
+            "application/json" | "application/javascript" | "application/xml" | "image/svg+xml"
+        )
+        || media.ends_with("+json")
+        || media.ends_with("+xml")
+}
+
+/// The hub's response → a `lambda_http` response (each repeated header
+/// kept; `lambda_http` shapes it for the event's origin).
+pub fn http_response(r: Response) -> http::Response<Body> {
+    let mut builder = http::Response::builder().status(r.status);
+    let mut text = true;
+    for (name, value) in &r.headers {
+        if name.eq_ignore_ascii_case("content-type") {
+            text = is_text(Some(value));
         }
+        builder = builder.header(*name, value.as_str());
     }
+    let body = if r.body.is_empty() {
+        Body::Empty
+    } else if text {
+        match String::from_utf8(r.body.to_vec()) {
+            Ok(s) => Body::Text(s),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    } else {
+        Body::Binary(r.body.to_vec())
+    };
+    builder.body(body).unwrap_or_else(|_| {
+        let mut resp = http::Response::new(Body::Text("{\"name\":\"UNKNOWN_ERROR\"}".into()));
+        *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        resp
+    })
 }
 
-fn attr_s<'a>(image: &'a Value, name: &str) -> Option<&'a str> {
-    image[name]["S"].as_str()
+/// One API request: the Lambda request id is the request's id (its
+/// `Request-Id`, its log line's `requestId`, an error's `eventId`).
+pub async fn handle_http(app: &Arc<App>, req: lambda_http::Request) -> http::Response<Body> {
+    let id = req.lambda_context_ref().map(|c| c.request_id.clone());
+    let id = id.filter(|i| !i.is_empty());
+    http_response(app.handle_with_id(http_request(req), id).await)
+}
+
+/// One API Gateway / ALB / Function URL event (JSON) through exactly what
+/// the runtime runs: `lambda_http` reads the event, the `App` answers, and
+/// `lambda_http` shapes the result for the event's origin. For tests and
+/// local tools.
+pub async fn invoke_http(app: &Arc<App>, event: Value, request_id: &str) -> Result<Value, String> {
+    use lambda_http::Service;
+    let payload: lambda_http::request::LambdaRequest =
+        serde_json::from_value(event).map_err(|e| format!("not an HTTP event: {e}"))?;
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = request_id.to_string();
+    let app = app.clone();
+    let mut adapter =
+        lambda_http::Adapter::from(lambda_http::service_fn(move |req: lambda_http::Request| {
+            let app = app.clone();
+            async move { Ok::<_, lambda_runtime::Error>(handle_http(&app, req).await) }
+        }));
+    let response = adapter
+        .call(lambda_runtime::LambdaEvent::new(payload, context))
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_value(response).map_err(|e| e.to_string())
+}
+
+fn attr_s<'a>(image: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
+    match image.get(name)? {
+        serde_dynamo::AttributeValue::S(s) => Some(s.as_str()),
+        _ => None,
+    }
 }
 
 /// A DynamoDB stream batch → deliveries enqueued. Only inserts of event
 /// items count. On a failure the batch reports that record, so Lambda
 /// retries from it (records after it are not processed now).
-pub async fn handle_stream(store: &dyn Store, queue: &dyn Queue, event: &Value) -> Value {
-    let mut failures = Vec::new();
-    for record in event["Records"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let image = &record["dynamodb"]["NewImage"];
-        if record["eventName"] != "INSERT"
+pub async fn handle_stream(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    event: &StreamEvent,
+) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for record in &event.records {
+        let image = &record.change.new_image;
+        if record.event_name != "INSERT"
             || attr_s(image, "kind") != Some(crate::webhooks::EVENTS_KIND)
         {
             continue;
         }
-        let seq = record["dynamodb"]["SequenceNumber"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
         let parsed = attr_s(image, "doc").and_then(|d| serde_json::from_str::<Value>(d).ok());
         let (Some(envelope), Some(tenant)) = (parsed, attr_s(image, "tenant")) else {
             crate::log::error("fanout", "stream record without an event document; skipped");
@@ -127,11 +194,13 @@ pub async fn handle_stream(store: &dyn Store, queue: &dyn Queue, event: &Value) 
             crate::webhooks::fanout::fan_out(store, queue, std::slice::from_ref(&ev)).await
         {
             crate::log::error("fanout", &e.to_string());
-            failures.push(json!({"itemIdentifier": seq}));
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = record.change.sequence_number.clone();
+            response.batch_item_failures.push(failure);
             break;
         }
     }
-    json!({"batchItemFailures": failures})
+    response
 }
 
 /// An SQS batch → one attempt per message. A retry sets the message's
@@ -142,22 +211,20 @@ pub async fn handle_sqs(
     store: &dyn Store,
     queue: &dyn Queue,
     cfg: &DeliveryConfig,
-    event: &Value,
-) -> Value {
-    let mut failures = Vec::new();
-    for record in event["Records"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let id = record["messageId"].as_str().unwrap_or_default().to_string();
-        let handle = record["receiptHandle"].as_str().unwrap_or_default();
-        let count: u32 = record["attributes"]["ApproximateReceiveCount"]
-            .as_str()
+    event: &SqsEvent,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in &event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let handle = record.receipt_handle.as_deref().unwrap_or_default();
+        let count: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        let Some(body) = record["body"]
-            .as_str()
+        let Some(body) = record
+            .body
+            .as_deref()
             .and_then(|b| serde_json::from_str::<Value>(b).ok())
         else {
             crate::log::error("delivery", "unreadable queue message dropped");
@@ -181,10 +248,50 @@ pub async fn handle_sqs(
             }
         };
         if failed {
-            failures.push(json!({"itemIdentifier": id}));
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
         }
     }
-    json!({"batchItemFailures": failures})
+    response
+}
+
+/// [`handle_stream`] for a batch as JSON (the local stream poller): read
+/// exactly as Lambda reads it; a batch that does not read fails at its
+/// first record.
+pub async fn handle_stream_json(store: &dyn Store, queue: &dyn Queue, event: &Value) -> Value {
+    match StreamEvent::deserialize(event) {
+        Ok(ev) => json!(handle_stream(store, queue, &ev).await),
+        Err(e) => {
+            crate::log::error("fanout", &format!("unreadable stream batch: {e}"));
+            let first = &event["Records"][0]["dynamodb"]["SequenceNumber"];
+            json!({"batchItemFailures": [{"itemIdentifier": first}]})
+        }
+    }
+}
+
+/// [`handle_sqs`] for a batch as JSON (the local queue poller); a batch
+/// that does not read fails whole.
+pub async fn handle_sqs_json(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    cfg: &DeliveryConfig,
+    event: &Value,
+) -> Value {
+    match SqsEvent::deserialize(event) {
+        Ok(ev) => json!(handle_sqs(store, queue, cfg, &ev).await),
+        Err(e) => {
+            crate::log::error("delivery", &format!("unreadable queue batch: {e}"));
+            let ids: Vec<Value> = event["Records"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| json!({"itemIdentifier": r["messageId"]}))
+                .collect();
+            json!({"batchItemFailures": ids})
+        }
+    }
 }
 
 /// What every function reads from its environment, once per cold start.
@@ -242,43 +349,34 @@ pub async fn deployment() -> Result<Deployment, String> {
     })
 }
 
-fn run<F, Fut>(handler: F) -> ExitCode
-where
-    F: Fn(Value) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Value> + Send + 'static,
-{
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+/// The one runtime of a function: init (clients, warm-up) and every
+/// invocation run on it, so the connections opened at init are reused.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    crate::log::init_lambda();
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::FAILURE;
+            crate::log::error("lambda", &format!("runtime: {e}"));
+            None
         }
-    };
-    let handler = Arc::new(handler);
-    let result = rt.block_on(lambda_runtime::run(lambda_runtime::service_fn(
-        move |ev: lambda_runtime::LambdaEvent<Value>| {
-            let handler = handler.clone();
-            async move { Ok::<Value, lambda_runtime::Error>(handler(ev.payload).await) }
-        },
-    )));
+    }
+}
+
+fn exit(result: Result<(), lambda_runtime::Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lambda runtime: {e}");
+            crate::log::error("lambda", &format!("lambda runtime: {e}"));
             ExitCode::FAILURE
         }
     }
 }
 
-fn boot() -> Option<Deployment> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    match rt.block_on(deployment()) {
+async fn boot() -> Option<Deployment> {
+    match deployment().await {
         Ok(d) => Some(d),
         Err(e) => {
             crate::log::error("lambda", &e);
@@ -287,47 +385,83 @@ fn boot() -> Option<Deployment> {
     }
 }
 
-/// The `main` of an API route function.
+/// A JSON-event function (stream, queue, schedule) on the runtime.
+async fn run_json<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+    F: Fn(E) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |ev: lambda_runtime::LambdaEvent<E>| {
+            let handler = handler.clone();
+            async move { Ok::<R, lambda_runtime::Error>(handler(ev.payload).await) }
+        },
+    ))
+    .await
+}
+
+/// The `main` of an API route function (and of `/health`, `/openapi.json`
+/// and the dashboard's).
 pub fn main_http(route: &'static str) -> ExitCode {
-    let Some(d) = boot() else {
+    let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    let app = App::with_queue(d.store, d.queue, d.config);
-    crate::log::info("lambda", &format!("route {route} ready"));
-    run(move |event| {
-        let app = app.clone();
-        async move { handle_http(&app, event).await }
-    })
+    exit(rt.block_on(async move {
+        let Some(d) = boot().await else {
+            return Err("init failed".into());
+        };
+        let app = App::with_queue(d.store, d.queue, d.config);
+        crate::log::info("lambda", &format!("route {route} ready"));
+        lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
+            let app = app.clone();
+            async move { Ok::<_, lambda_runtime::Error>(handle_http(&app, req).await) }
+        }))
+        .await
+    }))
 }
 
 /// The `main` of the stream fan-out function.
 pub fn main_fanout() -> ExitCode {
-    let Some(d) = boot() else {
+    let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    let Some(queue) = d.queue else {
-        crate::log::error("lambda", "QUEUE_URL is required by the fan-out function");
-        return ExitCode::FAILURE;
-    };
-    let store = d.store;
-    run(move |event| {
-        let (store, queue) = (store.clone(), queue.clone());
-        async move { handle_stream(store.as_ref(), queue.as_ref(), &event).await }
-    })
+    exit(rt.block_on(async move {
+        let Some(d) = boot().await else {
+            return Err("init failed".into());
+        };
+        let Some(queue) = d.queue else {
+            return Err("QUEUE_URL is required by the fan-out function".into());
+        };
+        let store = d.store;
+        run_json(move |event: StreamEvent| {
+            let (store, queue) = (store.clone(), queue.clone());
+            async move { handle_stream(store.as_ref(), queue.as_ref(), &event).await }
+        })
+        .await
+    }))
 }
 
 /// The `main` of the scheduled expiry function (EventBridge, every minute):
 /// purchases past their `expiresAt` expire, and their patients' statuses
 /// with them.
 pub fn main_expiry() -> ExitCode {
-    let Some(d) = boot() else {
+    let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    let store = d.store;
-    run(move |_event| {
-        let store = store.clone();
-        async move { handle_expiry(store.as_ref()).await }
-    })
+    exit(rt.block_on(async move {
+        let Some(d) = boot().await else {
+            return Err("init failed".into());
+        };
+        let store = d.store;
+        run_json(move |_event: Value| {
+            let store = store.clone();
+            async move { handle_expiry(store.as_ref()).await }
+        })
+        .await
+    }))
 }
 
 /// One run of the expiry job; answers how many purchases expired.
@@ -343,16 +477,21 @@ pub async fn handle_expiry(store: &dyn Store) -> Value {
 
 /// The `main` of the delivery function.
 pub fn main_delivery() -> ExitCode {
-    let Some(d) = boot() else {
+    let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    let Some(queue) = d.queue else {
-        crate::log::error("lambda", "QUEUE_URL is required by the delivery function");
-        return ExitCode::FAILURE;
-    };
-    let (store, cfg) = (d.store, Arc::new(d.delivery));
-    run(move |event| {
-        let (store, queue, cfg) = (store.clone(), queue.clone(), cfg.clone());
-        async move { handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await }
-    })
+    exit(rt.block_on(async move {
+        let Some(d) = boot().await else {
+            return Err("init failed".into());
+        };
+        let Some(queue) = d.queue else {
+            return Err("QUEUE_URL is required by the delivery function".into());
+        };
+        let (store, cfg) = (d.store, Arc::new(d.delivery));
+        run_json(move |event: SqsEvent| {
+            let (store, queue, cfg) = (store.clone(), queue.clone(), cfg.clone());
+            async move { handle_sqs(store.as_ref(), queue.as_ref(), &cfg, &event).await }
+        })
+        .await
+    }))
 }

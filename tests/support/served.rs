@@ -73,6 +73,24 @@ impl Served {
         }
     }
 
+    /// SIGINT (Ctrl-C), as a user stops it: the server writes what it has
+    /// logged and exits. Returns stderr.
+    pub fn stop(mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            let interrupted = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !interrupted {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
+            .join()
+            .unwrap_or_default()
+    }
+
     /// SIGKILL: no chance to flush or checkpoint anything. Returns stderr.
     pub fn kill9(mut self) -> String {
         if let Some(mut child) = self.child.take() {

@@ -31,6 +31,8 @@ USAGE:
     hub keys roll --org ID --mode test|live --type secret|publishable [--expires-in-hours 0-12] [--json]
                   [--data DIR | --table NAME [--endpoint-url URL]]   (a new key, e.g. when the only secret key is lost)
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
+    hub events fill [--out events/local] [--name NAME] [--data DIR | --table NAME [--endpoint-url URL]]
+                  (a new sandbox organization; the sample events with its real test key and ids)
 
 The data directory defaults to $HUB_DATA, else ./.hub-data.
 ";
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    hub::log::init_serve();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,12 +122,14 @@ fn main() -> ExitCode {
         ["org", "create"] => rt.block_on(org_create(args)),
         ["table", "create"] => rt.block_on(table_create(args)),
         ["keys", "roll"] => rt.block_on(keys_roll(args)),
+        ["events", "fill"] => rt.block_on(events_fill(args)),
         ["generate", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             generate(args)
         }
         _ => Err(format!("unknown command `{}`\n\n{USAGE}", cmd.join(" "))),
     };
+    hub::log::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -163,8 +168,14 @@ fn generate(mut args: Args) -> Result<(), String> {
     std::fs::write(&manifest, hub::deploy::cargo_toml()).map_err(|e| io(&manifest, e))?;
     let events = root.join("events");
     std::fs::create_dir_all(&events).map_err(|e| io(&events, e))?;
-    for (name, event) in hub::deploy::sample_events() {
+    for (name, event) in hub::deploy::sample_events()
+        .into_iter()
+        .chain(hub::deploy::sample_events_other_shapes())
+    {
         let p = events.join(format!("{name}.json"));
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
         std::fs::write(&p, format!("{event:#}\n")).map_err(|e| io(&p, e))?;
     }
     let template = root.join("template.yaml");
@@ -204,29 +215,7 @@ async fn org_create(mut args: Args) -> Result<(), String> {
     let name = args.value("--name")?.ok_or("--name NAME is required")?;
     let as_json = args.flag("--json");
     let empty = args.flag("--empty");
-    let table = args
-        .value("--table")?
-        .or_else(|| std::env::var("HUB_TABLE").ok())
-        .or_else(|| std::env::var("TABLE_NAME").ok());
-    let endpoint = args.value("--endpoint-url")?;
-    let store: DynStore = match table {
-        // The deployed DynamoDB table (credentials and region from the
-        // usual AWS environment; --endpoint-url for DynamoDB Local).
-        Some(table) => {
-            let client = dynamodb_client(endpoint.as_deref()).await;
-            let store =
-                hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
-            store
-                .warm_up()
-                .await
-                .map_err(|e| format!("DynamoDB: {e}"))?;
-            Arc::new(store)
-        }
-        None => {
-            let dir = data_dir(&mut args)?;
-            open_store(&dir)?
-        }
-    };
+    let store = store_from_args(&mut args).await?;
     args.done()?;
     let org = hub::org::create(store.as_ref(), &name, empty)
         .await
@@ -241,6 +230,110 @@ async fn org_create(mut args: Args) -> Result<(), String> {
         println!("  live publishable key: {}", org.live.publishable);
         println!("Keys are shown only now; only their hashes are stored.");
     }
+    Ok(())
+}
+
+/// The store `--table NAME [--endpoint-url URL]` (or HUB_TABLE /
+/// TABLE_NAME) names, else the embedded one in `--data DIR`.
+async fn store_from_args(args: &mut Args) -> Result<DynStore, String> {
+    let table = args
+        .value("--table")?
+        .or_else(|| std::env::var("HUB_TABLE").ok())
+        .or_else(|| std::env::var("TABLE_NAME").ok());
+    let endpoint = args.value("--endpoint-url")?;
+    Ok(match table {
+        // The deployed DynamoDB table (credentials and region from the
+        // usual AWS environment; --endpoint-url for DynamoDB Local).
+        Some(table) => {
+            let client = dynamodb_client(endpoint.as_deref()).await;
+            let store =
+                hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
+            store
+                .warm_up()
+                .await
+                .map_err(|e| format!("DynamoDB: {e}"))?;
+            Arc::new(store)
+        }
+        None => {
+            let dir = data_dir(args)?;
+            open_store(&dir)?
+        }
+    })
+}
+
+/// `hub events fill`: a new sandbox organization in the store, and every
+/// sample event (events/*.json, events/rest-api, events/alb) written to
+/// `--out` with its real test secret key and real ids in place of the
+/// placeholders, for `sam local invoke` and `cargo lambda invoke`.
+async fn events_fill(mut args: Args) -> Result<(), String> {
+    use hub::api::{Op, Request};
+    let out = PathBuf::from(
+        args.value("--out")?
+            .unwrap_or_else(|| "events/local".into()),
+    );
+    let name = args
+        .value("--name")?
+        .unwrap_or_else(|| "Local Lambda Clinic".into());
+    let store = store_from_args(&mut args).await?;
+    args.done()?;
+    hub::log::set_level(hub::log::ERROR);
+    let org = hub::org::create(store.as_ref(), &name, false)
+        .await
+        .map_err(|e| e.message)?;
+    let key = org.test.secret.clone();
+    let app = hub::api::App::new(store, Default::default());
+    let mut headers = http::HeaderMap::new();
+    let auth = http::HeaderValue::from_str(&format!("Bearer {key}")).map_err(|e| e.to_string())?;
+    headers.insert(http::header::AUTHORIZATION, auth);
+    // One real id per resource: the first of its list.
+    let mut ids: Vec<(String, String)> = Vec::new();
+    for route in hub::api::routes() {
+        let (Op::List, Some(resource)) = (route.op, route.resource) else {
+            continue;
+        };
+        let resp = app
+            .handle(Request {
+                method: http::Method::GET,
+                path: route.path.to_string(),
+                query: "$limit=1".into(),
+                headers: headers.clone(),
+                body: Default::default(),
+                secure: true,
+            })
+            .await;
+        let page: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+        if let Some(id) = page["data"][0]["id"].as_str() {
+            ids.push((hub::deploy::sample_id(resource.prefix), id.to_string()));
+        }
+    }
+    let mut written = 0;
+    for (name, mut event) in hub::deploy::sample_events()
+        .into_iter()
+        .chain(hub::deploy::sample_events_other_shapes())
+    {
+        if name == "patients-create" {
+            // A body the route accepts, so the invoke creates a patient.
+            event["body"] = serde_json::json!(serde_json::json!({
+                "fullName": "Sample Patient", "primaryPhoneNumber": "07700 900123", "tracking": {},
+                "primaryClinicId": hub::deploy::sample_id("cli"), "statusId": hub::deploy::sample_id("pst"),
+                "referralId": hub::deploy::sample_id("ref")
+            })
+            .to_string());
+        }
+        let p = out.join(format!("{name}.json"));
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let event = hub::deploy::fill_sample(&event, &key, &ids);
+        std::fs::write(&p, format!("{event:#}\n")).map_err(|e| format!("{}: {e}", p.display()))?;
+        written += 1;
+    }
+    println!(
+        "wrote {written} events to {} for organization {} ({} resources with real ids)",
+        out.display(),
+        org.organization_id,
+        ids.len()
+    );
     Ok(())
 }
 

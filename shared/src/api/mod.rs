@@ -295,33 +295,43 @@ impl App {
 
     /// Handle one request; never panics outward: a panic in a handler becomes a 500.
     pub async fn handle(self: &Arc<Self>, req: Request) -> Response {
+        self.handle_with_id(req, None).await
+    }
+
+    /// Handle one request under this request id (the Lambda invocation's);
+    /// without one a UUID is made. The id is the `Request-Id` response
+    /// header, the error envelope's `eventId` and the log line's `requestId`.
+    pub async fn handle_with_id(self: &Arc<Self>, req: Request, id: Option<String>) -> Response {
         let app = Arc::clone(self);
         let method = req.method.clone();
         let path = req.path.clone();
         let started = std::time::Instant::now();
-        match (CatchUnwind(Box::pin(async move { app.handle_inner(req).await }))).await {
+        let request_id = id.unwrap_or_else(uuid_v4);
+        let id = request_id.clone();
+        match (CatchUnwind(Box::pin(async move { app.handle_inner(req, id).await }))).await {
             Ok(r) => r,
             Err(_) => {
-                let event_id = uuid_v4();
                 let err = ApiError::internal();
-                crate::log::emit(
-                    1,
-                    json!({
-                        "level": "error", "eventId": event_id, "method": method.as_str(), "path": path,
-                        "status": 500, "error": err.kind.name(), "message": "handler panicked",
-                        "durationMs": started.elapsed().as_secs_f64() * 1000.0,
-                    }),
+                tracing::error!(
+                    target: "hub::request",
+                    requestId = %request_id,
+                    eventId = %request_id,
+                    method = method.as_str(),
+                    path = %path,
+                    status = 500u64,
+                    error = err.kind.name(),
+                    durationMs = started.elapsed().as_secs_f64() * 1000.0,
+                    "handler panicked"
                 );
-                let mut r = Response::json(500, &err.body(&event_id));
-                r.headers.push(("request-id", event_id));
+                let mut r = Response::json(500, &err.body(&request_id));
+                r.headers.push(("request-id", request_id));
                 r
             }
         }
     }
 
-    async fn handle_inner(&self, req: Request) -> Response {
+    async fn handle_inner(&self, req: Request, event_id: String) -> Response {
         let started = std::time::Instant::now();
-        let event_id = uuid_v4();
         let mut outcome = Outcome::default();
         let result = self.dispatch(&req, &mut outcome).await;
         let (mut resp, error) = match result {
@@ -332,7 +342,6 @@ impl App {
                 (r, Some(e))
             }
         };
-        resp.headers.push(("request-id", event_id.clone()));
         if let Some(d) = outcome.rate {
             resp.headers.push(("ratelimit-limit", d.limit.to_string()));
             resp.headers
@@ -344,8 +353,9 @@ impl App {
                     .push(("retry-after", d.retry_after_secs.to_string()));
             }
         }
+        // The one place a CORS grant is made, so a response carries each
+        // header exactly once (browsers refuse "multiple values").
         if req.headers.contains_key("origin")
-            && resp.header("access-control-allow-origin").is_none()
             && !matches!(
                 outcome.key_kind,
                 Some(KeyKind::Secret | KeyKind::Restricted)
@@ -353,52 +363,75 @@ impl App {
         {
             resp.headers
                 .push(("access-control-allow-origin", "*".into()));
-            resp.headers
-                .push(("access-control-expose-headers", CORS_EXPOSE_HEADERS.into()));
-        }
-        let level = if error.as_ref().is_some_and(|e| e.kind.status() >= 500) {
-            1
-        } else {
-            2
-        };
-        if crate::log::enabled(level) {
-            let mut line = json!({
-                "level": if level == 1 { "error" } else { "info" },
-                "eventId": event_id,
-                "method": req.method.as_str(),
-                "path": req.path,
-                "route": outcome.route,
-                "status": resp.status,
-                "durationMs": (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
-            });
-            if let Some(org) = outcome.org {
-                line["organizationId"] = json!(org);
-            }
-            if let Some(mode) = outcome.mode {
-                line["mode"] = json!(mode);
-            }
-            if let Some(e) = &error {
-                line["error"] = json!(e.kind.name());
-            }
-            crate::log::emit(level, line);
-        }
-        resp
-    }
-
-    async fn dispatch(&self, req: &Request, outcome: &mut Outcome) -> ApiResult<Response> {
-        if req.method == Method::OPTIONS {
-            outcome.route = "cors-preflight";
-            return Ok(Response {
-                status: 204,
-                headers: vec![
-                    ("access-control-allow-origin", "*".into()),
+            if outcome.route == "cors-preflight" {
+                resp.headers.extend([
                     (
                         "access-control-allow-methods",
                         "GET, POST, PATCH, DELETE, OPTIONS".into(),
                     ),
                     ("access-control-allow-headers", CORS_ALLOW_HEADERS.into()),
                     ("access-control-max-age", "600".into()),
-                ],
+                ]);
+            } else {
+                resp.headers
+                    .push(("access-control-expose-headers", CORS_EXPOSE_HEADERS.into()));
+            }
+        }
+        // One line per request: ids, route, status, duration — never keys,
+        // bodies, query strings or patient fields.
+        let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
+        let org = outcome.org.as_deref();
+        let mode = outcome.mode;
+        match &error {
+            Some(e) if e.kind.status() >= 500 => tracing::error!(
+                target: "hub::request",
+                requestId = %event_id,
+                eventId = %event_id,
+                method = req.method.as_str(),
+                path = %req.path,
+                route = outcome.route,
+                organizationId = org,
+                mode,
+                status = resp.status as u64,
+                error = e.kind.name(),
+                durationMs = duration_ms,
+            ),
+            Some(e) => tracing::info!(
+                target: "hub::request",
+                requestId = %event_id,
+                eventId = %event_id,
+                method = req.method.as_str(),
+                path = %req.path,
+                route = outcome.route,
+                organizationId = org,
+                mode,
+                status = resp.status as u64,
+                error = e.kind.name(),
+                durationMs = duration_ms,
+            ),
+            None => tracing::info!(
+                target: "hub::request",
+                requestId = %event_id,
+                method = req.method.as_str(),
+                path = %req.path,
+                route = outcome.route,
+                organizationId = org,
+                mode,
+                status = resp.status as u64,
+                durationMs = duration_ms,
+            ),
+        }
+        resp.headers.push(("request-id", event_id));
+        resp
+    }
+
+    async fn dispatch(&self, req: &Request, outcome: &mut Outcome) -> ApiResult<Response> {
+        if req.method == Method::OPTIONS {
+            outcome.route = "cors-preflight";
+            // The grant itself is added with every other CORS header below.
+            return Ok(Response {
+                status: 204,
+                headers: Vec::new(),
                 body: Bytes::new(),
             });
         }
@@ -650,9 +683,12 @@ impl Answer {
 /// before the app runs (oversized body at the socket).
 pub fn error_response(err: &ApiError) -> Response {
     let event_id = uuid_v4();
-    crate::log::emit(
-        2,
-        json!({"level": "info", "eventId": event_id, "status": err.kind.status(), "error": err.kind.name()}),
+    tracing::info!(
+        target: "hub::request",
+        requestId = %event_id,
+        eventId = %event_id,
+        status = err.kind.status() as u64,
+        error = err.kind.name(),
     );
     let mut r = Response::json(err.kind.status(), &err.body(&event_id));
     r.headers.push(("request-id", event_id));

@@ -114,7 +114,7 @@ impl QueuePoller {
             .iter()
             .map(|m| record_json(m, &self.arn, &self.region))
             .collect();
-        let result = lambda::handle_sqs(
+        let result = lambda::handle_sqs_json(
             self.store.as_ref(),
             self.queue.as_ref(),
             &self.delivery,

@@ -500,7 +500,7 @@ impl StreamPoller {
             }
             let mut failed_at: Option<String> = None;
             if !events.is_empty() {
-                let result = lambda::handle_stream(
+                let result = lambda::handle_stream_json(
                     self.store.as_ref(),
                     self.queue.as_ref(),
                     &json!({"Records": events}),
