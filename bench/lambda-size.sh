@@ -31,13 +31,13 @@ PY
 import boto3
 d = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:$ddb_port", region_name="us-east-1")
 # The table as template.yaml (and hub table create) makes it.
-names = ["PK", "SK"] + [f"G{i}{k}" for i in (1, 2, 3) for k in ("PK", "SK")]
+names = ["PK", "SK"] + [f"G{i}{k}" for i in (1, 2, 3, 4, 5, 6) for k in ("PK", "SK")]
 d.create_table(TableName="bench-hub", BillingMode="PAY_PER_REQUEST",
   AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in names],
   KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
   GlobalSecondaryIndexes=[{"IndexName": f"GSI{i}", "Projection": {"ProjectionType": "ALL"},
     "KeySchema": [{"AttributeName": f"G{i}PK", "KeyType": "HASH"}, {"AttributeName": f"G{i}SK", "KeyType": "RANGE"}]}
-    for i in (1, 2, 3)],
+    for i in (1, 2, 3, 4, 5, 6)],
   StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
 # DynamoDB Local runs on the JVM: warm it so the first function measured
 # does not pay for its JIT.
