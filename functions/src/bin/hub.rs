@@ -366,26 +366,7 @@ async fn keys_roll(mut args: Args) -> Result<(), String> {
         None => 0,
     };
     let as_json = args.flag("--json");
-    let table = args
-        .value("--table")?
-        .or_else(|| std::env::var("TABLE_NAME").ok());
-    let endpoint = args.value("--endpoint-url")?;
-    let store: DynStore = match table {
-        Some(table) => {
-            let client = dynamodb_client(endpoint.as_deref()).await;
-            let store =
-                hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
-            store
-                .warm_up()
-                .await
-                .map_err(|e| format!("DynamoDB: {e}"))?;
-            Arc::new(store)
-        }
-        None => {
-            let dir = data_dir(&mut args)?;
-            open_store(&dir)?
-        }
-    };
+    let store = store_from_args(&mut args).await?;
     args.done()?;
     let tenant = hub::auth::Tenant::new(org, mode);
     let (new, old) = hub::resources::api_keys::roll_standard(store.as_ref(), &tenant, kind, hours)

@@ -191,7 +191,7 @@ fn test_row<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, row: usize) -> bo
 /// Keep the rows of `rows` that pass `c`, a clause at a time over the
 /// whole candidate list (an `and` narrows it clause by clause), with each
 /// operator chosen once per clause rather than once per row.
-fn narrow<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, rows: &mut Vec<u32>) {
+fn narrow<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, rows: &mut Vec<usize>) {
     match c {
         Compiled::And(cs) => {
             for c in cs {
@@ -201,15 +201,15 @@ fn narrow<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, rows: &mut Vec<u32>
                 narrow(c, idx, rows);
             }
         }
-        Compiled::Or(_) | Compiled::Doc(..) => rows.retain(|&r| test_row(c, idx, r as usize)),
+        Compiled::Or(_) | Compiled::Doc(..) => rows.retain(|&r| test_row(c, idx, r)),
         Compiled::Col(col, op) => {
             let col: &Column = col;
             match op {
-                Op::Eq(x) => rows.retain(|&r| col.eq_value(r as usize, x)),
-                Op::Ne(x) => rows.retain(|&r| !col.eq_value(r as usize, x)),
-                Op::In(xs) => rows.retain(|&r| xs.iter().any(|x| col.eq_value(r as usize, x))),
-                Op::Nin(xs) => rows.retain(|&r| !xs.iter().any(|x| col.eq_value(r as usize, x))),
-                _ => rows.retain(|&r| test_row(c, idx, r as usize)),
+                Op::Eq(x) => rows.retain(|&r| col.eq_value(r, x)),
+                Op::Ne(x) => rows.retain(|&r| !col.eq_value(r, x)),
+                Op::In(xs) => rows.retain(|&r| xs.iter().any(|x| col.eq_value(r, x))),
+                Op::Nin(xs) => rows.retain(|&r| !xs.iter().any(|x| col.eq_value(r, x))),
+                _ => rows.retain(|&r| test_row(c, idx, r)),
             }
         }
     }
@@ -234,21 +234,9 @@ pub fn run<'a, T: AsRef<Value>>(
     let filter = compile(&q.filter, idx);
     // (row, relevance score)
     let mut hits: Vec<(usize, u32)> = Vec::new();
-    let mut rows: Vec<u32> = match u32::try_from(idx.docs.len()) {
-        Ok(n) => (0..n).collect(),
-        // Beyond 4 billion documents, row by row.
-        Err(_) => Vec::new(),
-    };
-    let by_rows = rows.len() == idx.docs.len();
-    if by_rows {
-        narrow(&filter, idx, &mut rows);
-    }
-    let candidates: Box<dyn Iterator<Item = usize>> = if by_rows {
-        Box::new(rows.into_iter().map(|r| r as usize))
-    } else {
-        Box::new((0..idx.docs.len()).filter(|&row| test_row(&filter, idx, row)))
-    };
-    for row in candidates {
+    let mut rows: Vec<usize> = (0..idx.docs.len()).collect();
+    narrow(&filter, idx, &mut rows);
+    for row in rows {
         let score = match &matcher {
             Some(m) => match m.score(idx.docs[row].as_ref(), search_fields) {
                 Some(s) => s,
