@@ -55,6 +55,11 @@ size=$(curl -sf "$base/v1/patients/$(head -1 "$work/ids")" -H "Authorization: Be
 pids+=($!)
 wait_listening "$work/bare.out"
 bare=$(grep -o 'http://[0-9.:]*' "$work/bare.out" | head -1)
+# The same bare server arranged as hub serve runs (a runtime per thread).
+"$BARE_BIN" 127.0.0.1:0 "$size" per-thread > "$work/bare2.out" 2>&1 &
+pids+=($!)
+wait_listening "$work/bare2.out"
+bare2=$(grep -o 'http://[0-9.:]*' "$work/bare2.out" | head -1)
 
 export HUB_KEY="$key" IDS_FILE="$work/ids" LIST_QUERY CLINIC_ID="$clinic" STATUS_ID="$status" REFERRAL_ID="$referral"
 rows=()
@@ -76,6 +81,15 @@ measure() { # name url script [writes/s]
 }
 echo "same wrk run (-t2 -c32, ${DURATION}s each), body $size bytes:"
 measure "bare hyper server" "$bare/" ""
+# wrk's Lua `request()` (a random id, the Authorization header) costs wrk
+# time per request too: the bare server again with the very requests of the
+# GET and list runs, so those fractions can also be read without it.
+measure "bare, GET's requests" "$bare" get.lua
+measure "bare, list's requests" "$bare" list.lua
+# hub serve keeps each connection on one thread with a runtime of its own;
+# the bare server arranged that way too, plain and with GET's requests.
+measure "bare, per-thread runtimes" "$bare2/" ""
+measure "bare, per-thread, GET's" "$bare2" get.lua
 measure "GET /v1/patients/{id}" "$base" get.lua
 measure "list" "$base" list.lua
 # The mixed runs before the write runs, so every list sees ~10,000 patients.
@@ -95,25 +109,37 @@ def ms(s):
     return round(v / 1000 if u == "us" else v * 1000 if u == "s" else v, 3)
 out = {"patients": patients, "body_bytes": size, "list_query": query, "wrk": "-t2 -c32", "runs": []}
 bare = None
+same = {}
 bad = False
-print(f"\n{'run':<30} {'req/s':>9} {'of bare':>8} {'p50 ms':>8} {'p99 ms':>8}  writes beside")
+print(f"\n{'run':<30} {'req/s':>9} {'of bare':>8} {'same req':>8} {'p50 ms':>8} {'p99 ms':>8}  writes beside")
 for row in rows:
     name, rps, p50, p99, non2xx, rate, writes = row.split("|", 6)
     r = {"run": name, "requests_per_sec": float(rps), "p50_ms": ms(p50), "p99_ms": ms(p99), "non_2xx": int(non2xx)}
     if bare is None:
         bare = r["requests_per_sec"]
     r["fraction_of_bare"] = round(r["requests_per_sec"] / bare, 3)
+    if name.startswith("bare, "):
+        same[name.split(maxsplit=1)[1]] = r["requests_per_sec"]
+    if name.startswith("GET") and "GET's requests" in same:
+        r["fraction_of_bare_same_requests"] = round(r["requests_per_sec"] / same["GET's requests"], 3)
+        r["fraction_of_bare_per_thread"] = round(r["requests_per_sec"] / same["per-thread runtimes"], 3)
+        r["fraction_of_bare_per_thread_same_requests"] = round(r["requests_per_sec"] / same["per-thread, GET's"], 3)
+    elif name.startswith("list") and "list's requests" in same:
+        r["fraction_of_bare_same_requests"] = round(r["requests_per_sec"] / same["list's requests"], 3)
     if writes:
         r["writes"] = json.loads(writes)
     out["runs"].append(r)
     w = r.get("writes")
     wtxt = f"{w['per_s']}/s (p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms, failed {w['failed']})" if w else ""
-    print(f"{name:<30} {r['requests_per_sec']:>9.0f} {r['fraction_of_bare']:>8.3f} {r['p50_ms']:>8} {r['p99_ms']:>8}  {wtxt}")
+    sr = r.get("fraction_of_bare_same_requests")
+    print(f"{name:<30} {r['requests_per_sec']:>9.0f} {r['fraction_of_bare']:>8.3f} {(f'{sr:.3f}' if sr else ''):>8} {r['p50_ms']:>8} {r['p99_ms']:>8}  {wtxt}")
     bad |= r["non_2xx"] > 0 or bool(w and w["failed"])
 idle = next(r for r in out["runs"] if r["run"].startswith("list, 0"))
 busy = next(r for r in out["runs"] if r["run"].startswith("list, 100"))
 out["list_p99_ratio_100_writes"] = round(busy["p99_ms"] / idle["p99_ms"], 2)
 print(f"\nlist p99 with 100 writes/s ÷ with none: {out['list_p99_ratio_100_writes']}")
+get = next(r for r in out["runs"] if r["run"].startswith("GET"))
+print(f"GET ÷ bare per-thread: {get['fraction_of_bare_per_thread']} (plain), {get['fraction_of_bare_per_thread_same_requests']} (same requests)")
 os.makedirs("bench/results", exist_ok=True)
 json.dump(out, open(results, "w"), indent=2)
 print(f"written to {results}")

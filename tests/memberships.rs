@@ -479,9 +479,23 @@ async fn the_expiry_job_expires_and_emits_the_change_dynamodb() {
     expiry_on(dynamo::server().await).await;
 }
 
+/// The job in another process over the same data directory (a second `hub
+/// serve`) sees purchases this one sold, though no request reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_job_of_another_process_expires_purchases() {
+    let s = TestServer::start().await;
+    let other = s.another_process_store();
+    expiry_with(s, other).await;
+}
+
 async fn expiry_on(s: TestServer) {
+    let store = s.store.clone();
+    expiry_with(s, store).await;
+}
+
+async fn expiry_with(s: TestServer, job_store: hub::store::DynStore) {
     let job = tokio::spawn(hub::resources::purchases::expiry_loop(
-        s.store.clone(),
+        job_store,
         Duration::from_millis(100),
     ));
     let st = studio(&s).await;

@@ -255,8 +255,10 @@ async fn failures_are_retried_until_delivered_or_dead_and_none_is_lost() {
         .clone();
     // Every endpoint ends delivered or dead: poll the attempts logs (bounded).
     let mut finals = std::collections::HashMap::new();
+    let mut attempts_seen = Vec::new();
     for _ in 0..600 {
         finals.clear();
+        attempts_seen.clear();
         for (path, id) in &eps {
             let rows = s
                 .http
@@ -266,6 +268,10 @@ async fn failures_are_retried_until_delivered_or_dead_and_none_is_lost() {
                 )
                 .await;
             let rows = rows.body["data"].as_array().cloned().unwrap_or_default();
+            attempts_seen.push((
+                *path,
+                rows.iter().map(|r| r["status"].clone()).collect::<Vec<_>>(),
+            ));
             if let Some(last) = rows
                 .iter()
                 .find(|r| r["status"] == "succeeded" || r["status"] == "dead")
@@ -284,8 +290,11 @@ async fn failures_are_retried_until_delivered_or_dead_and_none_is_lost() {
     assert_eq!(
         finals.len(),
         eps.len(),
-        "every delivery ends delivered or dead: {:?}",
-        finals.keys().collect::<Vec<_>>()
+        "every delivery ends delivered or dead: {:?}; attempts seen: {attempts_seen:?}; \
+         the receiver's log: {} entries; the event: {}",
+        finals.keys().collect::<Vec<_>>(),
+        rx.log().await.len(),
+        s.http.get(&format!("/v1/events/{ev}"), key).await.body
     );
     let status = |p: &str| finals[p].0.clone();
     assert_eq!(status("/flaky"), "succeeded");
@@ -764,4 +773,45 @@ async fn https_endpoints_are_delivered_over_verified_tls() {
         .await
         .iter()
         .any(|e| e["body"]["data"]["name"] == "Untrusted"));
+}
+
+/// An event another process wrote into the data directory (a second `hub
+/// serve`, a `hub` command) is delivered by this one's loops even when no
+/// request reaches this one afterwards: the fan-out and the delivery read
+/// the store as it is, not as this process last looked at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_written_by_another_process_are_delivered() {
+    let rx = Receiver::start();
+    let s = server("300ms").await;
+    let org = s.org("Neighbours", true).await;
+    let key = org.test.secret.as_str();
+    let (_, secret) = endpoint(
+        &s,
+        key,
+        format!("{}/ok", rx.base),
+        &["clinic.created", "patient.created"],
+    )
+    .await;
+    rx.secrets("/ok", &[&secret]).await;
+    // The other process: its own store over the same database file.
+    let other = TestServer::start_on(s.another_process_store()).await;
+    let clinic = other
+        .http
+        .post("/v1/clinics", key, &json!({"name": "Written Elsewhere"}))
+        .await
+        .id();
+    let ev = other
+        .http
+        .get(&format!("/v1/events?data.id={clinic}"), key)
+        .await
+        .ids()[0]
+        .clone();
+    let log = rx
+        .wait("the other process's event delivered", |log| {
+            !of_event(log, "/ok", &ev).is_empty()
+        })
+        .await;
+    let got = of_event(&log, "/ok", &ev)[0];
+    assert_eq!(got["stripe"], json!([true]), "{got}");
+    assert_eq!(got["standard"], json!([true]), "{got}");
 }

@@ -6,6 +6,7 @@
 pub async fn local_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
     let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http::client())
         .region(aws_config::Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(creds)
@@ -15,6 +16,7 @@ pub async fn local_config(endpoint: &str, region: &str) -> aws_config::SdkConfig
 
 /// The AWS code path on one machine: the table and queues, and the two
 /// pollers that stand in for Lambda's event source mappings.
+pub mod http;
 pub mod local;
 pub mod queue_poller;
 pub mod stream_poller;

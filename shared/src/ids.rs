@@ -25,6 +25,39 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
+/// 16 bytes for identifiers that must be unique but need not be secret
+/// (request ids): a per-thread counter, seeded from the OS once, through a
+/// bijective mix (splitmix64) — distinct for 2^64 draws on a thread, no
+/// system call per draw.
+pub fn unique_bytes() -> [u8; 16] {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+    }
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    STATE.with(|cell| {
+        let (counter, key) = cell.get().unwrap_or_else(|| {
+            let seed = random_bytes::<16>();
+            let word = |i: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&seed[i..i + 8]);
+                u64::from_le_bytes(w)
+            };
+            (word(0), word(8))
+        });
+        let counter = counter.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        cell.set(Some((counter, key)));
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&mix(counter).to_le_bytes());
+        out[8..].copy_from_slice(&mix(counter ^ key).to_le_bytes());
+        out
+    })
+}
+
 struct UlidState {
     last_ms: u64,
     last_rand: u128,

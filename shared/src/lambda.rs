@@ -308,7 +308,10 @@ fn env(name: &str) -> Result<String, String> {
 
 /// Clients built once per cold start; the DynamoDB connection is opened now.
 pub async fn deployment() -> Result<Deployment, String> {
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::aws::http::client())
+        .load()
+        .await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&conf),
         env("TABLE_NAME")?,

@@ -149,6 +149,16 @@ pub fn init_lambda() {
     });
 }
 
+/// Text lines on stdout, written where they are logged: for in-process
+/// tests that run the hub's code beside their own (a test's captured output
+/// then shows the errors of the server it ran).
+pub fn init_stdout() {
+    install(Subscriber {
+        json: false,
+        sink: Sink::Stdout,
+    });
+}
+
 /// Wait until every line logged so far has been written (before exiting).
 pub fn flush() {
     if let Some(tx) = WRITER.get() {

@@ -328,7 +328,7 @@ impl TestServer {
         config: Config,
         delivery: hub::webhooks::deliver::DeliveryConfig,
     ) -> TestServer {
-        hub::log::set_level(0);
+        quiet_but_errors();
         let dir = TempDir::new("srv");
         if Backend::current() == Backend::DynamoDb {
             let aws = local_aws("t", delivery.schedule.attempts()).await;
@@ -348,7 +348,7 @@ impl TestServer {
 
     /// The API over a given store (e.g. DynamoDB), without webhook delivery.
     pub async fn start_on(store: DynStore) -> TestServer {
-        hub::log::set_level(0);
+        quiet_but_errors();
         let dir = TempDir::new("srv");
         let queue: hub::queue::DynQueue =
             Arc::new(hub::queue::embedded::EmbeddedQueue::open(dir.path()).expect("open queue"));
@@ -371,7 +371,11 @@ impl TestServer {
         let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
             .await
             .expect("bind");
-        let task = tokio::spawn(hub::serve::run(listener, app));
+        // As `hub serve` serves: connections handed to threads with a
+        // runtime each (dropping the task stops them).
+        let task = tokio::spawn(async move {
+            let _ = hub::serve::run_per_thread(listener, app, Default::default(), 2).await;
+        });
         TestServer {
             http: Http::new(format!("http://{addr}")),
             addr,
@@ -382,6 +386,16 @@ impl TestServer {
             task,
             workers,
         }
+    }
+
+    /// What another process opening this server's data directory (a second
+    /// `hub serve`, a `hub` command) works on: a store of its own over the
+    /// same database file.
+    pub fn another_process_store(&self) -> DynStore {
+        Arc::new(
+            EmbeddedStore::open(self.dir.path(), hub::resources::kinds())
+                .expect("open the store a second time"),
+        )
     }
 
     pub async fn org(&self, name: &str, empty: bool) -> CreatedOrg {
@@ -398,6 +412,13 @@ impl Drop for TestServer {
             w.abort();
         }
     }
+}
+
+/// Only errors: the server's loops' (fan-out, delivery, store) and 5xx
+/// request lines, which a failing test's captured output then shows.
+fn quiet_but_errors() {
+    hub::log::init_stdout();
+    hub::log::set_level(hub::log::ERROR);
 }
 
 /// Ask until `check` answers `Some` (bounded: 30 s), and return that; for

@@ -4,6 +4,13 @@
 //! table; `hub generate` writes the deployment files.
 
 use hub::api::{App, Config};
+
+/// mimalloc instead of glibc's allocator, measured A/B on GET by id: +10%
+/// when connections moved between the shared runtime's threads (glibc locked
+/// the arena of buffers freed on another thread: most of the futex calls),
+/// +4% with each connection kept on one thread (`serve::run_per_thread`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hub::store::embedded::EmbeddedStore;
 use hub::store::DynStore;
 use serde_json::{json, Value};
@@ -633,10 +640,12 @@ async fn serve(mut args: Args) -> Result<(), String> {
     );
     println!("{place}");
     tokio::select! {
-        _ = hub::serve::run_with(listener, app, hub::serve::Timeouts {
+        r = hub::serve::run_per_thread(listener, app, hub::serve::Timeouts {
             headers: header_timeout,
             ..Default::default()
-        }) => Ok(()),
+        }, std::thread::available_parallelism().map_or(2, |n| n.get())) => {
+            r.map_err(|e| format!("cannot serve: {e}"))
+        }
         _ = tokio::signal::ctrl_c() => {
             println!("Shutting down.");
             Ok(())

@@ -48,10 +48,15 @@ impl Response {
         // Serialising plain data to a Vec cannot fail.
         let mut bytes = Vec::with_capacity(1024);
         let _ = serde_json::to_writer(&mut bytes, body);
+        Self::json_text(status, Bytes::from(bytes))
+    }
+
+    /// A response whose body is JSON text already made.
+    pub fn json_text(status: u16, body: Bytes) -> Response {
         Response {
             status,
             headers: vec![("content-type", "application/json".into())],
-            body: Bytes::from(bytes),
+            body,
         }
     }
 
@@ -82,30 +87,35 @@ pub struct App {
     limiter: crate::auth::ratelimit::Limiter,
 }
 
-/// A random UUID v4, the id of one request and of its error, if any.
+/// A UUID v4 (unique, not secret: `ids::unique_bytes`), the id of one
+/// request and of its error, if any.
 pub fn uuid_v4() -> String {
-    let mut b = crate::ids::random_bytes::<16>();
+    let mut b = crate::ids::unique_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = crate::ids::hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut s = String::with_capacity(36);
+    for (i, part) in [&h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            s.push('-');
+        }
+        s.push_str(part);
+    }
+    s
 }
 
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key, If-Match";
 const CORS_EXPOSE_HEADERS: &str = "ETag, Request-Id, Link, Retry-After";
 
 fn etag(doc: &Value) -> String {
-    format!(
-        "\"{}\"",
-        doc.get("version").and_then(Value::as_u64).unwrap_or(1)
-    )
+    etag_of(crate::store::version_of(doc))
+}
+
+fn etag_of(version: u64) -> String {
+    format!("\"{version}\"")
 }
 
 /// `If-Match: "3"` (also `W/"3"` or `3`); `*` matches any version.
@@ -607,6 +617,12 @@ impl App {
             Op::List => return Ok(Answer::Response(self.list_op(ctx, res, req, None).await?)),
             Op::Get => {
                 let select = query::parse_get(&req.query, &schema)?;
+                if select.is_none() {
+                    let shown = resources::get_with_json(ctx, res, m.id()).await?;
+                    let mut r = Response::json_text(200, shown.json);
+                    r.headers.push(("etag", etag_of(shown.version)));
+                    return Ok(Answer::Response(r));
+                }
                 let doc = resources::get(ctx, res, m.id()).await?;
                 return Ok(Answer::Response(object_response(
                     200,
@@ -682,4 +698,27 @@ pub fn error_response(err: &ApiError) -> Response {
     let mut r = Response::json(err.kind.status(), &err.body(&event_id));
     r.headers.push(("request-id", event_id));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = super::uuid_v4();
+            let parts: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{id}"
+            );
+            assert!(id
+                .bytes()
+                .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(parts[2].starts_with('4'), "{id}");
+            assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{id}");
+            assert!(seen.insert(id));
+        }
+    }
 }

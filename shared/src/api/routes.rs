@@ -189,9 +189,19 @@ impl RouteMatch {
     }
 }
 
-fn path_matches(pattern: &str, path: &str) -> Option<Option<String>> {
+/// Each route's path up to its first parameter, in `routes()` order.
+fn fixed_prefixes() -> &'static [&'static str] {
+    static FIXED: OnceLock<Vec<&'static str>> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        routes()
+            .iter()
+            .map(|r| r.path.split('{').next().unwrap_or(r.path))
+            .collect()
+    })
+}
+
+fn path_matches(pattern: &str, fixed: &str, path: &str) -> Option<Option<String>> {
     // Most patterns differ from the path before their first parameter.
-    let fixed = pattern.split('{').next().unwrap_or(pattern);
     if !path.starts_with(fixed) {
         return None;
     }
@@ -217,8 +227,8 @@ pub fn match_route(method: &Method, path: &str) -> ApiResult<RouteMatch> {
         path
     };
     let mut allowed: Vec<&str> = Vec::new();
-    for route in routes() {
-        if let Some(id) = path_matches(route.path, path) {
+    for (route, fixed) in routes().iter().zip(fixed_prefixes()) {
+        if let Some(id) = path_matches(route.path, fixed, path) {
             if route.method == *method || (*method == Method::HEAD && route.method == Method::GET) {
                 return Ok(RouteMatch { route, id });
             }

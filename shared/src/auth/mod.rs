@@ -41,7 +41,12 @@ impl Tenant {
         }
     }
     pub fn key(&self) -> String {
-        format!("{}#{}", self.org, self.mode.as_str())
+        let mode = self.mode.as_str();
+        let mut key = String::with_capacity(self.org.len() + 1 + mode.len());
+        key.push_str(&self.org);
+        key.push('#');
+        key.push_str(mode);
+        key
     }
     pub fn livemode(&self) -> bool {
         self.mode == Mode::Live
@@ -327,7 +332,7 @@ async fn touch(store: &dyn Store, tenant: &str, doc: &Value, now: i64) {
         }
         map.insert(id.to_string(), minute);
     }
-    let version = doc.get("version").and_then(Value::as_u64).unwrap_or(1);
+    let version = crate::store::version_of(doc);
     let mut next = doc.clone();
     next["lastUsedAt"] = Value::String(crate::time::format_ms(minute));
     let op = WriteOp::Put {

@@ -8,12 +8,22 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct EmbeddedQueue {
     conn: Mutex<Connection>,
+    /// Woken by every send and visibility change of this process.
+    woken: tokio::sync::Notify,
+    /// When the earliest message known to this process is due (ms), or
+    /// `i64::MAX`: what an idle receiver waits for.
+    due: AtomicI64,
 }
+
+/// An idle receiver looks again at least this often, for messages another
+/// process sharing the data directory sent.
+const IDLE_MAX: Duration = Duration::from_secs(1);
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -40,6 +50,8 @@ impl EmbeddedQueue {
         .map_err(backend)?;
         Ok(EmbeddedQueue {
             conn: Mutex::new(conn),
+            woken: tokio::sync::Notify::new(),
+            due: AtomicI64::new(i64::MAX),
         })
     }
 
@@ -67,7 +79,10 @@ impl Queue for EmbeddedQueue {
                 .and_then(|mut s| s.execute(params![b.to_string(), at]))
                 .map_err(backend)?;
         }
-        tx.commit().map_err(backend)
+        tx.commit().map_err(backend)?;
+        self.due.fetch_min(at, Ordering::AcqRel);
+        self.woken.notify_one();
+        Ok(())
     }
 
     async fn receive(&self, max: usize, visibility: Duration) -> StoreResult<Vec<Received>> {
@@ -100,6 +115,15 @@ impl Queue for EmbeddedQueue {
                 receive_count: count as u32,
             });
         }
+        drop(stmt);
+        if out.is_empty() {
+            // Nothing visible: note when the next message is due.
+            let next: Option<i64> = conn
+                .prepare_cached("SELECT MIN(visible_at) FROM queue")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(backend)?;
+            self.due.store(next.unwrap_or(i64::MAX), Ordering::Release);
+        }
         Ok(out)
     }
 
@@ -120,6 +144,21 @@ impl Queue for EmbeddedQueue {
         )
         .and_then(|mut s| s.execute(params![crate::time::now_ms() + ms(delay), id, count]))
         .map_err(backend)?;
+        self.due
+            .fetch_min(crate::time::now_ms() + ms(delay), Ordering::AcqRel);
+        self.woken.notify_one();
         Ok(())
+    }
+
+    async fn idle(&self) {
+        let due = self.due.load(Ordering::Acquire);
+        let wait = Duration::from_millis(
+            due.saturating_sub(crate::time::now_ms())
+                .clamp(0, ms(IDLE_MAX)) as u64,
+        );
+        tokio::select! {
+            _ = self.woken.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }

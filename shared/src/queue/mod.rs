@@ -30,6 +30,11 @@ pub trait Queue: Send + Sync {
     async fn delete(&self, handle: &str) -> StoreResult<()>;
     /// Make a received message visible again after `delay`.
     async fn change_visibility(&self, handle: &str, delay: Duration) -> StoreResult<()>;
+    /// After an empty `receive`: wait until a message may be there. A queue
+    /// that knows when its next message is due waits for that (or a send).
+    async fn idle(&self) {
+        tokio::time::sleep(Duration::from_millis(10)).await
+    }
 }
 
 pub type DynQueue = Arc<dyn Queue>;

@@ -6,13 +6,11 @@
 
 use super::*;
 use crate::error::{ApiError, ErrorKind, FieldError};
-use crate::store::{Conflict, Doc, Expect, ListPage, StoreError, UniqueTarget, WriteTx};
+use crate::store::{
+    version_of, Conflict, Doc, Expect, ListPage, StoreError, UniqueTarget, WriteTx,
+};
 use crate::webhooks::{event as new_event, previous_attributes, with_events};
 use serde_json::{json, Map, Value};
-
-fn version_of(doc: &Value) -> u64 {
-    doc.get("version").and_then(Value::as_u64).unwrap_or(1)
-}
 
 /// A request body must be a JSON object.
 pub(crate) fn body_object(body: Value, what: &str) -> ApiResult<Map<String, Value>> {
@@ -620,17 +618,36 @@ fn created_extra_names(res: &Resource) -> &'static [&'static str] {
 /// before housekeeping deletes it.
 pub async fn get(ctx: &Ctx<'_>, res: &Resource, id: &str) -> ApiResult<Doc> {
     let doc = ctx.store.get(&ctx.tenant.key(), res.path, id).await?;
-    let expired = |d: &Doc| {
-        res.ttl_ms.is_some_and(|ttl| {
-            d["createdAt"]
-                .as_str()
-                .and_then(crate::time::parse_timestamp)
-                .is_some_and(|t| t < crate::time::now_ms() - ttl)
-        })
-    };
-    doc.filter(|d| !expired(d))
+    doc.filter(|d| !expired(res, d))
         .map(|d| presented(res, d))
         .ok_or_else(|| ApiError::not_found(res.label, id))
+}
+
+/// `get` with the object's JSON text and version as it is shown: when the
+/// resource shows objects as stored (no `on_read`), the store's text, not
+/// serialised again.
+pub async fn get_with_json(
+    ctx: &Ctx<'_>,
+    res: &Resource,
+    id: &str,
+) -> ApiResult<crate::store::DocJson> {
+    if res.on_read.is_some() {
+        return Ok(crate::store::DocJson::new(get(ctx, res, id).await?));
+    }
+    match ctx.store.get_json(&ctx.tenant.key(), res.path, id).await? {
+        Some(shown) if !expired(res, &shown.doc) => Ok(shown),
+        _ => Err(ApiError::not_found(res.label, id)),
+    }
+}
+
+/// Past its life (`ttl_ms`): gone, even before housekeeping deletes it.
+fn expired(res: &Resource, doc: &Doc) -> bool {
+    res.ttl_ms.is_some_and(|ttl| {
+        doc["createdAt"]
+            .as_str()
+            .and_then(crate::time::parse_timestamp)
+            .is_some_and(|t| t < crate::time::now_ms() - ttl)
+    })
 }
 
 /// A stored document as its resource shows it (`on_read`).

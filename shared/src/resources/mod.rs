@@ -28,7 +28,9 @@ pub mod validate;
 mod webhook_deliveries;
 pub mod webhook_endpoints;
 
-pub use engine::{create, delete, get, list, run_action, update, update_other, Retries};
+pub use engine::{
+    create, delete, get, get_with_json, list, run_action, update, update_other, Retries,
+};
 pub use practitioners::DAYS;
 
 use crate::auth::Tenant;

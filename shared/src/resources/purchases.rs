@@ -339,6 +339,8 @@ impl Rules for PurchaseRules {
 /// Expire the purchases due by `now` (at most `limit`), each in its own
 /// write with its patient's new status; returns how many expired.
 pub async fn expire_due(store: &dyn Store, now: i64, limit: usize) -> ApiResult<usize> {
+    // Not a request: catch up with what other processes wrote since the last one.
+    store.refresh().await?;
     let q = ListQuery {
         filter: Filter::Field {
             path: vec!["id".into()],

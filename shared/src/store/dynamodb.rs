@@ -604,11 +604,17 @@ impl DynamoStore {
     }
 
     /// Open the connection (one cheap call) so the first request does not pay
-    /// for the TLS handshake.
+    /// for the TLS handshake, and fail now if the table is missing. A read of
+    /// a key no item has (half a read unit), not `DescribeTable`: a data-plane
+    /// call, answered as fast as any read, and not subject to the control
+    /// plane's request limits when many functions start at once.
     pub async fn warm_up(&self) -> StoreResult<()> {
         self.client
-            .describe_table()
+            .get_item()
             .table_name(&self.table)
+            .key("PK", AttributeValue::S("#warm-up".into()))
+            .key("SK", AttributeValue::S("#warm-up".into()))
+            .projection_expression("PK")
             .send()
             .await
             .map_err(backend)?;

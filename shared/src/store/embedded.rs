@@ -45,7 +45,11 @@ type Nested<V> = HashMap<String, HashMap<String, V>>;
 /// for list queries, kept up to date with the writes since it was built.
 #[derive(Default)]
 struct Coll {
+    /// In id order, for list snapshots.
     docs: BTreeMap<String, Doc>,
+    /// By id, with the JSON text made once per write: a read by id is one
+    /// hash lookup and serialises nothing.
+    by_id: HashMap<String, DocJson>,
     index: Mutex<IndexState>,
 }
 
@@ -65,11 +69,13 @@ const MAX_PENDING: usize = 4096;
 impl Coll {
     fn insert(&mut self, id: String, doc: Doc) {
         self.note(&id, Some(doc.clone()));
+        self.by_id.insert(id.clone(), DocJson::new(doc.clone()));
         self.docs.insert(id, doc);
     }
 
     fn remove(&mut self, id: &str) {
         if self.docs.remove(id).is_some() {
+            self.by_id.remove(id);
             self.note(id, None);
         }
     }
@@ -170,10 +176,14 @@ pub struct EmbeddedStore {
     seen: AtomicI64,
     /// Serialises catching up, so two readers do not apply the same changes.
     sync_lock: Mutex<()>,
-    /// Connections kept to ask SQLite whether any other connection (this
-    /// process's writer, or another process) committed since their last
-    /// look, each with the `PRAGMA data_version` it answered then: a check
-    /// that reads no table, made before every request. Several, so that
+    /// The change bell every process with this store open rings after its
+    /// commits (`bell.rs`), and how many rings this mirror has caught up
+    /// with: the check made before every request.
+    bell: Option<super::bell::Bell>,
+    heard: std::sync::atomic::AtomicU64,
+    /// Only where the bell cannot be mapped: connections kept to ask SQLite
+    /// whether any other connection committed since their last look, each
+    /// with the `PRAGMA data_version` it answered then. Several, so that
     /// concurrent requests do not queue for one.
     watches: Vec<Mutex<(Connection, i64)>>,
     next_watch: std::sync::atomic::AtomicUsize,
@@ -219,9 +229,22 @@ impl EmbeddedStore {
         let path = super::private_file(dir, "hub.sqlite3")
             .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         let writer = open_conn(&path)?;
-        let watches = (0..WATCHES)
+        let bell = match super::bell::Bell::open(dir) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                crate::log::error(
+                    "store",
+                    &format!("no change bell ({e}); asking SQLite before each request instead"),
+                );
+                None
+            }
+        };
+        let watches = if bell.is_some() { 0 } else { WATCHES };
+        let watches = (0..watches)
             .map(|_| Ok(Mutex::new((open_conn(&path)?, i64::MIN))))
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // Heard before loading: a ring from here on is caught up with.
+        let heard = bell.as_ref().map_or(0, |b| b.rung());
         writer.execute_batch(SCHEMA).map_err(backend)?;
         let store = EmbeddedStore {
             path,
@@ -231,6 +254,8 @@ impl EmbeddedStore {
             mirror: RwLock::new(Mirror::default()),
             seen: AtomicI64::new(0),
             sync_lock: Mutex::new(()),
+            bell,
+            heard: heard.into(),
             watches,
             next_watch: Default::default(),
         };
@@ -310,6 +335,16 @@ impl EmbeddedStore {
 
     /// Bring the mirror up to date with changes committed by any process.
     fn sync(&self) -> Result<(), StoreError> {
+        if let Some(bell) = &self.bell {
+            let rung = bell.rung();
+            if rung == self.heard.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            // Read before catching up: a commit after that rings again.
+            self.catch_up()?;
+            self.heard.fetch_max(rung, Ordering::AcqRel);
+            return Ok(());
+        }
         let start = self.next_watch.fetch_add(1, Ordering::Relaxed);
         let n = self.watches.len();
         let mut watch = (0..n)
@@ -611,6 +646,7 @@ impl EmbeddedStore {
             .count() as i64;
         t.commit().map_err(backend)?;
         drop(conn);
+        self.ring();
 
         // Fast path: if nobody else wrote since the mirror's last sync, apply
         // our own change set directly instead of re-reading it.
@@ -706,6 +742,7 @@ impl EmbeddedStore {
             )
             .map_err(backend)?;
             t.commit().map_err(backend)?;
+            self.ring();
         }
         self.catch_up()?;
         Ok(purged)
@@ -744,7 +781,17 @@ impl EmbeddedStore {
             )?;
         }
         t.commit().map_err(backend)?;
+        if !rows.is_empty() {
+            self.ring();
+        }
         Ok(rows.len())
+    }
+
+    /// After a commit that changed objects or unique claims.
+    fn ring(&self) {
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Mirror) -> T) -> Result<T, StoreError> {
@@ -760,7 +807,15 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
-        self.read(|m| m.coll(tenant, kind).and_then(|c| c.docs.get(id)).cloned())
+        self.read(|m| {
+            m.coll(tenant, kind)
+                .and_then(|c| c.by_id.get(id))
+                .map(|s| s.doc.clone())
+        })
+    }
+
+    async fn get_json(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<DocJson>> {
+        self.read(|m| m.coll(tenant, kind).and_then(|c| c.by_id.get(id)).cloned())
     }
 
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
@@ -799,6 +854,22 @@ impl Store for EmbeddedStore {
 
     async fn purge_expired(&self) -> StoreResult<usize> {
         self.purge(crate::time::now_ms(), 100_000)
+    }
+
+    async fn idle(&self) {
+        // The bell rings after every commit of any process (events are
+        // written in the commit of their object): look at it every 10 ms —
+        // a memory read, not a query — and at the outbox at least every second.
+        let Some(bell) = &self.bell else {
+            return tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let before = bell.rung();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if bell.rung() != before {
+                return;
+            }
+        }
     }
 
     async fn mark_dispatched(&self, ids: &[String]) -> StoreResult<()> {

@@ -4,6 +4,7 @@
 //! A `WriteTx` is applied atomically: objects, uniqueness claims and the
 //! events (the outbox) of one API write commit together or not at all.
 
+pub mod bell;
 pub mod dynamodb;
 pub mod embedded;
 
@@ -161,16 +162,48 @@ pub struct ListPage {
     pub has_next: bool,
 }
 
+/// A document with its JSON text and version (`ETag`), as a read by id
+/// answers it.
+#[derive(Clone)]
+pub struct DocJson {
+    pub doc: Doc,
+    pub json: bytes::Bytes,
+    pub version: u64,
+}
+
+impl DocJson {
+    pub fn new(doc: Doc) -> DocJson {
+        // Serialising a JSON value cannot fail.
+        let json = serde_json::to_vec(&*doc).unwrap_or_default().into();
+        let version = version_of(&doc);
+        DocJson { doc, json, version }
+    }
+}
+
+/// A stored object's version (its `ETag`); 1 before it had one.
+pub fn version_of(doc: &Value) -> u64 {
+    doc.get("version").and_then(Value::as_u64).unwrap_or(1)
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Called once at the start of every request: catch up with writes made
-    /// by other processes, so the request sees everything acknowledged before
-    /// it began. Backends that always read the source of truth do nothing.
+    /// Called once at the start of every request, fan-out batch and delivery
+    /// attempt: catch up with writes committed so far — by other processes,
+    /// and by this one's other threads between their commit and their own
+    /// update of what this process keeps — so what follows sees everything
+    /// acknowledged (or taken from the outbox) before it began. Backends
+    /// that always read the source of truth do nothing.
     async fn refresh(&self) -> StoreResult<()> {
         Ok(())
     }
 
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>>;
+
+    /// `get`, with the document's JSON text and version (a store that keeps
+    /// them answers a read by id without serialising).
+    async fn get_json(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<DocJson>> {
+        Ok(self.get(tenant, kind, id).await?.map(DocJson::new))
+    }
 
     /// Evaluate a list query (filter, sort, skip, limit) over one collection.
     /// Without a sort, documents come in creation (id) order.
@@ -195,6 +228,12 @@ pub trait Store: Send + Sync {
     /// DynamoDB table's TTL does this by itself.
     async fn purge_expired(&self) -> StoreResult<usize> {
         Ok(0)
+    }
+
+    /// After an empty `pending_events`: wait until a write may have added
+    /// one (a store that can tell waits for a write; others a moment).
+    async fn idle(&self) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await
     }
 }
 

@@ -288,6 +288,9 @@ pub async fn attempt(
     let Some(tenant) = tenant_of(tenant_key) else {
         return Ok(Outcome::Dropped);
     };
+    // The event may have been committed a moment ago, by another process or
+    // thread: a stale view would drop a delivery that is due.
+    store.refresh().await?;
     let Some(event) = store.get(tenant_key, EVENTS_KIND, event_id).await? else {
         return Ok(Outcome::Dropped);
     };

@@ -71,6 +71,9 @@ pub async fn fan_out(
     queue: &dyn Queue,
     events: &[EventRecord],
 ) -> StoreResult<usize> {
+    // The batch came from the outbox itself: see at least the writes that
+    // put it there (and the endpoints created before them).
+    store.refresh().await?;
     let mut messages = Vec::new();
     for ev in events {
         for endpoint in

@@ -25,7 +25,7 @@ pub async fn run_fanout(store: DynStore, queue: DynQueue) {
             }
         };
         if batch.is_empty() {
-            tokio::time::sleep(IDLE).await;
+            store.idle().await;
             continue;
         }
         // Enqueue first, then mark: a crash in between enqueues twice (at
@@ -66,7 +66,7 @@ pub async fn run_delivery(store: DynStore, queue: DynQueue, cfg: DeliveryConfig)
             }
         };
         if batch.is_empty() {
-            tokio::time::sleep(IDLE).await;
+            queue.idle().await;
             continue;
         }
         for msg in batch {
