@@ -4,7 +4,8 @@
 //! durations — never keys, secrets, bodies, query strings or patient fields.
 //!
 //! - `hub serve` ([`init_serve`]): JSON lines on stderr, written by a
-//!   background thread, so a request never waits on the stderr lock; its
+//!   background thread in batches (about a hundred a second under load), so
+//!   a request neither waits on the stderr lock nor wakes a thread; its
 //!   level is `--log off|error|info`. [`flush`] before exiting.
 //! - Lambda ([`init_lambda`]): level and format follow Lambda's advanced
 //!   logging controls, `AWS_LAMBDA_LOG_LEVEL` (TRACE … FATAL, default INFO)
@@ -16,7 +17,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata};
 
@@ -69,17 +70,12 @@ pub fn enabled(level: u8) -> bool {
 }
 
 enum Sink {
-    /// Lines go to the writer thread (hub serve), through `WRITER`.
+    /// Lines go to the writer thread (hub serve), through `PENDING`.
     Thread,
     /// Lines are written in place (Lambda: one event at a time).
     Stdout,
     #[cfg(test)]
     Buffer(std::sync::Arc<std::sync::Mutex<String>>),
-}
-
-enum Line {
-    Text(String),
-    Flush(mpsc::Sender<()>),
 }
 
 struct Subscriber {
@@ -88,8 +84,59 @@ struct Subscriber {
 }
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
-/// The writer thread's queue (hub serve).
-static WRITER: OnceLock<mpsc::Sender<Line>> = OnceLock::new();
+
+/// `hub serve`'s lines waiting for the writer thread. A request appends its
+/// line under a short lock and wakes nobody, except when the buffer was
+/// empty (the writer sleeps until then) or has grown past `WAKE`: the
+/// writer gathers for `GATHER` after waking, so under load it wakes about
+/// a hundred times a second, not once per request.
+struct Pending {
+    lines: Mutex<Vec<u8>>,
+    /// Held while a batch is taken and written, so batches keep their order.
+    out: Mutex<()>,
+    writer: std::thread::Thread,
+}
+
+static PENDING: OnceLock<Pending> = OnceLock::new();
+
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+const WAKE: usize = 256 * 1024;
+/// Past this (stderr blocked?) the request writes the batch itself: memory
+/// stays bounded and no line is dropped.
+const FULL: usize = 8 * 1024 * 1024;
+
+impl Pending {
+    fn push(&self, line: &[u8]) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = lines.is_empty();
+        lines.extend_from_slice(line);
+        let len = lines.len();
+        drop(lines);
+        if len >= FULL {
+            self.write_batch();
+        } else if was_empty || len >= WAKE {
+            self.writer.unpark();
+        }
+    }
+
+    /// Take what is pending and write it; true if there was anything.
+    fn write_batch(&self) -> bool {
+        let _out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return false;
+        }
+        let _ = std::io::stderr().write_all(&batch);
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+}
 
 fn install(sub: Subscriber) {
     INSTALLED.get_or_init(|| {
@@ -99,37 +146,42 @@ fn install(sub: Subscriber) {
 
 /// `hub serve`: JSON lines on stderr from a writer thread.
 pub fn init_serve() {
-    let (tx, rx) = mpsc::channel::<Line>();
     let spawned = std::thread::Builder::new()
         .name("hub-log".into())
-        .spawn(move || {
-            let mut stderr = std::io::stderr();
-            let mut buf = Vec::with_capacity(64 * 1024);
-            while let Ok(first) = rx.recv() {
-                let mut acks = Vec::new();
-                let mut next = Some(first);
-                // Everything queued so far leaves in one write.
-                while let Some(line) = next {
-                    match line {
-                        Line::Text(t) => buf.extend_from_slice(t.as_bytes()),
-                        Line::Flush(ack) => acks.push(ack),
-                    }
-                    next = if buf.len() < 256 * 1024 {
-                        rx.try_recv().ok()
-                    } else {
-                        None
-                    };
+        .spawn(|| {
+            // Wait until `init_serve` has published the queue.
+            let pending = loop {
+                match PENDING.get() {
+                    Some(p) => break p,
+                    None => std::thread::park(),
                 }
-                let _ = stderr.write_all(&buf);
-                buf.clear();
-                for ack in acks {
-                    let _ = ack.send(());
+            };
+            loop {
+                while pending.is_empty() {
+                    std::thread::park();
                 }
+                std::thread::sleep(GATHER);
+                pending.write_batch();
             }
         });
     let sink = match spawned {
-        Ok(_) if WRITER.set(tx).is_ok() => Sink::Thread,
-        _ => Sink::Stdout,
+        Ok(handle) => {
+            let writer = handle.thread().clone();
+            let published = PENDING
+                .set(Pending {
+                    lines: Mutex::new(Vec::with_capacity(64 * 1024)),
+                    out: Mutex::new(()),
+                    writer: writer.clone(),
+                })
+                .is_ok();
+            writer.unpark();
+            if published {
+                Sink::Thread
+            } else {
+                Sink::Stdout
+            }
+        }
+        Err(_) => Sink::Stdout,
     };
     install(Subscriber { json: true, sink });
 }
@@ -159,13 +211,10 @@ pub fn init_stdout() {
     });
 }
 
-/// Wait until every line logged so far has been written (before exiting).
+/// Write every line logged so far (before exiting).
 pub fn flush() {
-    if let Some(tx) = WRITER.get() {
-        let (ack, done) = mpsc::channel();
-        if tx.send(Line::Flush(ack)).is_ok() {
-            let _ = done.recv_timeout(std::time::Duration::from_secs(5));
-        }
+    if let Some(p) = PENDING.get() {
+        p.write_batch();
     }
 }
 
@@ -178,19 +227,28 @@ struct Fields {
 
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs of bytes that need no escape are copied whole; every byte that
+    // does is ASCII, so the run boundaries are char boundaries.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escaped);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -274,15 +332,15 @@ impl Subscriber {
             out: String::with_capacity(256),
             message: String::new(),
         };
-        let ts = crate::time::format_ms(crate::time::now_ms());
+        let now = crate::time::now_ms();
         if self.json {
             f.out.push_str("{\"level\":\"");
             f.out.push_str(level_name(meta.level()));
             f.out.push_str("\",\"ts\":\"");
-            f.out.push_str(&ts);
+            crate::time::push_ms(&mut f.out, now);
             f.out.push('"');
         } else {
-            f.out.push_str(&ts);
+            crate::time::push_ms(&mut f.out, now);
             f.out.push(' ');
             f.out
                 .push_str(&level_name(meta.level()).to_ascii_uppercase());
@@ -327,8 +385,8 @@ impl tracing::Subscriber for Subscriber {
         let line = self.format(event);
         match &self.sink {
             Sink::Thread => {
-                if let Some(tx) = WRITER.get() {
-                    let _ = tx.send(Line::Text(line));
+                if let Some(p) = PENDING.get() {
+                    p.push(line.as_bytes());
                 }
             }
             Sink::Stdout => {
@@ -382,6 +440,17 @@ mod tests {
         assert_eq!(line["ok"], true);
         assert_eq!(line["message"], "done");
         assert!(line["ts"].is_string());
+        assert_eq!(out.lines().count(), 1);
+        // Every control character, backslashes and text past ASCII survive.
+        let tricky: String = (0u8..0x20)
+            .map(char::from)
+            .chain("\\ é ☃ 😀 \"\u{7f}".chars())
+            .collect();
+        let out = capture(true, || {
+            tracing::info!(target: "hub::request", path = tricky.as_str(), "x");
+        });
+        let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(line["path"], tricky.as_str());
         assert_eq!(out.lines().count(), 1);
     }
 

@@ -75,6 +75,13 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// RFC 3339 UTC with milliseconds.
 pub fn format_ms(ms: i64) -> String {
+    let mut out = String::with_capacity(24);
+    push_ms(&mut out, ms);
+    out
+}
+
+/// [`format_ms`] appended to `out` (no allocation for years 0–9999).
+pub fn push_ms(out: &mut String, ms: i64) {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, mo, d) = civil_from_days(days);
@@ -84,7 +91,30 @@ pub fn format_ms(ms: i64) -> String {
         rem / 1000 % 60,
         rem % 1000,
     );
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    if !(0..=9999).contains(&y) {
+        use std::fmt::Write as _;
+        let _ = write!(
+            out,
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z"
+        );
+        return;
+    }
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, i64::from(mo));
+    put(8, 2, i64::from(d));
+    put(11, 2, h);
+    put(14, 2, mi);
+    put(17, 2, s);
+    put(20, 3, milli);
+    // Every byte is an ASCII digit or separator.
+    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
 }
 
 fn is_leap(y: i64) -> bool {
@@ -162,6 +192,36 @@ mod tests {
     #[test]
     fn formats_with_millis() {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        // The digits written by hand agree with `format!` everywhere.
+        let reference = |ms: i64| {
+            let (y, mo, d) = civil_from_days(ms.div_euclid(86_400_000));
+            let rem = ms.rem_euclid(86_400_000);
+            format!(
+                "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3_600_000,
+                rem / 60_000 % 60,
+                rem / 1000 % 60,
+                rem % 1000
+            )
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Years from about -2000 to 12000.
+            let ms = (x % 440_000_000_000_000) as i64 - 125_000_000_000_000;
+            assert_eq!(format_ms(ms), reference(ms), "{ms}");
+        }
+        for ms in [
+            -1,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_167_219_200_000,
+            -62_167_219_200_001,
+        ] {
+            assert_eq!(format_ms(ms), reference(ms), "{ms}");
+        }
         assert_eq!(format_ms(1_479_664_146_607), "2016-11-20T17:49:06.607Z");
         assert_eq!(format_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
