@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Size and cold start of the Lambda functions, built with the `lambda`
+# Size and cold start of the Lambda functions, built with the `lambda-zip`
 # profile for this machine's target: stripped binary and zip size, init
 # (exec → first Runtime API request, against a local Runtime API stub, with
 # DynamoDB Local and moto behind it) and first invoke. Functions: a few
