@@ -119,15 +119,13 @@ impl Pending {
         }
     }
 
-    /// Take what is pending and write it; true if there was anything.
-    fn write_batch(&self) -> bool {
+    /// Take what is pending and write it.
+    fn write_batch(&self) {
         let _out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let batch = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
-        if batch.is_empty() {
-            return false;
+        if !batch.is_empty() {
+            let _ = std::io::stderr().write_all(&batch);
         }
-        let _ = std::io::stderr().write_all(&batch);
-        true
     }
 
     fn is_empty(&self) -> bool {

@@ -96,9 +96,10 @@ async fn handle(
         return r;
     }
     // A request without a body (most reads) needs no read and no timer.
-    let body = match hyper::body::Body::is_end_stream(&body) {
-        true => Ok(Ok(Bytes::new())),
-        false => tokio::time::timeout(body_timeout, read_body(body)).await,
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Ok(Ok(Bytes::new()))
+    } else {
+        tokio::time::timeout(body_timeout, read_body(body)).await
     };
     let body = match body {
         Ok(Ok(b)) => b,

@@ -138,14 +138,14 @@ impl Queue for EmbeddedQueue {
 
     async fn change_visibility(&self, handle: &str, delay: Duration) -> StoreResult<()> {
         let (id, count) = Self::parse_handle(handle)?;
+        let at = crate::time::now_ms() + ms(delay);
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         conn.prepare_cached(
             "UPDATE queue SET visible_at = ?1 WHERE id = ?2 AND receive_count = ?3",
         )
-        .and_then(|mut s| s.execute(params![crate::time::now_ms() + ms(delay), id, count]))
+        .and_then(|mut s| s.execute(params![at, id, count]))
         .map_err(backend)?;
-        self.due
-            .fetch_min(crate::time::now_ms() + ms(delay), Ordering::AcqRel);
+        self.due.fetch_min(at, Ordering::AcqRel);
         self.woken.notify_one();
         Ok(())
     }

@@ -67,10 +67,12 @@ struct IndexState {
 const MAX_PENDING: usize = 4096;
 
 impl Coll {
-    fn insert(&mut self, id: String, doc: Doc) {
-        self.note(&id, Some(doc.clone()));
-        self.by_id.insert(id.clone(), DocJson::new(doc.clone()));
-        self.docs.insert(id, doc);
+    /// `shown`: the document with the text it is stored as (read from
+    /// SQLite or just written there), so it is never serialised again.
+    fn insert(&mut self, id: String, shown: DocJson) {
+        self.note(&id, Some(shown.doc.clone()));
+        self.docs.insert(id.clone(), shown.doc.clone());
+        self.by_id.insert(id, shown);
     }
 
     fn remove(&mut self, id: &str) {
@@ -218,8 +220,13 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn parse_doc(body: &str) -> Result<Value, StoreError> {
+fn parse_value(body: &str) -> Result<Value, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Backend(format!("corrupt document: {e}")))
+}
+
+/// A stored object, kept with its text.
+fn parse_doc(body: String) -> Result<DocJson, StoreError> {
+    Ok(DocJson::with_text(Arc::new(parse_value(&body)?), body))
 }
 
 impl EmbeddedStore {
@@ -304,9 +311,7 @@ impl EmbeddedStore {
                         row.get(2).map_err(backend)?,
                         row.get(3).map_err(backend)?,
                     );
-                    mirror
-                        .coll_entry(t, k)
-                        .insert(id, Arc::new(parse_doc(&body)?));
+                    mirror.coll_entry(t, k).insert(id, parse_doc(body)?);
                 }
                 let mut stmt = conn
                     .prepare("SELECT scope, value, tenant, kind, id FROM uniques")
@@ -424,7 +429,7 @@ impl EmbeddedStore {
                                 s.query_row(params![a, b, c], |r| r.get(0)).optional()
                             })
                             .map_err(backend)?;
-                        let doc = body.map(|b| parse_doc(&b)).transpose()?;
+                        let doc = body.map(parse_doc).transpose()?;
                         objects.push(((a.clone(), b.clone()), c.clone(), doc));
                     } else {
                         let target: Option<UniqueTarget> = conn
@@ -454,7 +459,7 @@ impl EmbeddedStore {
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
         for ((tenant, kind), id, doc) in objects {
             match doc {
-                Some(d) => mirror.coll_entry(tenant, kind).insert(id, Arc::new(d)),
+                Some(d) => mirror.coll_entry(tenant, kind).insert(id, d),
                 None => {
                     if let Some(c) = mirror.coll_mut(&tenant, &kind) {
                         c.remove(&id);
@@ -470,14 +475,16 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    fn apply(tx: &rusqlite::Transaction<'_>, op: &WriteOp) -> Result<(), StoreError> {
+    /// Apply one op in `tx`; a `Put` returns the text its document is
+    /// stored as.
+    fn apply(tx: &rusqlite::Transaction<'_>, op: &WriteOp) -> Result<Option<String>, StoreError> {
         let change = |what: &str, a: &str, b: &str, c: &str| -> Result<(), StoreError> {
             tx.prepare_cached("INSERT INTO changes (what, a, b, c) VALUES (?1, ?2, ?3, ?4)")
                 .and_then(|mut s| s.execute(params![what, a, b, c]))
                 .map_err(backend)?;
             Ok(())
         };
-        match op {
+        let done = match op {
             WriteOp::Put {
                 tenant,
                 kind,
@@ -514,7 +521,8 @@ impl EmbeddedStore {
                         },
                     }));
                 }
-                change("obj", tenant, kind, id)
+                change("obj", tenant, kind, id)?;
+                return Ok(Some(body));
             }
             WriteOp::Delete {
                 tenant,
@@ -605,7 +613,8 @@ impl EmbeddedStore {
                     .map_err(backend)?;
                 change("uniq", scope, value, "")
             }
-        }
+        };
+        done.map(|()| None)
     }
 
     fn commit_sync(&self, tx: WriteTx) -> Result<(), StoreError> {
@@ -613,16 +622,20 @@ impl EmbeddedStore {
         let t = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
+        let mut texts = Vec::with_capacity(tx.ops.len());
         for op in &tx.ops {
-            if let Err(e) = Self::apply(&t, op) {
-                drop(t);
-                drop(conn);
-                // A conflict means our view is behind another writer's: catch
-                // up so a retry reads the current state.
-                if matches!(e, StoreError::Conflict(_)) {
-                    self.catch_up()?;
+            match Self::apply(&t, op) {
+                Ok(text) => texts.push(text),
+                Err(e) => {
+                    drop(t);
+                    drop(conn);
+                    // A conflict means our view is behind another writer's:
+                    // catch up so a retry reads the current state.
+                    if matches!(e, StoreError::Conflict(_)) {
+                        self.catch_up()?;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
         }
         for ev in &tx.events {
@@ -656,7 +669,7 @@ impl EmbeddedStore {
             return self.catch_up();
         }
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
-        for op in tx.ops {
+        for (op, text) in tx.ops.into_iter().zip(texts) {
             match op {
                 WriteOp::Put {
                     tenant,
@@ -665,9 +678,11 @@ impl EmbeddedStore {
                     doc,
                     ..
                 } => {
+                    // The text just written to SQLite, not serialised again.
+                    let text = text.unwrap_or_else(|| doc.to_string());
                     mirror
                         .coll_entry(tenant, kind.to_string())
-                        .insert(id, Arc::new(doc));
+                        .insert(id, DocJson::with_text(Arc::new(doc), text));
                 }
                 WriteOp::Delete {
                     tenant, kind, id, ..
@@ -898,7 +913,7 @@ impl Store for EmbeddedStore {
             let mut out = Vec::new();
             for row in rows {
                 let (id, tenant, event_type, created_at_ms, body) = row.map_err(backend)?;
-                out.push(EventRecord { id, tenant, event_type, created_at_ms, envelope: parse_doc(&body)? });
+                out.push(EventRecord { id, tenant, event_type, created_at_ms, envelope: parse_value(&body)? });
             }
             Ok(out)
         })

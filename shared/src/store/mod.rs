@@ -174,9 +174,18 @@ pub struct DocJson {
 impl DocJson {
     pub fn new(doc: Doc) -> DocJson {
         // Serialising a JSON value cannot fail.
-        let json = serde_json::to_vec(&*doc).unwrap_or_default().into();
+        let json = serde_json::to_vec(&*doc).unwrap_or_default();
+        DocJson::with_text(doc, json)
+    }
+
+    /// With `json`, the text `doc` was parsed from or serialised to.
+    pub fn with_text(doc: Doc, json: impl Into<bytes::Bytes>) -> DocJson {
         let version = version_of(&doc);
-        DocJson { doc, json, version }
+        DocJson {
+            doc,
+            json: json.into(),
+            version,
+        }
     }
 }
 
