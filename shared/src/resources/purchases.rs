@@ -457,7 +457,7 @@ pub static RESOURCE: Resource = Resource {
     lookups: &[
         Lookup::ranged("patientId", "purchasedAt"),
         Lookup::eq("packageId"),
-        Lookup::eq("status"),
+        Lookup::eq("status").counted(),
     ],
     rules: &PurchaseRules,
     events: &["package.purchased"],
