@@ -31,6 +31,8 @@ if [[ ! -x .venv-sam/bin/sam ]]; then
 fi
 if [[ -x .venv-sam/bin/sam ]]; then
   SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml --region us-east-1
+  echo "== sam build builds the one binary once for every function (SAM's build graph; nothing compiled)"
+  tests/aws/sam-build-once.sh .venv-sam/bin/sam
   echo "== resources after the SAM transform (at most 330; samtranslator from aws-sam-cli)"
   .venv-sam/bin/python tests/aws/template_resources.py template.yaml
 else
