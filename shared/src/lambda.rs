@@ -1,5 +1,5 @@
-//! The AWS Lambda side: non-generic runners that every function binary
-//! calls (so a change here relinks quickly), and the handlers they run —
+//! The AWS Lambda side: the one binary's `main` (the function named in
+//! `HUB_FUNCTION`), its runners, and the handlers they run —
 //! the same `App`, fan-out and delivery code as `hub serve`, over DynamoDB
 //! and SQS. API route functions run on `lambda_http`, so an API Gateway
 //! REST API (payload 1.0), HTTP API (2.0), Function URL or Application Load
