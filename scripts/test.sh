@@ -31,9 +31,20 @@ if [[ ! -x .venv-sam/bin/sam ]]; then
 fi
 if [[ -x .venv-sam/bin/sam ]]; then
   SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml --region us-east-1
+  echo "== sam build builds the one binary once for every function (SAM's build graph; nothing compiled)"
+  tests/aws/sam-build-once.sh .venv-sam/bin/sam
+  echo "== resources after the SAM transform (at most 330; samtranslator from aws-sam-cli)"
+  .venv-sam/bin/python tests/aws/template_resources.py template.yaml
 else
   echo "SKIPPED: aws-sam-cli did not install (no PyPI?); cfn-lint above still checked the template" >&2
 fi
+
+echo "== checkov on template.yaml (PyPI, in its own venv; no failed check: fixed, or suppressed in the template with the reason)"
+if [[ ! -x .venv-checkov/bin/checkov ]]; then
+  python3 -m venv .venv-checkov
+  timeout 900 .venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov
+fi
+.venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -394,7 +394,7 @@ async fn every_function_handles_its_sample_event() {
         .unwrap();
     let cfg = DeliveryConfig::default();
     let samples = hub::deploy::sample_events();
-    assert_eq!(samples.len(), hub::deploy::binaries().len());
+    assert_eq!(samples.len(), hub::deploy::functions().len());
     for (name, mut event) in samples {
         let on_disk: Value = serde_json::from_str(
             &std::fs::read_to_string(format!(

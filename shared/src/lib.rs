@@ -18,6 +18,7 @@ pub mod resources;
 pub mod sandbox;
 pub mod schema;
 pub mod serve;
+pub mod smoke;
 pub mod store;
 pub mod time;
 pub mod webhooks;

@@ -37,7 +37,11 @@ USAGE:
     hub table create --table NAME [--endpoint-url URL]   (the table as template.yaml makes it; for DynamoDB Local)
     hub keys roll --org ID --mode test|live --type secret|publishable [--expires-in-hours 0-12] [--json]
                   [--data DIR | --table NAME [--endpoint-url URL]]   (a new key, e.g. when the only secret key is lost)
-    hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
+    hub smoke --url URL --key KEY [--webhook-url URL]
+                  (a deployed API end to end: creates, reads, lists and deletes a patient; with
+                   --webhook-url, sends a webhook test event there; each step's status and time;
+                   exit 1 on any failure)
+    hub generate [--root DIR]   (write template.yaml and events/ from the route table)
     hub events fill [--out events/local] [--name NAME] [--data DIR | --table NAME [--endpoint-url URL]]
                   (a new sandbox organization; the sample events with its real test key and ids)
 
@@ -130,6 +134,10 @@ fn main() -> ExitCode {
         ["table", "create"] => rt.block_on(table_create(args)),
         ["keys", "roll"] => rt.block_on(keys_roll(args)),
         ["events", "fill"] => rt.block_on(events_fill(args)),
+        ["smoke", rest @ ..] => {
+            args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
+            rt.block_on(smoke(args))
+        }
         ["generate", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             generate(args)
@@ -146,33 +154,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// `hub smoke`: the steps as they finish, then a summary; an error when any failed.
+async fn smoke(mut args: Args) -> Result<(), String> {
+    let url = args
+        .value("--url")?
+        .ok_or("--url URL is required (the ApiUrl output)")?;
+    let key = args
+        .value("--key")?
+        .ok_or("--key KEY is required (a secret key, e.g. from hub org create)")?;
+    let webhook = args.value("--webhook-url")?;
+    args.done()?;
+    let started = std::time::Instant::now();
+    let mut steps = 0usize;
+    let ok = hub::smoke::run(&url, &key, webhook.as_deref(), &mut |step| {
+        steps += 1;
+        println!("{}", step.line());
+    })
+    .await?;
+    let took = started.elapsed().as_secs_f64();
+    if ok {
+        println!("smoke test passed: {steps} steps in {took:.2} s");
+        Ok(())
+    } else {
+        Err(format!("smoke test failed ({steps} steps in {took:.2} s)"))
+    }
+}
+
 /// Write the deployment files generated from the route table.
 fn generate(mut args: Args) -> Result<(), String> {
     let root = PathBuf::from(args.value("--root")?.unwrap_or_else(|| ".".into()));
     args.done()?;
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    let bin_dir = root.join("functions/lambda/src/bin");
-    std::fs::create_dir_all(&bin_dir).map_err(|e| io(&bin_dir, e))?;
-    let wanted = hub::deploy::binaries();
-    for entry in std::fs::read_dir(&bin_dir)
-        .map_err(|e| io(&bin_dir, e))?
-        .flatten()
-    {
-        let stale = entry
-            .path()
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .is_some_and(|n| !wanted.iter().any(|(w, _)| w == n));
-        if stale {
-            std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), e))?;
-        }
-    }
-    for (name, src) in &wanted {
-        let p = bin_dir.join(format!("{name}.rs"));
-        std::fs::write(&p, src).map_err(|e| io(&p, e))?;
-    }
-    let manifest = root.join("functions/lambda/Cargo.toml");
-    std::fs::write(&manifest, hub::deploy::cargo_toml()).map_err(|e| io(&manifest, e))?;
     let events = root.join("events");
     std::fs::create_dir_all(&events).map_err(|e| io(&events, e))?;
     for (name, event) in hub::deploy::sample_events()
@@ -188,8 +200,8 @@ fn generate(mut args: Args) -> Result<(), String> {
     let template = root.join("template.yaml");
     std::fs::write(&template, hub::deploy::sam_template()).map_err(|e| io(&template, e))?;
     println!(
-        "wrote {} function binaries, functions/lambda/Cargo.toml and template.yaml",
-        wanted.len()
+        "wrote template.yaml ({} functions, one build) and their sample events",
+        hub::deploy::functions().len()
     );
     Ok(())
 }
