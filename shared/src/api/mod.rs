@@ -445,7 +445,7 @@ impl App {
             Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
             Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
-            Op::FhirMetadata => return Ok(crate::fhir::capability_statement()),
+            Op::FhirMetadata => return Ok(crate::fhir::capability_statement(req)),
             _ => {}
         }
         self.store.refresh().await?;
@@ -637,9 +637,7 @@ impl App {
         }
         match m.route.op {
             Op::FhirRead(t) => {
-                return Ok(Answer::Response(
-                    crate::fhir::read(self, ctx, t, m.id(), req).await?,
-                ))
+                return Ok(Answer::Response(crate::fhir::read(ctx, t, m.id()).await?))
             }
             Op::FhirSearch(t) => {
                 return Ok(Answer::Response(

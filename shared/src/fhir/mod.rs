@@ -184,7 +184,7 @@ pub fn outcome_response(e: &ApiError, event_id: &str) -> Response {
 }
 
 /// `GET /fhir/R4/metadata`.
-pub fn capability_statement() -> Response {
+pub fn capability_statement(req: &Request) -> Response {
     let resources: Vec<Value> = TYPES
         .iter()
         .map(|t| {
@@ -212,7 +212,7 @@ pub fn capability_statement() -> Response {
             "publisher": "Practice Hub",
             "kind": "instance",
             "software": {"name": "Practice Hub", "version": env!("CARGO_PKG_VERSION")},
-            "implementation": {"description": "Practice Hub's read-only FHIR R4 facade", "url": BASE},
+            "implementation": {"description": "Practice Hub's read-only FHIR R4 facade", "url": base_url(req)},
             "fhirVersion": "4.0.1",
             "format": ["json", CONTENT_TYPE],
             "rest": [{
@@ -252,14 +252,7 @@ fn not_found(t: &FhirType, id: &str) -> ApiError {
 }
 
 /// `GET /fhir/R4/{Type}/{id}`.
-pub async fn read(
-    app: &App,
-    ctx: &Ctx<'_>,
-    t: &FhirType,
-    id: &str,
-    req: &Request,
-) -> ApiResult<Response> {
-    let _ = (app, req);
+pub async fn read(ctx: &Ctx<'_>, t: &FhirType, id: &str) -> ApiResult<Response> {
     if t.name == "Slot" {
         return slot_read(ctx, id).await;
     }
@@ -733,8 +726,12 @@ async fn slot_resources(ctx: &Ctx<'_>, aty_id: &str, data: &[Value]) -> Vec<Valu
         .collect()
 }
 
+fn slot_type() -> &'static FhirType {
+    TYPES.iter().find(|t| t.name == "Slot").unwrap_or(&TYPES[0])
+}
+
 async fn slot_read(ctx: &Ctx<'_>, id: &str) -> ApiResult<Response> {
-    let t = &TYPES[4];
+    let t = slot_type();
     let (aty, prc, start) = parse_slot_id(id).ok_or_else(|| not_found(t, id))?;
     let qs = format!(
         "appointmentTypeId={}&practitionerId={}&from={start}&to={}&slotMinutes=5",
@@ -764,7 +761,7 @@ async fn slot_read(ctx: &Ctx<'_>, id: &str) -> ApiResult<Response> {
 }
 
 async fn slot_search(ctx: &Ctx<'_>, req: &Request) -> ApiResult<Response> {
-    let t = &TYPES[4];
+    let t = slot_type();
     let mut s = Search {
         qs: Vec::new(),
         search_fields: &[],
