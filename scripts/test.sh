@@ -76,6 +76,12 @@ echo "== the API contract: schemathesis against hub serve's /openapi.json (loopb
 cargo build --quiet -p hub-functions --bin hub
 tests/contract/schemathesis.sh target/debug/hub
 
+echo "== the FHIR R4 facade: everything the sandbox serves validated with fhir.resources (FHIR 4.0.1; own venv: pydantic 1)"
+if [[ ! -x .venv-fhir/bin/python ]]; then python3 -m venv .venv-fhir; fi
+.venv-fhir/bin/pip install --quiet --disable-pip-version-check -r tests/fhir/requirements.txt
+cargo build --quiet -p hub-functions --bin hub
+.venv-fhir/bin/python tests/fhir/validate.py target/debug/hub
+
 echo "== the dashboard in a browser (Playwright for Python, Debian's chromium)"
 if [[ ! -x /usr/bin/chromium ]]; then
   # Playwright's own browser download is not used; Debian's chromium is.

@@ -558,10 +558,15 @@ pub fn sample_events() -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     for r in routes() {
         let prefix = r.resource.map(|res| res.prefix).unwrap_or("x");
-        let path = r
-            .path
-            .replace("{id}", &sample_id(prefix))
-            .replace("{file}", "app.js");
+        let id = match r.op {
+            Op::FhirRead(t) => crate::fhir::fhir_id(&sample_id(
+                crate::resources::by_path(t.access)
+                    .map(|res| res.prefix)
+                    .unwrap_or("x"),
+            )),
+            _ => sample_id(prefix),
+        };
+        let path = r.path.replace("{id}", &id).replace("{file}", "app.js");
         let body = match r.op {
             Op::Create | Op::Update | Op::Action(_) => Some("{}"),
             _ => None,

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod deploy;
 pub mod domain;
 pub mod error;
+pub mod fhir;
 pub mod ids;
 pub mod lambda;
 pub mod log;

@@ -346,6 +346,11 @@ impl App {
         let result = self.dispatch(&req, &mut outcome).await;
         let (mut resp, error) = match result {
             Ok(r) => (r, None),
+            Err(e) if crate::fhir::is_fhir_path(&req.path) => {
+                let mut r = crate::fhir::outcome_response(&e, &event_id);
+                r.headers.extend(e.headers.iter().cloned());
+                (r, Some(e))
+            }
             Err(e) => {
                 let mut r = Response::json(e.kind.status(), &e.body(&event_id));
                 r.headers.extend(e.headers.iter().cloned());
@@ -440,6 +445,7 @@ impl App {
             Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
             Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
+            Op::FhirMetadata => return Ok(crate::fhir::capability_statement(req)),
             _ => {}
         }
         self.store.refresh().await?;
@@ -539,12 +545,40 @@ impl App {
         req: &Request,
         scope: Option<query::Filter>,
     ) -> ApiResult<Response> {
+        let (page, q, next, prev) = self
+            .list_page(ctx, res, &req.query, scope, res.search_fields)
+            .await?;
+        Ok(list_response(
+            &page,
+            &q,
+            (next, prev),
+            &req.path,
+            &req.query,
+        ))
+    }
+
+    /// One page of a list of `res` from a raw query string (the query
+    /// language of `/v1`), with its `next` and `prev` cursors; `$search`
+    /// looks in `search_fields`.
+    pub(crate) async fn list_page(
+        &self,
+        ctx: &Ctx<'_>,
+        res: &'static Resource,
+        raw_query: &str,
+        scope: Option<query::Filter>,
+        search_fields: &'static [&'static str],
+    ) -> ApiResult<(
+        crate::store::ListPage,
+        query::ListQuery,
+        Option<String>,
+        Option<String>,
+    )> {
         let schema_sets = res.field_sets();
         let schema = QuerySchema {
             field_sets: &schema_sets,
-            search_fields: res.search_fields,
+            search_fields,
         };
-        let mut q = query::parse(&req.query, &schema)?;
+        let mut q = query::parse(raw_query, &schema)?;
         let mut extra = Vec::new();
         extra.extend(scope);
         // Cursors are bound to the query and its scope, not to the window
@@ -593,19 +627,24 @@ impl App {
         };
         let next = cursor_at(page.data.last(), false, page.has_next);
         let prev = cursor_at(page.data.first(), true, page.has_prev);
-        Ok(list_response(
-            &page,
-            &q,
-            (next, prev),
-            &req.path,
-            &req.query,
-        ))
+        Ok((page, q, next, prev))
     }
 
     async fn resource_op(&self, ctx: &Ctx<'_>, m: RouteMatch, req: &Request) -> ApiResult<Answer> {
         if let Op::View(view) = m.route.op {
             let body = resources::run_view(ctx, view, &req.query).await?;
             return Ok(Answer::Response(Response::json(200, &body)));
+        }
+        match m.route.op {
+            Op::FhirRead(t) => {
+                return Ok(Answer::Response(crate::fhir::read(ctx, t, m.id()).await?))
+            }
+            Op::FhirSearch(t) => {
+                return Ok(Answer::Response(
+                    crate::fhir::search(self, ctx, t, req).await?,
+                ))
+            }
+            _ => {}
         }
         let res: &'static Resource = m.route.resource.ok_or_else(ApiError::internal)?;
         let schema_sets = res.field_sets();
@@ -656,9 +695,14 @@ impl App {
                     self.list_op(ctx, sub.resource, req, Some(scope)).await?,
                 ));
             }
-            Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
-                return Err(ApiError::internal())
-            }
+            Op::Health
+            | Op::OpenApi
+            | Op::View(_)
+            | Op::Organization
+            | Op::Dashboard
+            | Op::FhirMetadata
+            | Op::FhirRead(_)
+            | Op::FhirSearch(_) => return Err(ApiError::internal()),
         };
         Ok(Answer::Reply(reply))
     }

@@ -307,10 +307,54 @@ fn build() -> Value {
     })
 }
 
+/// A FHIR interaction (crate::fhir): FHIR JSON in, OperationOutcome on errors.
+fn fhir_operation(route: &Route, mut op: Value) -> Value {
+    let fhir = |schema: Value| json!({"application/fhir+json": {"schema": schema}});
+    let any = json!({"type": "object", "required": ["resourceType"]});
+    op["tags"] = json!(["FHIR R4"]);
+    match route.op {
+        Op::FhirMetadata => {
+            op["summary"] = json!("The FHIR CapabilityStatement (no key needed)");
+            op["security"] = json!([]);
+            op["responses"]["200"] =
+                json!({"description": "CapabilityStatement", "content": fhir(any)});
+            return op;
+        }
+        Op::FhirRead(t) => {
+            op["summary"] = json!(format!("Read a FHIR {}", t.name));
+            op["parameters"] = json!([{"name": "id", "in": "path", "required": true,
+                "schema": {"type": "string", "maxLength": 1024},
+                "description": "The FHIR id (our id with `-` for `_`; both forms are found)."}]);
+            op["responses"]["200"] = json!({"description": t.name, "content": fhir(any.clone())});
+        }
+        Op::FhirSearch(t) => {
+            op["summary"] = json!(format!("Search FHIR {} (a searchset Bundle)", t.name));
+            let mut params: Vec<Value> = t
+                .params
+                .iter()
+                .map(|(n, _, d)| json!({"name": n, "in": "query", "schema": {"type": "string"}, "description": d}))
+                .collect();
+            params.push(json!({"name": "_count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}));
+            params.push(json!({"name": "_page", "in": "query", "schema": {"type": "string"}, "description": "The page a `next` link points at."}));
+            op["parameters"] = json!(params);
+            op["responses"]["200"] = json!({"description": "Bundle", "content": fhir(any.clone())});
+        }
+        _ => {}
+    }
+    for status in [400, 401, 403, 404, 429, 500] {
+        op["responses"][status.to_string()] =
+            json!({"description": "OperationOutcome", "content": fhir(any.clone())});
+    }
+    op
+}
+
 fn operation(route: &Route) -> Value {
     let mut op = json!({"operationId": route.name, "responses": {}});
     if let Op::View(v) = route.op {
         return view_operation(route, v, op);
+    }
+    if let Op::FhirMetadata | Op::FhirRead(_) | Op::FhirSearch(_) = route.op {
+        return fhir_operation(route, op);
     }
     let Some(r) = route.resource else {
         match route.op {
@@ -419,9 +463,14 @@ fn operation(route: &Route) -> Value {
                 json!({"description": "Done", "content": json_content(schema)}),
             )
         }
-        Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
-            unreachable_shape()
-        }
+        Op::Health
+        | Op::OpenApi
+        | Op::View(_)
+        | Op::Organization
+        | Op::Dashboard
+        | Op::FhirMetadata
+        | Op::FhirRead(_)
+        | Op::FhirSearch(_) => unreachable_shape(),
     };
     if route.method == http::Method::POST {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
