@@ -38,6 +38,7 @@ USAGE:
     hub keys roll --org ID --mode test|live --type secret|publishable [--expires-in-hours 0-12] [--json]
                   [--data DIR | --table NAME [--endpoint-url URL]]   (a new key, e.g. when the only secret key is lost)
     hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
+    hub openapi   (print the OpenAPI document, as GET /openapi.json answers it)
     hub events fill [--out events/local] [--name NAME] [--data DIR | --table NAME [--endpoint-url URL]]
                   (a new sandbox organization; the sample events with its real test key and ids)
 
@@ -130,6 +131,9 @@ fn main() -> ExitCode {
         ["table", "create"] => rt.block_on(table_create(args)),
         ["keys", "roll"] => rt.block_on(keys_roll(args)),
         ["events", "fill"] => rt.block_on(events_fill(args)),
+        ["openapi"] => args.done().map(|()| {
+            println!("{:#}", hub::api::openapi::document());
+        }),
         ["generate", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             generate(args)

@@ -11,6 +11,11 @@ use crate::schema::{Field, Ty};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
+/// What `domain::valid_phone` accepts: `+`, a first digit not 0 and 8 to
+/// 15 digits in all, or 6 to 15 digits; spaces, `-`, `.` and brackets
+/// between them; white space around.
+pub const PHONE_PATTERN: &str = r"^\s*(?:\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|[ ().-]*[0-9](?:[ ().-]*[0-9]){5,14})[ ().-]*\s*$";
+
 /// Which way a schema is used: what a client sends, or what it gets.
 #[derive(Clone, Copy, PartialEq)]
 enum Dir {
@@ -44,12 +49,14 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
             json!({"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"})
         }
         Ty::Email => json!({"type": "string", "format": "email", "maxLength": 254}),
-        Ty::Phone => json!({"type": "string", "pattern": "^\\+?[0-9 ().-]{6,30}$",
-            "description": "E.164 (+447700900123) or national digits (07700 900123)"}),
+        Ty::Phone => json!({"type": "string", "pattern": PHONE_PATTERN,
+            "description": "E.164 (+447700900123) or national digits (07700 900123)",
+            "examples": ["+447700900123"]}),
         Ty::Country => json!({"type": "string", "enum": crate::domain::countries::ALPHA3,
             "description": "ISO 3166-1 alpha-3"}),
         Ty::TimeZone => {
-            json!({"type": "string", "description": "IANA time zone, e.g. Europe/London"})
+            json!({"type": "string", "description": "IANA time zone, e.g. Europe/London",
+                "examples": ["Europe/London"]})
         }
         Ty::Currency => {
             json!({"type": "string", "enum": crate::domain::currencies::codes().collect::<Vec<_>>(),
@@ -57,7 +64,7 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         }
         Ty::LocalTime => {
             json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$",
-            "description": "Time of day, HH:MM (24-hour clock)"})
+            "description": "Time of day, HH:MM (24-hour clock)", "examples": ["09:00"]})
         }
         Ty::Url => json!({"type": "string", "format": "uri", "maxLength": 2048}),
         Ty::Ref(target) => {
@@ -70,7 +77,12 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         Ty::Enum(values) => json!({"type": "string", "enum": values}),
         Ty::Object(fields) => object_schema(&[fields], dir, false),
         Ty::Array(inner, max) => {
-            json!({"type": "array", "items": ty_schema(inner, dir), "maxItems": max})
+            // Items are validated as required values (a string not blank).
+            let mut items = ty_schema(inner, dir);
+            if dir == Dir::In {
+                non_empty(inner, &mut items);
+            }
+            json!({"type": "array", "items": items, "maxItems": max})
         }
         Ty::Metadata => {
             json!({"type": "object", "maxProperties": MAX_METADATA_KEYS,
@@ -78,6 +90,50 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         }
         Ty::Json => json!({"type": "object",
             "description": format!("Any JSON object (at most {MAX_JSON_BYTES} bytes).")}),
+    }
+}
+
+/// A required text is refused when blank: at least one character that is
+/// not white space.
+fn non_empty(ty: &Ty, s: &mut Value) {
+    if matches!(ty, Ty::Str | Ty::Text | Ty::LongText(_)) {
+        s["minLength"] = json!(1);
+        s["pattern"] = json!("\\S");
+    }
+}
+
+/// The schema of a property of an input schema, without the `null` a merge
+/// patch allows (for a resource's `schema_rules`).
+pub fn property<'a>(schema: &'a mut Value, name: &str) -> &'a mut Value {
+    let p = &mut schema["properties"][name];
+    let nullable = p["anyOf"]
+        .as_array()
+        .is_some_and(|a| a.len() == 2 && a[1] == json!({"type": "null"}));
+    if nullable {
+        &mut p["anyOf"][0]
+    } else {
+        p
+    }
+}
+
+/// A create schema's property limited to these values (the statuses a new
+/// object may have).
+pub fn only(schema: &mut Value, name: &str, values: &[&str]) {
+    let p = property(schema, name);
+    if p.get("enum").is_some() {
+        p["enum"] = json!(values);
+    }
+}
+
+/// Add conditions every body must also meet (`if`/`then` by a type field).
+pub fn all_of(schema: &mut Value, conditions: Value) {
+    let list = schema
+        .as_object_mut()
+        .expect("an object schema")
+        .entry("allOf")
+        .or_insert_with(|| json!([]));
+    if let (Some(list), Value::Array(more)) = (list.as_array_mut(), conditions) {
+        list.extend(more);
     }
 }
 
@@ -93,8 +149,16 @@ fn object_schema(sets: &[&[Field]], dir: Dir, patch: bool) -> Value {
             continue;
         }
         let mut s = ty_schema(&f.ty, dir);
+        if dir == Dir::In && f.required {
+            non_empty(&f.ty, &mut s);
+        }
         if patch && !f.required {
-            s = json!({"anyOf": [s, {"type": "null"}]});
+            // `null` removes the field: one more alternative (a date
+            // stays "RFC 3339, Unix milliseconds or null", not nested).
+            match s.get_mut("anyOf").and_then(Value::as_array_mut) {
+                Some(alts) => alts.push(json!({"type": "null"})),
+                None => s = json!({"anyOf": [s, {"type": "null"}]}),
+            }
         }
         s["description"] = json!(f.doc);
         if f.read_only {
@@ -243,8 +307,14 @@ fn build() -> Value {
             schemas.insert(format!("{name}Created"), output_schema(r, r.created_extra));
         }
         if !r.read_only {
-            schemas.insert(format!("{name}Create"), input_schema(r, true));
-            schemas.insert(format!("{name}Update"), input_schema(r, false));
+            let mut create = input_schema(r, true);
+            let mut update = input_schema(r, false);
+            if let Some(rules) = r.schema_rules {
+                rules(&mut create, true);
+                rules(&mut update, false);
+            }
+            schemas.insert(format!("{name}Create"), create);
+            schemas.insert(format!("{name}Update"), update);
         }
         for a in r.actions {
             if let Shape::Object { name, fields } = &a.response {
