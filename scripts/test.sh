@@ -65,6 +65,9 @@ echo "== the API contract: schemathesis against hub serve's /openapi.json (loopb
 cargo build --quiet -p hub-functions --bin hub
 tests/contract/schemathesis.sh target/debug/hub
 
+echo "== the TypeScript client (clients/typescript): types current with hub openapi, node's test runner against hub serve, npm pack"
+(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run check-generated && npm test && npm pack --dry-run --silent >/dev/null)
+
 echo "== the dashboard in a browser (Playwright for Python, Debian's chromium)"
 if [[ ! -x /usr/bin/chromium ]]; then
   # Playwright's own browser download is not used; Debian's chromium is.
