@@ -78,5 +78,9 @@ fi
 cargo build --quiet -p hub-functions --bin hub
 .venv/bin/python tests/browser/dashboard.py target/debug/hub
 
+echo "== the API reference (/docs) in a browser: Redoc, embedded, under its policy, every resource"
+scripts/vendor-redoc.sh --check
+.venv/bin/python tests/browser/docs.py target/debug/hub
+
 echo "== CORS in a browser: a web form on another origin posts with a publishable key"
 .venv/bin/python tests/browser/cors.py target/debug/hub

@@ -440,6 +440,7 @@ impl App {
             Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
             Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
+            Op::Docs => return crate::docs::serve(m.id.as_deref(), &req.headers),
             _ => {}
         }
         self.store.refresh().await?;
@@ -656,9 +657,12 @@ impl App {
                     self.list_op(ctx, sub.resource, req, Some(scope)).await?,
                 ));
             }
-            Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
-                return Err(ApiError::internal())
-            }
+            Op::Health
+            | Op::OpenApi
+            | Op::View(_)
+            | Op::Organization
+            | Op::Dashboard
+            | Op::Docs => return Err(ApiError::internal()),
         };
         Ok(Answer::Reply(reply))
     }

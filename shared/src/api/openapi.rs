@@ -341,8 +341,8 @@ fn build() -> Value {
         }
     }));
     for route in routes() {
-        if route.op == Op::Dashboard {
-            // Static files of the dashboard (HTML), not an API operation.
+        if route.op == Op::Dashboard || route.op == Op::Docs {
+            // Static files of the dashboard and the reference, not API operations.
             continue;
         }
         let op = operation(route);
@@ -367,6 +367,7 @@ fn build() -> Value {
         "info": {"title": "Practice Hub API", "version": "1.0.0", "description": "REST API with signed webhooks for clinics and booking businesses."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
+        "tags": tags(),
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "sk_test_…, pk_test_…, rk_test_…, sk_live_…, pk_live_…, rk_live_…"}},
@@ -377,8 +378,54 @@ fn build() -> Value {
     })
 }
 
+/// The group an operation is listed under in the reference: its resource
+/// (`Appointment types`), a view (`Availability`) or the service itself.
+fn tag_of(route: &Route) -> String {
+    match (route.resource, route.op) {
+        (Some(r), _) => upper_first(&plural(r.label)),
+        (None, Op::View(v)) => upper_first(v.path),
+        (None, Op::Organization) => "Organization".into(),
+        _ => "Service".into(),
+    }
+}
+
+fn plural(label: &str) -> String {
+    if label.ends_with('s') {
+        format!("{label}es")
+    } else if let Some(stem) = label
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'o']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{label}s")
+    }
+}
+
+/// Every tag, in route order, with what it is.
+fn tags() -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for route in routes()
+        .iter()
+        .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
+    {
+        let name = tag_of(route);
+        if out.iter().any(|t| t["name"] == name.as_str()) {
+            continue;
+        }
+        let description = match (route.resource, route.op) {
+            (Some(r), _) => r.description,
+            (None, Op::View(v)) => v.summary,
+            (None, Op::Organization) => "The organization an API key belongs to.",
+            _ => "Liveness and this document.",
+        };
+        out.push(json!({"name": name, "description": description}));
+    }
+    Value::Array(out)
+}
+
 fn operation(route: &Route) -> Value {
-    let mut op = json!({"operationId": route.name, "responses": {}});
+    let mut op = json!({"operationId": route.name, "tags": [tag_of(route)], "responses": {}});
     if let Op::View(v) = route.op {
         return view_operation(route, v, op);
     }
@@ -489,7 +536,7 @@ fn operation(route: &Route) -> Value {
                 json!({"description": "Done", "content": json_content(schema)}),
             )
         }
-        Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
+        Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard | Op::Docs => {
             unreachable_shape()
         }
     };
@@ -775,7 +822,10 @@ mod tests {
     #[test]
     fn every_route_is_documented() {
         let doc = document();
-        for r in routes().iter().filter(|r| r.op != Op::Dashboard) {
+        for r in routes()
+            .iter()
+            .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
+        {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             if r.access().is_some() {

@@ -26,6 +26,8 @@ pub enum Op {
     Organization,
     /// The developer dashboard's static files (crate::dashboard); not an API operation.
     Dashboard,
+    /// The API reference's static files (crate::docs); not an API operation.
+    Docs,
 }
 
 #[derive(Debug)]
@@ -80,6 +82,20 @@ pub fn routes() -> &'static [Route] {
                 method: Method::GET,
                 path: "/dashboard/{file}",
                 op: Op::Dashboard,
+                resource: None,
+            },
+            Route {
+                name: "docs",
+                method: Method::GET,
+                path: "/docs",
+                op: Op::Docs,
+                resource: None,
+            },
+            Route {
+                name: "docs-files",
+                method: Method::GET,
+                path: "/docs/{file}",
+                op: Op::Docs,
                 resource: None,
             },
         ];
@@ -165,9 +181,12 @@ impl Route {
             Op::List | Op::Get | Op::SubList(_) => (Level::Read, r.publishable.read),
             Op::Create => (Level::Write, r.publishable.create),
             Op::Update | Op::Delete | Op::Action(_) => (Level::Write, false),
-            Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
-                return None
-            }
+            Op::Health
+            | Op::OpenApi
+            | Op::View(_)
+            | Op::Organization
+            | Op::Dashboard
+            | Op::Docs => return None,
         };
         Some(Access {
             resource: r.path,
