@@ -11,11 +11,12 @@
 //! an `if`/`then`/`else` adds what its branch requires and narrows the
 //! properties it names (a membership gets `durationDays`, an SMS an E.164
 //! number), and each value of the property it looks at is tried in turn
-//! (every type of package, both channels of a message). An id field (pattern `^pre_`) is the one thing the schema
-//! cannot give: it gets the id of an object of the sandbox with that prefix
-//! (the objects listed by each list route), preferring an
-//! object that the id's sibling fields already chosen refer to (the clinic
-//! of the practitioner chosen before it) — see `pick`.
+//! (every type of package, both channels of a message). An id field
+//! (pattern `^pre_…`) is the one thing the schema cannot give: it gets the
+//! id of an object of the sandbox with that prefix (the objects listed by
+//! each list route), preferring one that an object already chosen for the
+//! body refers to (the clinic of the practitioner chosen before it) — see
+//! `pick`.
 
 use hub_tests::*;
 use serde_json::{Map, Value};
@@ -93,7 +94,8 @@ impl Builder<'_> {
         let pattern = s["pattern"].as_str().unwrap_or_default();
         if let Some(prefix) = pattern
             .strip_prefix('^')
-            .and_then(|p| p.strip_suffix('_'))
+            .and_then(|p| p.split_once('_'))
+            .map(|(p, _)| p)
             .filter(|p| p.bytes().all(|b| b.is_ascii_lowercase()))
         {
             return json!(self.pick(prefix, body));

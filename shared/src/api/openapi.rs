@@ -16,6 +16,12 @@ use std::sync::OnceLock;
 /// between them; white space around.
 pub const PHONE_PATTERN: &str = r"^\s*(?:\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|[ ().-]*[0-9](?:[ ().-]*[0-9]){5,14})[ ().-]*\s*$";
 
+/// What `ids::has_prefix` accepts: the prefix, `_`, 26 Crockford base32
+/// characters (a time-ordered part).
+pub fn id_pattern(prefix: &str) -> String {
+    format!("^{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}$")
+}
+
 /// Which way a schema is used: what a client sends, or what it gets.
 #[derive(Clone, Copy, PartialEq)]
 enum Dir {
@@ -71,7 +77,7 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
             let prefix = crate::resources::by_path(target)
                 .map(|r| r.prefix)
                 .unwrap_or("");
-            json!({"type": "string", "pattern": format!("^{prefix}_"), "maxLength": 64,
+            json!({"type": "string", "pattern": id_pattern(prefix),
                 "description": format!("The id of a {}", crate::resources::by_path(target).map_or(*target, |r| r.label))})
         }
         Ty::Enum(values) => json!({"type": "string", "enum": values}),
