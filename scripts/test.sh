@@ -81,6 +81,8 @@ if [[ ! -x .venv-fhir/bin/python ]]; then python3 -m venv .venv-fhir; fi
 .venv-fhir/bin/pip install --quiet --disable-pip-version-check -r tests/fhir/requirements.txt
 cargo build --quiet -p hub-functions --bin hub
 .venv-fhir/bin/python tests/fhir/validate.py target/debug/hub
+echo "== the TypeScript client (clients/typescript): types current with hub openapi, node's test runner against hub serve, npm pack"
+(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run check-generated && npm test && npm pack --dry-run --silent >/dev/null)
 
 echo "== the dashboard in a browser (Playwright for Python, Debian's chromium)"
 if [[ ! -x /usr/bin/chromium ]]; then
@@ -91,6 +93,10 @@ if [[ ! -x /usr/bin/chromium ]]; then
 fi
 cargo build --quiet -p hub-functions --bin hub
 .venv/bin/python tests/browser/dashboard.py target/debug/hub
+
+echo "== the API reference (/docs) in a browser: Redoc, embedded, under its policy, every resource"
+scripts/vendor-redoc.sh --check
+.venv/bin/python tests/browser/docs.py target/debug/hub
 
 echo "== CORS in a browser: a web form on another origin posts with a publishable key"
 .venv/bin/python tests/browser/cors.py target/debug/hub

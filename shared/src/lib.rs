@@ -6,6 +6,7 @@ pub mod auth;
 pub mod aws;
 pub mod dashboard;
 pub mod deploy;
+pub mod docs;
 pub mod domain;
 pub mod error;
 pub mod fhir;

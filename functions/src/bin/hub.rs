@@ -42,6 +42,7 @@ USAGE:
                    --webhook-url, sends a webhook test event there; each step's status and time;
                    exit 1 on any failure)
     hub generate [--root DIR]   (write template.yaml and events/ from the route table)
+    hub openapi   (print the OpenAPI document, as GET /openapi.json answers it)
     hub events fill [--out events/local] [--name NAME] [--data DIR | --table NAME [--endpoint-url URL]]
                   (a new sandbox organization; the sample events with its real test key and ids)
 
@@ -138,6 +139,9 @@ fn main() -> ExitCode {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             rt.block_on(smoke(args))
         }
+        ["openapi"] => args.done().map(|()| {
+            println!("{:#}", hub::api::openapi::document());
+        }),
         ["generate", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             generate(args)

@@ -446,6 +446,7 @@ impl App {
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
             Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
             Op::FhirMetadata => return Ok(crate::fhir::capability_statement(req)),
+            Op::Docs => return crate::docs::serve(m.id.as_deref(), &req.headers),
             _ => {}
         }
         self.store.refresh().await?;
@@ -702,7 +703,8 @@ impl App {
             | Op::Dashboard
             | Op::FhirMetadata
             | Op::FhirRead(_)
-            | Op::FhirSearch(_) => return Err(ApiError::internal()),
+            | Op::FhirSearch(_)
+            | Op::Docs => return Err(ApiError::internal()),
         };
         Ok(Answer::Reply(reply))
     }

@@ -11,6 +11,17 @@ use crate::schema::{Field, Ty};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
+/// What `domain::valid_phone` accepts: `+`, a first digit not 0 and 8 to
+/// 15 digits in all, or 6 to 15 digits; spaces, `-`, `.` and brackets
+/// between them; white space around.
+pub const PHONE_PATTERN: &str = r"^\s*(?:\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|[ ().-]*[0-9](?:[ ().-]*[0-9]){5,14})[ ().-]*\s*$";
+
+/// What `ids::has_prefix` accepts: the prefix, `_`, 26 Crockford base32
+/// characters (a time-ordered part).
+pub fn id_pattern(prefix: &str) -> String {
+    format!("^{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}$")
+}
+
 /// Which way a schema is used: what a client sends, or what it gets.
 #[derive(Clone, Copy, PartialEq)]
 enum Dir {
@@ -44,12 +55,14 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
             json!({"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"})
         }
         Ty::Email => json!({"type": "string", "format": "email", "maxLength": 254}),
-        Ty::Phone => json!({"type": "string", "pattern": "^\\+?[0-9 ().-]{6,30}$",
-            "description": "E.164 (+447700900123) or national digits (07700 900123)"}),
+        Ty::Phone => json!({"type": "string", "pattern": PHONE_PATTERN,
+            "description": "E.164 (+447700900123) or national digits (07700 900123)",
+            "examples": ["+447700900123"]}),
         Ty::Country => json!({"type": "string", "enum": crate::domain::countries::ALPHA3,
             "description": "ISO 3166-1 alpha-3"}),
         Ty::TimeZone => {
-            json!({"type": "string", "description": "IANA time zone, e.g. Europe/London"})
+            json!({"type": "string", "description": "IANA time zone, e.g. Europe/London",
+                "examples": ["Europe/London"]})
         }
         Ty::Currency => {
             json!({"type": "string", "enum": crate::domain::currencies::codes().collect::<Vec<_>>(),
@@ -57,20 +70,25 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         }
         Ty::LocalTime => {
             json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$",
-            "description": "Time of day, HH:MM (24-hour clock)"})
+            "description": "Time of day, HH:MM (24-hour clock)", "examples": ["09:00"]})
         }
         Ty::Url => json!({"type": "string", "format": "uri", "maxLength": 2048}),
         Ty::Ref(target) => {
             let prefix = crate::resources::by_path(target)
                 .map(|r| r.prefix)
                 .unwrap_or("");
-            json!({"type": "string", "pattern": format!("^{prefix}_"), "maxLength": 64,
+            json!({"type": "string", "pattern": id_pattern(prefix),
                 "description": format!("The id of a {}", crate::resources::by_path(target).map_or(*target, |r| r.label))})
         }
         Ty::Enum(values) => json!({"type": "string", "enum": values}),
         Ty::Object(fields) => object_schema(&[fields], dir, false),
         Ty::Array(inner, max) => {
-            json!({"type": "array", "items": ty_schema(inner, dir), "maxItems": max})
+            // Items are validated as required values (a string not blank).
+            let mut items = ty_schema(inner, dir);
+            if dir == Dir::In {
+                non_empty(inner, &mut items);
+            }
+            json!({"type": "array", "items": items, "maxItems": max})
         }
         Ty::Metadata => {
             json!({"type": "object", "maxProperties": MAX_METADATA_KEYS,
@@ -78,6 +96,50 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         }
         Ty::Json => json!({"type": "object",
             "description": format!("Any JSON object (at most {MAX_JSON_BYTES} bytes).")}),
+    }
+}
+
+/// A required text is refused when blank: at least one character that is
+/// not white space.
+fn non_empty(ty: &Ty, s: &mut Value) {
+    if matches!(ty, Ty::Str | Ty::Text | Ty::LongText(_)) {
+        s["minLength"] = json!(1);
+        s["pattern"] = json!("\\S");
+    }
+}
+
+/// The schema of a property of an input schema, without the `null` a merge
+/// patch allows (for a resource's `schema_rules`).
+pub fn property<'a>(schema: &'a mut Value, name: &str) -> &'a mut Value {
+    let p = &mut schema["properties"][name];
+    let nullable = p["anyOf"]
+        .as_array()
+        .is_some_and(|a| a.len() == 2 && a[1] == json!({"type": "null"}));
+    if nullable {
+        &mut p["anyOf"][0]
+    } else {
+        p
+    }
+}
+
+/// A create schema's property limited to these values (the statuses a new
+/// object may have).
+pub fn only(schema: &mut Value, name: &str, values: &[&str]) {
+    let p = property(schema, name);
+    if p.get("enum").is_some() {
+        p["enum"] = json!(values);
+    }
+}
+
+/// Add conditions every body must also meet (`if`/`then` by a type field).
+pub fn all_of(schema: &mut Value, conditions: Value) {
+    let list = schema
+        .as_object_mut()
+        .expect("an object schema")
+        .entry("allOf")
+        .or_insert_with(|| json!([]));
+    if let (Some(list), Value::Array(more)) = (list.as_array_mut(), conditions) {
+        list.extend(more);
     }
 }
 
@@ -93,8 +155,16 @@ fn object_schema(sets: &[&[Field]], dir: Dir, patch: bool) -> Value {
             continue;
         }
         let mut s = ty_schema(&f.ty, dir);
+        if dir == Dir::In && f.required {
+            non_empty(&f.ty, &mut s);
+        }
         if patch && !f.required {
-            s = json!({"anyOf": [s, {"type": "null"}]});
+            // `null` removes the field: one more alternative (a date
+            // stays "RFC 3339, Unix milliseconds or null", not nested).
+            match s.get_mut("anyOf").and_then(Value::as_array_mut) {
+                Some(alts) => alts.push(json!({"type": "null"})),
+                None => s = json!({"anyOf": [s, {"type": "null"}]}),
+            }
         }
         s["description"] = json!(f.doc);
         if f.read_only {
@@ -243,8 +313,14 @@ fn build() -> Value {
             schemas.insert(format!("{name}Created"), output_schema(r, r.created_extra));
         }
         if !r.read_only {
-            schemas.insert(format!("{name}Create"), input_schema(r, true));
-            schemas.insert(format!("{name}Update"), input_schema(r, false));
+            let mut create = input_schema(r, true);
+            let mut update = input_schema(r, false);
+            if let Some(rules) = r.schema_rules {
+                rules(&mut create, true);
+                rules(&mut update, false);
+            }
+            schemas.insert(format!("{name}Create"), create);
+            schemas.insert(format!("{name}Update"), update);
         }
         for a in r.actions {
             if let Shape::Object { name, fields } = &a.response {
@@ -271,8 +347,8 @@ fn build() -> Value {
         }
     }));
     for route in routes() {
-        if route.op == Op::Dashboard {
-            // Static files of the dashboard (HTML), not an API operation.
+        if route.op == Op::Dashboard || route.op == Op::Docs {
+            // Static files of the dashboard and the reference, not API operations.
             continue;
         }
         let op = operation(route);
@@ -297,6 +373,7 @@ fn build() -> Value {
         "info": {"title": "Practice Hub API", "version": "1.0.0", "description": "REST API with signed webhooks for clinics and booking businesses."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
+        "tags": tags(),
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "sk_test_…, pk_test_…, rk_test_…, sk_live_…, pk_live_…, rk_live_…"}},
@@ -348,8 +425,58 @@ fn fhir_operation(route: &Route, mut op: Value) -> Value {
     op
 }
 
+/// The group an operation is listed under in the reference: its resource
+/// (`Appointment types`), a view (`Availability`) or the service itself.
+fn tag_of(route: &Route) -> String {
+    match (route.resource, route.op) {
+        (Some(r), _) => upper_first(&plural(r.label)),
+        (None, Op::View(v)) => upper_first(v.path),
+        (None, Op::Organization) => "Organization".into(),
+        (None, Op::FhirMetadata | Op::FhirRead(_) | Op::FhirSearch(_)) => "FHIR R4".into(),
+        _ => "Service".into(),
+    }
+}
+
+fn plural(label: &str) -> String {
+    if label.ends_with('s') {
+        format!("{label}es")
+    } else if let Some(stem) = label
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'o']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{label}s")
+    }
+}
+
+/// Every tag, in route order, with what it is.
+fn tags() -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for route in routes()
+        .iter()
+        .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
+    {
+        let name = tag_of(route);
+        if out.iter().any(|t| t["name"] == name.as_str()) {
+            continue;
+        }
+        let description = match (route.resource, route.op) {
+            (Some(r), _) => r.description,
+            (None, Op::View(v)) => v.summary,
+            (None, Op::Organization) => "The organization an API key belongs to.",
+            (None, Op::FhirMetadata | Op::FhirRead(_) | Op::FhirSearch(_)) => {
+                "A read-only FHIR R4 view of the same records (docs/fhir.md)."
+            }
+            _ => "Liveness and this document.",
+        };
+        out.push(json!({"name": name, "description": description}));
+    }
+    Value::Array(out)
+}
+
 fn operation(route: &Route) -> Value {
-    let mut op = json!({"operationId": route.name, "responses": {}});
+    let mut op = json!({"operationId": route.name, "tags": [tag_of(route)], "responses": {}});
     if let Op::View(v) = route.op {
         return view_operation(route, v, op);
     }
@@ -470,7 +597,8 @@ fn operation(route: &Route) -> Value {
         | Op::Dashboard
         | Op::FhirMetadata
         | Op::FhirRead(_)
-        | Op::FhirSearch(_) => unreachable_shape(),
+        | Op::FhirSearch(_)
+        | Op::Docs => unreachable_shape(),
     };
     if route.method == http::Method::POST {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
@@ -754,7 +882,10 @@ mod tests {
     #[test]
     fn every_route_is_documented() {
         let doc = document();
-        for r in routes().iter().filter(|r| r.op != Op::Dashboard) {
+        for r in routes()
+            .iter()
+            .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
+        {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             if r.access().is_some() {

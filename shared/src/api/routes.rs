@@ -32,6 +32,8 @@ pub enum Op {
     FhirRead(&'static crate::fhir::FhirType),
     /// `GET /fhir/R4/{Type}`: a FHIR search, a searchset Bundle.
     FhirSearch(&'static crate::fhir::FhirType),
+    /// The API reference's static files (crate::docs); not an API operation.
+    Docs,
 }
 
 #[derive(Debug)]
@@ -86,6 +88,20 @@ pub fn routes() -> &'static [Route] {
                 method: Method::GET,
                 path: "/dashboard/{file}",
                 op: Op::Dashboard,
+                resource: None,
+            },
+            Route {
+                name: "docs",
+                method: Method::GET,
+                path: "/docs",
+                op: Op::Docs,
+                resource: None,
+            },
+            Route {
+                name: "docs-files",
+                method: Method::GET,
+                path: "/docs/{file}",
+                op: Op::Docs,
                 resource: None,
             },
         ];
@@ -212,7 +228,8 @@ impl Route {
             | Op::Dashboard
             | Op::FhirMetadata
             | Op::FhirRead(_)
-            | Op::FhirSearch(_) => return None,
+            | Op::FhirSearch(_)
+            | Op::Docs => return None,
         };
         Some(Access {
             resource: r.path,

@@ -541,6 +541,13 @@ static ROLL_BODY: &[Field] = &[Field::new(
     "Hours the old key keeps working (0 to 12; default 0: it stops at once).",
 )];
 
+/// The standard keys come with the organization: a new key is `restricted`.
+fn schema_rules(s: &mut Value, create: bool) {
+    if create {
+        crate::api::openapi::only(s, "type", &["restricted"]);
+    }
+}
+
 pub static RESOURCE: Resource = Resource {
     path: KEYS_KIND,
     object: "apiKey",
@@ -588,6 +595,7 @@ pub static RESOURCE: Resource = Resource {
     search_fields: &["note"],
     description: "An API key: its prefix and last four characters, never the key itself (shown once, when created or rolled). Managed only with a secret key of the same mode.",
     rules: &KeyRules,
+    schema_rules: Some(schema_rules),
     on_read: Some(on_read),
     created_extra: &[Field::new(
         "secret",

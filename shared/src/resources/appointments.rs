@@ -695,6 +695,15 @@ pub static AVAILABILITY: View = View {
     run: availability,
 };
 
+/// A new appointment is `scheduled` or `confirmed`, so it has no
+/// `cancellationReason` yet.
+fn schema_rules(s: &mut Value, create: bool) {
+    if create {
+        crate::api::openapi::only(s, "status", &["scheduled", "confirmed"]);
+        s["properties"]["cancellationReason"] = json!(false);
+    }
+}
+
 pub static RESOURCE: Resource = Resource {
     path: "appointments",
     object: "appointment",
@@ -752,6 +761,7 @@ pub static RESOURCE: Resource = Resource {
     ],
     ordered_by: Some("startAt"),
     rules: &AppointmentRules,
+    schema_rules: Some(schema_rules),
     events: &[
         "confirmed",
         "arrived",

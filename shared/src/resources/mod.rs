@@ -265,6 +265,11 @@ pub struct Resource {
     /// answered or changed: fields that follow the clock (an API key's
     /// `status`).
     pub on_read: Option<fn(&mut Value)>,
+    /// The resource's own rules where JSON Schema can say them
+    /// (`multipleOf`, `minItems`, `if`/`then`, the statuses a new object may
+    /// have), applied to its create (`true`) and update (`false`) schemas in
+    /// the OpenAPI document. Written next to the `Rules` that enforce them.
+    pub schema_rules: Option<fn(&mut Value, bool)>,
 }
 
 /// The defaults of a plain CRUD resource, for `..Resource::CRUD` in definitions.
@@ -297,6 +302,7 @@ impl Resource {
         patient_field: None,
         ordered_by: None,
         on_read: None,
+        schema_rules: None,
     };
 }
 
