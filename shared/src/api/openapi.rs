@@ -322,7 +322,8 @@ fn operation(route: &Route) -> Value {
                     "properties": {"status": {"type": "string", "enum": ["ok"]}}}))});
             }
             Op::Organization => {
-                op["summary"] = json!("The organization of the key (secret or restricted keys)");
+                op["summary"] = json!("The organization of the key");
+                op["description"] = json!("Secret keys, and restricted keys with the `organization` permission (`read`; `write` implies it). A publishable key, or a restricted key without it, gets 403.");
                 let mut ok = json!({"description": "The organization", "content": json_content(reference("Organization"))});
                 for h in [
                     "RateLimit-Limit",

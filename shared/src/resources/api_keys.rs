@@ -36,8 +36,9 @@ const TYPES: &[&str] = &["secret", "publishable", "restricted"];
 pub const MAX_OVERLAP_HOURS: i64 = 12;
 
 /// Every resource a restricted key can hold a permission on: the resource
-/// of every route that needs one (each routed resource, and the resources
-/// views read), but API keys themselves, which only secret keys manage. A
+/// of every route that needs one (each routed resource, the resources
+/// views read, and `organization` for `GET /v1/organization`), but API keys
+/// themselves, which only secret keys manage. A
 /// resource added to the registry is here without a change (a test checks
 /// this is exactly the route table's).
 pub fn permission_resources() -> &'static [&'static str] {
@@ -49,7 +50,8 @@ pub fn permission_resources() -> &'static [&'static str] {
             .iter()
             .filter(|r| !r.internal)
             .map(|r| r.path);
-        for p in views.chain(routed) {
+        let organization = std::iter::once(crate::auth::ORGANIZATION_PERMISSION);
+        for p in views.chain(routed).chain(organization) {
             if p != KEYS_KIND && !out.contains(&p) {
                 out.push(p);
             }
