@@ -646,11 +646,29 @@ async fn serve(mut args: Args) -> Result<(), String> {
         }, std::thread::available_parallelism().map_or(2, |n| n.get())) => {
             r.map_err(|e| format!("cannot serve: {e}"))
         }
-        _ = tokio::signal::ctrl_c() => {
-            println!("Shutting down.");
+        signal = stop_signal() => {
+            println!("Shutting down ({signal}).");
             Ok(())
         }
     }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what service managers and containers send):
+/// either ends `hub serve` the same way, through `main`, which writes the
+/// log lines still waiting (`hub::log::flush`) before the process exits.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }
 
 /// `hub serve` over DynamoDB and SQS: what `--table` and its companions ask for.
