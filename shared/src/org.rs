@@ -87,6 +87,21 @@ pub async fn exists(store: &dyn Store, org: &str) -> ApiResult<bool> {
     Ok(store.get(org, ORGS_KIND, org).await?.is_some())
 }
 
+/// `hub keys roll`: roll the working standard key of `kind` of an
+/// organization that exists, in one mode. Returns the new key (with its
+/// `secret`) and the rolled one.
+pub async fn roll_key(
+    store: &dyn Store,
+    tenant: &Tenant,
+    kind: KeyKind,
+    hours: i64,
+) -> ApiResult<(Value, Value)> {
+    if !exists(store, &tenant.org).await? {
+        return Err(ApiError::not_found("organization", &tenant.org));
+    }
+    crate::resources::api_keys::roll_standard(store, tenant, kind, hours).await
+}
+
 /// `GET /v1/organization`: the organization a key belongs to, seen from the
 /// key's mode (`livemode`). The route's permission (`organization: read`)
 /// has been checked before: secret keys, and restricted keys holding it;

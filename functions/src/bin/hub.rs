@@ -376,7 +376,7 @@ async fn keys_roll(mut args: Args) -> Result<(), String> {
     let store = store_from_args(&mut args).await?;
     args.done()?;
     let tenant = hub::auth::Tenant::new(org, mode);
-    let (new, old) = hub::resources::api_keys::roll_standard(store.as_ref(), &tenant, kind, hours)
+    let (new, old) = hub::org::roll_key(store.as_ref(), &tenant, kind, hours)
         .await
         .map_err(|e| e.message)?;
     if as_json {

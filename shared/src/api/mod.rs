@@ -446,7 +446,14 @@ impl App {
         match m.route.op {
             Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
-            Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
+            Op::Dashboard => {
+                let file = crate::dashboard::serve(m.id.as_deref(), &req.headers)?;
+                return Ok(Response {
+                    status: file.status,
+                    headers: file.headers,
+                    body: file.body,
+                });
+            }
             _ => {}
         }
         self.store.refresh().await?;

@@ -423,18 +423,16 @@ fn roll_action<'a>(
     })
 }
 
-/// `hub keys roll`: roll the working key of `kind` of one organization and
-/// mode (for an operator whose only secret key is lost). Returns the new
-/// key (with its `secret`) and the rolled one.
+/// `hub keys roll` (through `crate::org::roll_key`, which checks the
+/// organization exists): roll the working key of `kind` of one
+/// organization and mode (for an operator whose only secret key is lost).
+/// Returns the new key (with its `secret`) and the rolled one.
 pub async fn roll_standard(
     store: &dyn Store,
     tenant: &Tenant,
     kind: KeyKind,
     hours: i64,
 ) -> ApiResult<(Value, Value)> {
-    if !crate::org::exists(store, &tenant.org).await? {
-        return Err(ApiError::not_found("organization", &tenant.org));
-    }
     let now = crate::time::now_ms();
     let keys = store.all(&tenant.key(), KEYS_KIND).await?;
     let working: Vec<&crate::store::Doc> = keys
