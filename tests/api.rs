@@ -1339,3 +1339,59 @@ async fn event_cursors_stay_valid_as_time_passes() {
     second.expect(200);
     assert_eq!(second.ids(), all[2..4]);
 }
+
+/// What the README and docs/api.md show a newcomer running their examples
+/// against the sandbox is what the sandbox answers: the Leeds list's
+/// `total`, and the number and amounts of the invoice they create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_show_what_the_sandbox_gives() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let api_md = std::fs::read_to_string(root.join("docs/api.md")).unwrap();
+    // The shown answer: the first `# →` line after the command.
+    let shown = |text: &str, command: &str| -> Value {
+        let at = text
+            .find(command)
+            .unwrap_or_else(|| panic!("`{command}` not in the docs"));
+        let line = text[at..]
+            .lines()
+            .find(|l| l.trim_start().starts_with("# →"))
+            .unwrap();
+        let json = line.split_once("# →").unwrap().1.replace(", …}", "}");
+        let json = json.replace("[...]", "[]").replace("\"…\"", "\"\"");
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let s = TestServer::start().await;
+    let org = s.org("St. Mungo's Clinic", false).await;
+    let key = org.test.secret.as_str();
+
+    let leeds = "/patients?address.city=Leeds&\\$sort[fullName]=1&\\$limit=5&\\$total=true";
+    let expected = shown(&readme, leeds);
+    let r = s
+        .http
+        .get(&format!("/v1{}", leeds.replace('\\', "")), key)
+        .await;
+    r.expect(200);
+    assert_eq!(r.body["total"], expected["total"], "README's Leeds total");
+    assert_eq!(r.body["limit"], expected["limit"]);
+
+    let expected = shown(&api_md, "curl -s -X POST $API/invoices");
+    let patient = s.http.get("/v1/patients?$limit=1", key).await.ids()[0].clone();
+    let invoice = s
+        .http
+        .post(
+            "/v1/invoices",
+            key,
+            &json!({"patientId": patient, "currency": "GBP", "status": "open",
+                "lineItems": [{"description": "Hearing aid", "quantity": 2, "unitAmount": 89500, "taxRateBps": 0},
+                              {"description": "Batteries", "quantity": 1, "unitAmount": 499, "taxRateBps": 2000}]}),
+        )
+        .await;
+    invoice.expect(201);
+    for field in ["number", "subtotal", "tax", "total", "balance", "status"] {
+        assert_eq!(
+            invoice.body[field], expected[field],
+            "docs/api.md's invoice {field}"
+        );
+    }
+}

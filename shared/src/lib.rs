@@ -23,4 +23,5 @@ pub mod serve;
 pub mod smoke;
 pub mod store;
 pub mod time;
+pub mod tls;
 pub mod webhooks;

@@ -493,7 +493,8 @@ fn operation(route: &Route) -> Value {
                     "properties": {"status": {"type": "string", "enum": ["ok"]}}}))});
             }
             Op::Organization => {
-                op["summary"] = json!("The organization of the key (secret or restricted keys)");
+                op["summary"] = json!("The organization of the key");
+                op["description"] = json!("Secret keys, and restricted keys with the `organization` permission (`read`; `write` implies it). A publishable key, or a restricted key without it, gets 403.");
                 let mut ok = json!({"description": "The organization", "content": json_content(reference("Organization"))});
                 for h in [
                     "RateLimit-Limit",
@@ -710,12 +711,25 @@ fn view_operation(route: &Route, v: &crate::resources::View, mut op: Value) -> V
             json!({"name": f.name, "in": "query", "required": f.required, "schema": schema, "description": f.doc})
         })
         .collect();
+    let mut params = params;
+    params.extend([
+        json!({"name": "$limit", "in": "query", "schema": {"type": "integer", "minimum": 0},
+            "description": "Items per page (default 10, at most 100; more is clamped)."}),
+        json!({"name": "$after", "in": "query", "schema": {"type": "string"},
+            "description": "A `next` cursor: the page after it (same other parameters)."}),
+        json!({"name": "$before", "in": "query", "schema": {"type": "string"},
+            "description": "A `prev` cursor: the page before it (same other parameters)."}),
+    ]);
     op["parameters"] = json!(params);
-    let mut ok = json!({"description": "The items", "content": json_content(json!({
-        "type": "object", "required": ["object", "data"], "additionalProperties": false,
+    let mut ok = json!({"description": "A page of the items", "headers": {"Link": header_ref("Link")},
+        "content": json_content(json!({
+        "type": "object", "required": ["object", "data", "limit", "next", "prev"], "additionalProperties": false,
         "properties": {
             "object": {"type": "string", "enum": ["list"]},
-            "data": {"type": "array", "items": reference(v.item_name)}
+            "data": {"type": "array", "items": reference(v.item_name)},
+            "limit": {"type": "integer", "minimum": 0, "maximum": crate::query::MAX_LIMIT},
+            "next": {"type": ["string", "null"], "description": "Cursor of the next page (`$after`)."},
+            "prev": {"type": ["string", "null"], "description": "Cursor of the previous page (`$before`)."}
         }
     }))});
     for h in [

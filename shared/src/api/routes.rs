@@ -202,6 +202,13 @@ impl Eq for Op {}
 impl Route {
     /// What a key needs to call this route (none for health and OpenAPI).
     pub fn access(&self) -> Option<Access> {
+        if let Op::Organization = self.op {
+            return Some(Access {
+                resource: crate::auth::ORGANIZATION_PERMISSION,
+                level: Level::Read,
+                publishable: false,
+            });
+        }
         if let Op::View(v) = self.op {
             return Some(Access {
                 resource: v.access,

@@ -348,6 +348,10 @@ pub struct View {
     pub item: &'static [Field],
     /// The item's schema name in the OpenAPI document.
     pub item_name: &'static str,
+    /// The item fields that order the items (the view returns them so
+    /// sorted) and tell one from another: a page's cursor names a position
+    /// in this order.
+    pub order: &'static [&'static str],
     /// The resource whose read permission it needs.
     pub access: &'static str,
     pub publishable: bool,
