@@ -9,7 +9,6 @@ pub mod deploy;
 pub mod docs;
 pub mod domain;
 pub mod error;
-pub mod fhir;
 pub mod ids;
 pub mod lambda;
 pub mod log;

@@ -2,6 +2,7 @@
 //! neutral: `hub serve` (hyper) and the Lambda runtime both build a
 //! `Request` and send back the `Response`.
 
+pub mod fhir;
 pub mod openapi;
 mod routes;
 
@@ -353,8 +354,8 @@ impl App {
         let result = self.dispatch(&req, &mut outcome).await;
         let (mut resp, error) = match result {
             Ok(r) => (r, None),
-            Err(e) if crate::fhir::is_fhir_path(&req.path) => {
-                let mut r = crate::fhir::outcome_response(&e, &event_id);
+            Err(e) if crate::api::fhir::is_fhir_path(&req.path) => {
+                let mut r = crate::api::fhir::outcome_response(&e, &event_id);
                 r.headers.extend(e.headers.iter().cloned());
                 (r, Some(e))
             }
@@ -463,7 +464,7 @@ impl App {
                     body: file.body,
                 });
             }
-            Op::FhirMetadata => return Ok(crate::fhir::capability_statement(req)),
+            Op::FhirMetadata => return Ok(crate::api::fhir::capability_statement(req)),
             _ => {}
         }
         self.store.refresh().await?;
@@ -772,11 +773,13 @@ impl App {
         }
         match m.route.op {
             Op::FhirRead(t) => {
-                return Ok(Answer::Response(crate::fhir::read(ctx, t, m.id()).await?))
+                return Ok(Answer::Response(
+                    crate::api::fhir::read(ctx, t, m.id()).await?,
+                ))
             }
             Op::FhirSearch(t) => {
                 return Ok(Answer::Response(
-                    crate::fhir::search(self, ctx, t, req).await?,
+                    crate::api::fhir::search(self, ctx, t, req).await?,
                 ))
             }
             _ => {}

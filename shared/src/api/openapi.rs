@@ -108,41 +108,6 @@ fn non_empty(ty: &Ty, s: &mut Value) {
     }
 }
 
-/// The schema of a property of an input schema, without the `null` a merge
-/// patch allows (for a resource's `schema_rules`).
-pub fn property<'a>(schema: &'a mut Value, name: &str) -> &'a mut Value {
-    let p = &mut schema["properties"][name];
-    let nullable = p["anyOf"]
-        .as_array()
-        .is_some_and(|a| a.len() == 2 && a[1] == json!({"type": "null"}));
-    if nullable {
-        &mut p["anyOf"][0]
-    } else {
-        p
-    }
-}
-
-/// A create schema's property limited to these values (the statuses a new
-/// object may have).
-pub fn only(schema: &mut Value, name: &str, values: &[&str]) {
-    let p = property(schema, name);
-    if p.get("enum").is_some() {
-        p["enum"] = json!(values);
-    }
-}
-
-/// Add conditions every body must also meet (`if`/`then` by a type field).
-pub fn all_of(schema: &mut Value, conditions: Value) {
-    let list = schema
-        .as_object_mut()
-        .expect("an object schema")
-        .entry("allOf")
-        .or_insert_with(|| json!([]));
-    if let (Some(list), Value::Array(more)) = (list.as_array_mut(), conditions) {
-        list.extend(more);
-    }
-}
-
 /// An object of these fields. In: read-only fields left out, required ones
 /// required (unless `patch`: then all optional, and optional ones nullable
 /// to remove them). Out: everything, read-only marked; required are the

@@ -29,9 +29,9 @@ pub enum Op {
     /// `GET /fhir/R4/metadata`: the FHIR CapabilityStatement (no key needed).
     FhirMetadata,
     /// `GET /fhir/R4/{Type}/{id}`: a FHIR read (crate::fhir).
-    FhirRead(&'static crate::fhir::FhirType),
+    FhirRead(&'static crate::api::fhir::FhirType),
     /// `GET /fhir/R4/{Type}`: a FHIR search, a searchset Bundle.
-    FhirSearch(&'static crate::fhir::FhirType),
+    FhirSearch(&'static crate::api::fhir::FhirType),
     /// The API reference's static files (crate::docs); not an API operation.
     Docs,
 }
@@ -112,7 +112,7 @@ pub fn routes() -> &'static [Route] {
             op: Op::FhirMetadata,
             resource: None,
         });
-        for t in crate::fhir::TYPES {
+        for t in crate::api::fhir::TYPES {
             let lower = t.name.to_ascii_lowercase();
             out.push(Route {
                 name: leak(format!("fhir-{lower}-search")),

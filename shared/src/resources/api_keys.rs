@@ -544,7 +544,7 @@ static ROLL_BODY: &[Field] = &[Field::new(
 /// The standard keys come with the organization: a new key is `restricted`.
 fn schema_rules(s: &mut Value, create: bool) {
     if create {
-        crate::api::openapi::only(s, "type", &["restricted"]);
+        crate::schema::only(s, "type", &["restricted"]);
     }
 }
 

@@ -700,7 +700,7 @@ pub static AVAILABILITY: View = View {
 /// `cancellationReason` yet.
 fn schema_rules(s: &mut Value, create: bool) {
     if create {
-        crate::api::openapi::only(s, "status", &["scheduled", "confirmed"]);
+        crate::schema::only(s, "status", &["scheduled", "confirmed"]);
         s["properties"]["cancellationReason"] = json!(false);
     }
 }
