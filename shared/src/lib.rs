@@ -24,3 +24,4 @@ pub mod smoke;
 pub mod store;
 pub mod time;
 pub mod webhooks;
+pub mod widget;

@@ -447,6 +447,7 @@ impl App {
             Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
             Op::FhirMetadata => return Ok(crate::fhir::capability_statement(req)),
             Op::Docs => return crate::docs::serve(m.id.as_deref(), &req.headers),
+            Op::Widget => return crate::widget::serve(&req.headers),
             _ => {}
         }
         self.store.refresh().await?;
@@ -704,7 +705,8 @@ impl App {
             | Op::FhirMetadata
             | Op::FhirRead(_)
             | Op::FhirSearch(_)
-            | Op::Docs => return Err(ApiError::internal()),
+            | Op::Docs
+            | Op::Widget => return Err(ApiError::internal()),
         };
         Ok(Answer::Reply(reply))
     }
