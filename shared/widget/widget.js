@@ -35,6 +35,10 @@
     ".phw *{box-sizing:border-box}" +
     ".phw h2{font-size:1.25rem;margin:0 0 .5rem}" +
     ".phw h3{font-size:1rem;margin:1rem 0 .4rem}" +
+    ".phw-day{border-top:1px solid #d1d5db;padding:.25rem 0}" +
+    ".phw-day summary{cursor:pointer;font-weight:600;padding:.7rem 0;min-height:44px}" +
+    ".phw-day summary:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}" +
+    ".phw-day .phw-slots{margin:.25rem 0 .75rem}" +
     ".phw-slots{display:flex;flex-wrap:wrap;gap:.5rem;list-style:none;margin:0;padding:0}" +
     ".phw button{font:inherit;min-height:44px;padding:.5rem .9rem;border-radius:6px;border:1px solid #0b5cad;background:#fff;color:#0b5cad;cursor:pointer}" +
     ".phw button[aria-pressed=true]{background:#0b5cad;color:#fff}" +
@@ -164,10 +168,17 @@
     if (!days.length) {
       slotsBox.appendChild(el("p", { text: "No free times in the next " + cfg.days + " days." }));
     }
-    days.forEach(function (k) {
+    // A day per disclosure (the first open) keeps the form near at 360 px.
+    days.forEach(function (k, i) {
       var first = new Date(byDay[k][0].startAt);
       var hid = uid + "-d" + k;
-      slotsBox.appendChild(el("h3", { id: hid, text: dayFmt.format(first) }));
+      var n = byDay[k].length;
+      var day = el("details", { class: "phw-day" }, [
+        el("summary", { id: hid, text: dayFmt.format(first) + " (" + n + (n === 1 ? " time)" : " times)") }),
+      ]);
+      var holdsChosen = state.chosen && byDay[k].some(function (s) { return s.startAt === state.chosen.startAt; });
+      if (i === 0 || holdsChosen) day.open = true;
+      slotsBox.appendChild(day);
       var list = el("ul", { class: "phw-slots", "aria-labelledby": hid });
       byDay[k].forEach(function (s) {
         var d = new Date(s.startAt);
@@ -188,7 +199,7 @@
         });
         list.appendChild(el("li", null, [b]));
       });
-      slotsBox.appendChild(list);
+      day.appendChild(list);
     });
     more.hidden = !state.next;
   }
@@ -325,7 +336,7 @@
     var slot = state.chosen;
     if (!slot) {
       say("Please choose a time first.", "err");
-      var firstSlot = slotsBox.querySelector("button");
+      var firstSlot = slotsBox.querySelector("details[open] button");
       if (firstSlot) firstSlot.focus();
       return;
     }
@@ -362,7 +373,7 @@
           state.chosen = null;
           return loadSlots().then(function () {
             say("Sorry, that time was just taken. Please choose another time below.", "err");
-            var b = slotsBox.querySelector("button");
+            var b = slotsBox.querySelector("details[open] button");
             if (b) b.focus();
           });
         }

@@ -238,10 +238,18 @@ def main():
                 phone.goto(f"{site.base}/book?redirect=1")
                 offered(phone)
                 phone.keyboard.press("Tab")
+                summary = phone.evaluate("document.activeElement.tagName")
+                assert summary == "SUMMARY", f"Tab reaches the first day first: {summary}"
+                phone.keyboard.press("Tab")
                 focused = phone.evaluate("document.activeElement.dataset.start || ''")
-                assert focused, "Tab reaches the first slot"
+                assert focused, "Tab reaches the first slot of the open day"
                 phone.keyboard.press("Space")
                 expect(phone.locator(f'#booking button[data-start="{focused}"]')).to_have_attribute("aria-pressed", "true")
+                later = phone.locator("#booking details").nth(1)
+                later.locator("summary").focus()
+                phone.keyboard.press("Enter")
+                expect(later).to_have_attribute("open", "")
+                expect(later.locator("button").first).to_be_visible()
                 wide = phone.evaluate("document.documentElement.scrollWidth")
                 assert wide <= PHONE["width"], f"the page scrolls sideways at 360 px: {wide}"
                 for label in ["Name", "Phone", "Email"]:
