@@ -140,7 +140,7 @@
   root.appendChild(more);
   root.appendChild(form);
 
-  var state = { slots: [], next: null, chosen: null, patient: null, busy: false };
+  var state = { slots: [], next: null, query: "", chosen: null, patient: null, busy: false };
 
   function say(text, kind) {
     msg.textContent = text;
@@ -208,12 +208,17 @@
   // enough slots for a first view; "More times" fetches the rest.
   var ENOUGH = 60;
   function loadSlots(after) {
-    var from = new Date(Date.now() + 60 * 1000);
-    var to = new Date(from.getTime() + cfg.days * 86400000);
-    var query =
-      "appointmentTypeId=" + encodeURIComponent(cfg.type) +
-      "&from=" + encodeURIComponent(from.toISOString()) +
-      "&to=" + encodeURIComponent(to.toISOString());
+    // A cursor belongs to the query that made it: "More times" repeats the
+    // window of the first page; a fresh load starts a new one.
+    if (!after) {
+      var from = new Date(Date.now() + 60 * 1000);
+      var to = new Date(from.getTime() + cfg.days * 86400000);
+      state.query =
+        "appointmentTypeId=" + encodeURIComponent(cfg.type) +
+        "&from=" + encodeURIComponent(from.toISOString()) +
+        "&to=" + encodeURIComponent(to.toISOString());
+    }
+    var query = state.query;
     var got = [];
     function page(cursor) {
       var q = query + (cursor ? "&$after=" + encodeURIComponent(cursor) : "");

@@ -270,6 +270,44 @@ def main():
                 assert q["from"] == ["widget"] and q["appointmentId"][0].startswith("apt_"), q
                 assert q["startAt"] == [focused] and q["status"] == ["scheduled"] and q["endAt"], q
                 print("ok   widget::at_360px_by_keyboard_with_a_redirect")
+
+                # 5. Paging: the widget follows `next` cursors with `$after`
+                # on the same query, up to about 60 slots, then "More
+                # times". (The hub's answer cut into pages of 10 here, so
+                # this holds whether or not availability pages.)
+                cut = browser.new_page()
+                console.watch(cut)
+                asked, served = [], []
+
+                def pages(route):
+                    url = urllib.parse.urlsplit(route.request.url)
+                    q = dict(urllib.parse.parse_qsl(url.query))
+                    after = q.pop("$after", None)
+                    q.pop("$limit", None)
+                    asked.append((q, after))
+                    status, whole, _ = http("GET", f"{hub.base}/v1/availability?{urllib.parse.urlencode(q)}", publishable)
+                    at = int(after or 0)
+                    more = at + 10 < len(whole["data"])
+                    served.extend(whole["data"][at:at + 10])
+                    body = {"object": "list", "data": whole["data"][at:at + 10], "limit": 10,
+                            "next": str(at + 10) if more else None, "prev": str(at) if at else None}
+                    route.fulfill(status=200, json=body, headers={"Access-Control-Allow-Origin": "*"})
+
+                cut.route(re.compile(r".*/v1/availability\?.*"), pages)
+                cut.goto(f"{site.base}/book")
+                first = offered(cut)
+                def times(slots):
+                    return list(dict.fromkeys(x["startAt"] for x in slots))
+
+                assert len(asked) == 6 and len(served) == 60, (len(asked), len(served))
+                assert first == times(served), "one button per time of the 60 slots, in order"
+                assert [a for _, a in asked] == [None, "10", "20", "30", "40", "50"], asked
+                assert all(q == asked[0][0] for q, _ in asked), "every page asks the same query"
+                cut.get_by_role("button", name="More times").click()
+                cut.wait_for_function("document.querySelectorAll('#booking button[data-start]').length > %d" % len(first), timeout=WAIT)
+                assert len(served) == 120 and offered(cut) == times(served), len(served)
+                assert all(q == asked[0][0] for q, _ in asked) and asked[-1][1] == "110", asked
+                print("ok   widget::follows_availability_cursors")
             finally:
                 browser.close()
         assert not console.errors, console.errors
@@ -282,7 +320,7 @@ def main():
             site.stop()
         hub.stop()
         tmp.cleanup()
-    print(f"widget: 4 scenarios passed in {time.time() - started:.1f} s (screenshot: target/widget-screenshots/widget-360.png)")
+    print(f"widget: 5 scenarios passed in {time.time() - started:.1f} s (screenshot: target/widget-screenshots/widget-360.png)")
     return 0
 
 
