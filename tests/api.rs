@@ -18,7 +18,7 @@ async fn health_and_openapi_need_no_key() {
     // the dashboard's and the reference's static files, which are no API
     // operation).
     for route in hub::api::routes() {
-        if route.op == hub::api::Op::Dashboard || route.op == hub::api::Op::Docs {
+        if route.op.is_static() {
             assert!(doc.body["paths"][route.path].is_null(), "{}", route.path);
             continue;
         }
@@ -480,6 +480,64 @@ async fn modes_and_organizations_are_isolated() {
         .await
         .expect_error(400, "INVALID_PARAMETERS");
     assert_eq!(s.http.get(&path, &a.test.secret).await.body["version"], 1);
+}
+
+/// A publishable key (a web form, the booking widget: docs/widget.md) may
+/// leave out the status and the referral source, which it cannot list: the
+/// first pipeline stage and the `Website` source. Secret keys may not.
+#[both_stores]
+async fn publishable_patient_creates_default_status_and_referral() {
+    let s = TestServer::start().await;
+    let org = s.org("Defaults", true).await;
+    let (sk, pk) = (org.test.secret.as_str(), org.test.publishable.as_str());
+    let (clinic, active, _google) = reference_data(&s.http, sk).await;
+    let visitor = json!({"fullName": "Web Visitor", "primaryPhoneNumber": "07700 900123",
+        "emailAddress": "web@example.com", "primaryClinicId": clinic, "tracking": {}});
+    // No `Website` source yet: a 400 that says what is missing.
+    let r = s.http.post("/v1/patients", pk, &visitor).await;
+    r.expect_error(400, "INVALID_PARAMETERS");
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 1, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "referralId");
+    assert!(r.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`Website`"));
+    let website = s
+        .http
+        .post("/v1/referral-sources", sk, &json!({"name": "website"}))
+        .await;
+    website.expect(201);
+    let first = s
+        .http
+        .post(
+            "/v1/patient-statuses",
+            sk,
+            &json!({"name": "New enquiry", "order": 0}),
+        )
+        .await;
+    first.expect(201);
+    let p = s.http.post("/v1/patients", pk, &visitor).await;
+    p.expect(201);
+    assert_eq!(p.body["statusId"], first.id().as_str());
+    assert_eq!(p.body["referralId"], website.id().as_str());
+    // What the key gives wins.
+    let mut named = visitor.clone();
+    named["statusName"] = json!("active");
+    named["referralName"] = json!("Google");
+    let p = s.http.post("/v1/patients", pk, &named).await;
+    p.expect(201);
+    assert_eq!(p.body["statusId"], active.as_str());
+    assert_ne!(p.body["referralId"], website.id().as_str());
+    // A secret key still gives one of each pair.
+    let r = s.http.post("/v1/patients", sk, &visitor).await;
+    r.expect_error(400, "INVALID_PARAMETERS");
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["referralId", "statusId"]);
 }
 
 #[both_stores]

@@ -24,3 +24,4 @@ pub mod store;
 pub mod time;
 pub mod tls;
 pub mod webhooks;
+pub mod widget;

@@ -465,6 +465,14 @@ impl App {
                 });
             }
             Op::FhirMetadata => return Ok(crate::api::fhir::capability_statement(req)),
+            Op::Widget => {
+                let file = crate::widget::serve(&req.headers)?;
+                return Ok(Response {
+                    status: file.status,
+                    headers: file.headers,
+                    body: file.body,
+                });
+            }
             _ => {}
         }
         self.store.refresh().await?;
@@ -841,7 +849,8 @@ impl App {
             | Op::FhirMetadata
             | Op::FhirRead(_)
             | Op::FhirSearch(_)
-            | Op::Docs => return Err(ApiError::internal()),
+            | Op::Docs
+            | Op::Widget => return Err(ApiError::internal()),
         };
         Ok(Answer::Reply(reply))
     }

@@ -312,7 +312,7 @@ fn build() -> Value {
         }
     }));
     for route in routes() {
-        if route.op == Op::Dashboard || route.op == Op::Docs {
+        if route.op.is_static() {
             // Static files of the dashboard and the reference, not API operations.
             continue;
         }
@@ -418,10 +418,7 @@ fn plural(label: &str) -> String {
 /// Every tag, in route order, with what it is.
 fn tags() -> Value {
     let mut out: Vec<Value> = Vec::new();
-    for route in routes()
-        .iter()
-        .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
-    {
+    for route in routes().iter().filter(|r| !r.op.is_static()) {
         let name = tag_of(route);
         if out.iter().any(|t| t["name"] == name.as_str()) {
             continue;
@@ -564,7 +561,8 @@ fn operation(route: &Route) -> Value {
         | Op::FhirMetadata
         | Op::FhirRead(_)
         | Op::FhirSearch(_)
-        | Op::Docs => unreachable_shape(),
+        | Op::Docs
+        | Op::Widget => unreachable_shape(),
     };
     if route.method == http::Method::POST {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
@@ -861,10 +859,7 @@ mod tests {
     #[test]
     fn every_route_is_documented() {
         let doc = document();
-        for r in routes()
-            .iter()
-            .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
-        {
+        for r in routes().iter().filter(|r| !r.op.is_static()) {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             if r.access().is_some() {

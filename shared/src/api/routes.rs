@@ -34,6 +34,15 @@ pub enum Op {
     FhirSearch(&'static crate::api::fhir::FhirType),
     /// The API reference's static files (crate::docs); not an API operation.
     Docs,
+    /// `GET /widget.js`: the booking widget (crate::widget); not an API operation.
+    Widget,
+}
+
+impl Op {
+    /// A static file (dashboard, reference, widget), not an API operation.
+    pub fn is_static(&self) -> bool {
+        matches!(self, Op::Dashboard | Op::Docs | Op::Widget)
+    }
 }
 
 #[derive(Debug)]
@@ -102,6 +111,13 @@ pub fn routes() -> &'static [Route] {
                 method: Method::GET,
                 path: "/docs/{file}",
                 op: Op::Docs,
+                resource: None,
+            },
+            Route {
+                name: "widget",
+                method: Method::GET,
+                path: "/widget.js",
+                op: Op::Widget,
                 resource: None,
             },
         ];
@@ -236,7 +252,8 @@ impl Route {
             | Op::FhirMetadata
             | Op::FhirRead(_)
             | Op::FhirSearch(_)
-            | Op::Docs => return None,
+            | Op::Docs
+            | Op::Widget => return None,
         };
         Some(Access {
             resource: r.path,
