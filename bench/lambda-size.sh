@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Size and cold start of the Lambda functions, built with the `lambda-zip`
-# profile for this machine's target: stripped binary and zip size, init
-# (exec → first Runtime API request, against a local Runtime API stub, with
-# DynamoDB Local and moto behind it) and first invoke. Functions: a few
+# Size and cold start of the Lambda functions, built exactly as `sam build`
+# builds them for this machine's architecture (x86_64 here): `cargo lambda
+# build --release --bin hub-lambda`, which reads its size settings from
+# functions/lambda/Cargo.toml — the one binary every function runs, the
+# function named in HUB_FUNCTION. Measured: stripped binary and zip size,
+# init (exec → first Runtime API request, against a local Runtime API stub,
+# with DynamoDB Local and moto behind it) and first invoke. Functions: a few
 # representative ones by default, all with ALL=1. Results:
 # bench/results/lambda.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 funcs=(patients-get patients-create patients-list stream-fanout webhook-delivery)
-if [[ "${ALL:-}" == 1 ]]; then mapfile -t funcs < <(ls functions/lambda/src/bin | sed 's/\.rs$//'); fi
-args=(); for f in "${funcs[@]}"; do args+=(--bin "$f"); done
-cargo build -q --profile lambda-zip -p hub-lambda "${args[@]}"
+if [[ "${ALL:-}" == 1 ]]; then mapfile -t funcs < <(ls events/*.json | xargs -n1 basename | sed 's/\.json$//'); fi
+# cargo-lambda and zig from PyPI, as docs/aws-deploy.md installs them.
+[[ -x .venv-lambda/bin/cargo-lambda ]] || { python3 -m venv .venv-lambda; .venv-lambda/bin/pip install -q cargo-lambda ziglang; }
+PATH="$PWD/.venv-lambda/bin:$PATH" cargo lambda build --release --bin hub-lambda
 
 [[ -x .venv/bin/python ]] || { python3 -m venv .venv; .venv/bin/pip install -q -r tests/requirements.txt; }
 (cd tests/aws && npm ci --no-audit --no-fund --loglevel=error)
@@ -76,12 +80,12 @@ PY
 
 results=()
 for f in "${funcs[@]}"; do
-  bin="target/lambda-zip/$f"
+  bin="target/lambda/hub-lambda/bootstrap"
   size=$(stat -c %s "$bin")
   zip=$(.venv/bin/python -c "import io,zipfile,sys; b=io.BytesIO(); z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED); z.write(sys.argv[1],'bootstrap'); z.close(); print(len(b.getvalue()))" "$bin")
   # Five cold starts each (a new process every time); the report takes medians.
   runs=()
-  for _ in 1 2 3 4 5; do runs+=("$(.venv/bin/python bench/runtime_stub.py "$tmp/$f.json" -- "$bin")"); done
+  for _ in 1 2 3 4 5; do runs+=("$(HUB_FUNCTION="$f" .venv/bin/python bench/runtime_stub.py "$tmp/$f.json" -- "$bin")"); done
   results+=("{\"function\": \"$f\", \"binary_bytes\": $size, \"zip_bytes\": $zip, \"runs\": [$(IFS=,; echo "${runs[*]}")]}")
 done
 mkdir -p bench/results

@@ -31,9 +31,20 @@ if [[ ! -x .venv-sam/bin/sam ]]; then
 fi
 if [[ -x .venv-sam/bin/sam ]]; then
   SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml --region us-east-1
+  echo "== sam build builds the one binary once for every function (SAM's build graph; nothing compiled)"
+  tests/aws/sam-build-once.sh .venv-sam/bin/sam
+  echo "== resources after the SAM transform (at most 330; samtranslator from aws-sam-cli)"
+  .venv-sam/bin/python tests/aws/template_resources.py template.yaml
 else
   echo "SKIPPED: aws-sam-cli did not install (no PyPI?); cfn-lint above still checked the template" >&2
 fi
+
+echo "== checkov on template.yaml (PyPI, in its own venv; no failed check: fixed, or suppressed in the template with the reason)"
+if [[ ! -x .venv-checkov/bin/checkov ]]; then
+  python3 -m venv .venv-checkov
+  timeout 900 .venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov
+fi
+.venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -65,6 +76,14 @@ echo "== the API contract: schemathesis against hub serve's /openapi.json (loopb
 cargo build --quiet -p hub-functions --bin hub
 tests/contract/schemathesis.sh target/debug/hub
 
+echo "== the FHIR R4 facade: everything the sandbox serves validated with fhir.resources (FHIR 4.0.1; own venv: pydantic 1)"
+if [[ ! -x .venv-fhir/bin/python ]]; then python3 -m venv .venv-fhir; fi
+.venv-fhir/bin/pip install --quiet --disable-pip-version-check -r tests/fhir/requirements.txt
+cargo build --quiet -p hub-functions --bin hub
+.venv-fhir/bin/python tests/fhir/validate.py target/debug/hub
+echo "== the TypeScript client (clients/typescript): types current with hub openapi, node's test runner against hub serve, npm pack"
+(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run check-generated && npm test && npm pack --dry-run --silent >/dev/null)
+
 echo "== the dashboard in a browser (Playwright for Python, Debian's chromium)"
 if [[ ! -x /usr/bin/chromium ]]; then
   # Playwright's own browser download is not used; Debian's chromium is.
@@ -75,5 +94,12 @@ fi
 cargo build --quiet -p hub-functions --bin hub
 .venv/bin/python tests/browser/dashboard.py target/debug/hub
 
+echo "== the API reference (/docs) in a browser: Redoc, embedded, under its policy, every resource"
+scripts/vendor-redoc.sh --check
+.venv/bin/python tests/browser/docs.py target/debug/hub
+
 echo "== CORS in a browser: a web form on another origin posts with a publishable key"
 .venv/bin/python tests/browser/cors.py target/debug/hub
+
+echo "== the booking widget (/widget.js) on another origin: books, tells the host page, 360 px, keyboard"
+.venv/bin/python tests/browser/widget.py target/debug/hub

@@ -1,7 +1,8 @@
 //! The deployment files stay in step with the route table: template.yaml
-//! and functions/lambda are exactly what `hub generate` produces, every
-//! reference in the template names something the template defines, and
-//! every function's binary exists. (cfn-lint checks the rest; it runs in
+//! and the sample events are exactly what `hub generate` produces, every
+//! function runs the one binary with the same build settings (so `sam
+//! build` builds it once) and names a function the binary knows, every
+//! reference in the template names something the template defines. (cfn-lint checks the rest; it runs in
 //! scripts/test.sh.)
 
 use std::collections::BTreeSet;
@@ -24,33 +25,10 @@ fn generated_files_match_the_route_table() {
         hub::deploy::sam_template(),
         "template.yaml is {STALE}"
     );
-    assert_eq!(
-        read("functions/lambda/Cargo.toml"),
-        hub::deploy::cargo_toml(),
-        "functions/lambda/Cargo.toml is {STALE}"
-    );
-    let wanted = hub::deploy::binaries();
-    for (name, src) in &wanted {
-        assert_eq!(
-            &read(&format!("functions/lambda/src/bin/{name}.rs")),
-            src,
-            "{name}.rs is {STALE}"
-        );
-    }
-    let present: BTreeSet<String> = std::fs::read_dir(root().join("functions/lambda/src/bin"))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            e.path()
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .map(String::from)
-        })
-        .collect();
-    let expected: BTreeSet<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
-    assert_eq!(
-        present, expected,
-        "functions/lambda/src/bin holds exactly one binary per function"
+    let expected: BTreeSet<String> = hub::deploy::functions().into_iter().collect();
+    assert!(
+        !root().join("functions/lambda/src/bin").exists(),
+        "no per-route binaries: every function runs functions/lambda/src/main.rs"
     );
     for (name, event) in hub::deploy::sample_events() {
         assert_eq!(
@@ -99,7 +77,7 @@ fn template_routes_are_the_route_table() {
 }
 
 #[test]
-fn every_reference_resolves_and_every_binary_exists() {
+fn every_reference_resolves_and_the_binary_exists() {
     let t = read("template.yaml");
     // Top-level names under Parameters: and Resources:.
     let mut defined: BTreeSet<String> = [
@@ -108,6 +86,7 @@ fn every_reference_resolves_and_every_binary_exists() {
         "AWS::StackName",
         "AWS::Partition",
         "AWS::URLSuffix",
+        "AWS::NoValue",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -158,10 +137,140 @@ fn every_reference_resolves_and_every_binary_exists() {
             "`{r}` is referenced but not defined in template.yaml"
         );
     }
-    for l in t.lines() {
-        if let Some(bin) = l.trim().strip_prefix("Binary: ") {
-            let path = root().join(format!("functions/lambda/src/bin/{bin}.rs"));
-            assert!(path.exists(), "function binary {bin} missing");
+    let manifest = read("functions/lambda/Cargo.toml");
+    assert!(
+        manifest.contains(&format!("name = \"{}\"", hub::deploy::BINARY)),
+        "functions/lambda builds the binary the template names"
+    );
+}
+
+/// Every function of the template: its logical id, its `Metadata` block
+/// and the `HUB_FUNCTION` it sets.
+fn template_functions(t: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<&str> = t.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim() != "Type: AWS::Serverless::Function" {
+            continue;
         }
+        let id = lines[i - 1].trim().trim_end_matches(':').to_string();
+        let body: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("   ") || l.is_empty())
+            .copied()
+            .collect();
+        let metadata: Vec<&str> = body
+            .iter()
+            .skip_while(|l| l.trim() != "Metadata:")
+            .take_while(|l| l.trim() != "Properties:")
+            .copied()
+            .collect();
+        let function = body
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("HUB_FUNCTION: "))
+            .unwrap_or_else(|| panic!("{id} sets no HUB_FUNCTION"))
+            .to_string();
+        out.push((id, metadata.join("\n"), function));
     }
+    out
+}
+
+#[test]
+fn one_build_for_every_function_and_each_names_a_known_function() {
+    let t = read("template.yaml");
+    let functions = template_functions(&t);
+    assert_eq!(functions.len(), hub::deploy::functions().len());
+    let first = &functions[0].1;
+    assert!(
+        first.contains(&format!("Binary: {}", hub::deploy::BINARY))
+            && first.contains("BuildMethod: rust-cargolambda"),
+        "{first}"
+    );
+    let mut named = BTreeSet::new();
+    for (id, metadata, function) in &functions {
+        assert_eq!(
+            metadata, first,
+            "{id}: the same build settings as every function (SAM builds them once)"
+        );
+        assert!(
+            hub::lambda::function(Some(function)).is_ok(),
+            "{id}: HUB_FUNCTION {function} is not a function of the binary"
+        );
+        assert!(named.insert(function.clone()), "{function} named twice");
+    }
+    let expected: BTreeSet<String> = hub::deploy::functions().into_iter().collect();
+    assert_eq!(named, expected, "one function per route and worker");
+    // Nothing per function that would split the build.
+    for line in [
+        "CodeUri: .",
+        "Handler: bootstrap",
+        "Runtime: provided.al2023",
+    ] {
+        assert_eq!(
+            t.matches(line).count(),
+            if line == "CodeUri: ." {
+                functions.len()
+            } else {
+                1
+            },
+            "`{line}`: set once in Globals (or the same in every function)"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_or_missing_function_name_is_refused_with_a_clear_message() {
+    use hub::lambda::{function, Function};
+    assert_eq!(
+        function(Some("patients-list")),
+        Ok(Function::Http("patients-list"))
+    );
+    assert_eq!(function(Some("stream-fanout")), Ok(Function::Fanout));
+    assert_eq!(function(Some("webhook-delivery")), Ok(Function::Delivery));
+    assert_eq!(function(Some("purchase-expiry")), Ok(Function::Expiry));
+    let e = function(Some("patients-lst")).unwrap_err();
+    assert!(
+        e.contains("HUB_FUNCTION=`patients-lst` names no function"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `patients-list`?"), "{e}");
+    let e = function(None).unwrap_err();
+    assert!(e.contains("HUB_FUNCTION is not set"), "{e}");
+    assert!(function(Some("")).is_err());
+}
+
+#[test]
+fn only_the_routes_that_enqueue_may_send_to_the_queue() {
+    use hub::deploy::{route_role, Role, QUEUE_ROUTES};
+    let routes = hub::api::routes();
+    for name in QUEUE_ROUTES {
+        let r = routes
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("{name} is not a route"));
+        assert_eq!(route_role(r), Role::WriteQueue, "{name}");
+    }
+    let queued = routes
+        .iter()
+        .filter(|r| route_role(r) == Role::WriteQueue)
+        .count();
+    assert_eq!(queued, QUEUE_ROUTES.len());
+    // Every handler that sends to the queue itself is one of QUEUE_ROUTES.
+    let mut uses = 0;
+    for entry in std::fs::read_dir(root().join("shared/src/resources")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        uses += text.matches("need_queue(ctx)").count();
+    }
+    assert_eq!(
+        uses,
+        QUEUE_ROUTES.len(),
+        "a handler enqueues that QUEUE_ROUTES does not name"
+    );
+    let keys = routes
+        .iter()
+        .filter(|r| route_role(r) == Role::Keys)
+        .map(|r| r.name)
+        .collect::<Vec<_>>();
+    assert!(keys.iter().all(|n| n.starts_with("api-keys-")), "{keys:?}");
+    assert!(keys.contains(&"api-keys-create") && keys.contains(&"api-keys-roll"));
 }

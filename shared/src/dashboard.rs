@@ -10,16 +10,15 @@
 //! origin only, no framing, and Trusted Types required, so an assignment of
 //! a string to `innerHTML` throws instead of parsing markup.
 
-use crate::api::Response;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use bytes::Bytes;
 use http::HeaderMap;
 use std::sync::OnceLock;
 
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static str,
+pub(crate) struct Asset {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static str,
 }
 
 macro_rules! asset {
@@ -57,36 +56,70 @@ require-trusted-types-for 'script'; trusted-types 'none'";
 
 fn etags() -> &'static [String] {
     static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
-    ETAGS.get_or_init(|| {
-        ASSETS
+    ETAGS.get_or_init(|| etags_of(ASSETS))
+}
+
+/// An ETag per file: a digest of its content.
+pub(crate) fn etags_of(assets: &[Asset]) -> Vec<String> {
+    assets
+        .iter()
+        .map(|a| {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(a.body.as_bytes());
+            let hex = crate::ids::hex(&digest[..12]);
+            format!("\"{hex}\"")
+        })
+        .collect()
+}
+
+/// A file as it is sent: the API turns it into its response (the
+/// dashboard knows nothing of the API's types).
+#[derive(Debug)]
+pub struct File {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl File {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
             .iter()
-            .map(|a| {
-                let digest = <sha2::Sha256 as sha2::Digest>::digest(a.body.as_bytes());
-                let hex = crate::ids::hex(&digest[..12]);
-                format!("\"{hex}\"")
-            })
-            .collect()
-    })
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// `GET /dashboard` (the page) or `GET /dashboard/{file}`.
-pub fn serve(file: Option<&str>, headers: &HeaderMap) -> ApiResult<Response> {
+pub fn serve(file: Option<&str>, headers: &HeaderMap) -> ApiResult<File> {
+    serve_static("dashboard", ASSETS, etags(), CSP, file, headers)
+}
+
+/// A file of a set of embedded ones (`index.html` by default), with its
+/// policy, an ETag of its content and a 304 for a fresh `If-None-Match`.
+pub(crate) fn serve_static(
+    what: &str,
+    assets: &'static [Asset],
+    etags: &[String],
+    csp: &str,
+    file: Option<&str>,
+    headers: &HeaderMap,
+) -> ApiResult<File> {
     let name = file.unwrap_or("index.html");
-    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
+    let Some(i) = assets.iter().position(|a| a.name == name) else {
         return Err(ApiError::new(
             ErrorKind::NotFound,
             format!(
-                "The dashboard has no file `{}`.",
+                "The {what} has no file `{}`.",
                 crate::query::qs::truncate(name)
             ),
         ));
     };
-    let (asset, etag) = (&ASSETS[i], &etags()[i]);
-    let mut out = Response {
+    let (asset, etag) = (&assets[i], &etags[i]);
+    let mut out = File {
         status: 200,
         headers: vec![
             ("content-type", asset.content_type.into()),
-            ("content-security-policy", CSP.into()),
+            ("content-security-policy", csp.into()),
             ("x-frame-options", "DENY".into()),
             ("x-content-type-options", "nosniff".into()),
             ("referrer-policy", "no-referrer".into()),

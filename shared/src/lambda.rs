@@ -1,5 +1,5 @@
-//! The AWS Lambda side: non-generic runners that every function binary
-//! calls (so a change here relinks quickly), and the handlers they run —
+//! The AWS Lambda side: the one binary's `main` (the function named in
+//! `HUB_FUNCTION`), its runners, and the handlers they run —
 //! the same `App`, fan-out and delivery code as `hub serve`, over DynamoDB
 //! and SQS. API route functions run on `lambda_http`, so an API Gateway
 //! REST API (payload 1.0), HTTP API (2.0), Function URL or Application Load
@@ -355,7 +355,6 @@ pub async fn deployment() -> Result<Deployment, String> {
 /// The one runtime of a function: init (clients, warm-up) and every
 /// invocation run on it, so the connections opened at init are reused.
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    crate::log::init_lambda();
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -406,9 +405,74 @@ where
     .await
 }
 
+/// The environment variable each function of the one Lambda build names
+/// itself in (the template sets it): a route's name (`patients-list`) or
+/// one of [`crate::deploy::FANOUT`], [`crate::deploy::DELIVERY`],
+/// [`crate::deploy::EXPIRY`].
+pub const FUNCTION_ENV: &str = "HUB_FUNCTION";
+
+/// What one function of the build runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// An API route (also `/health`, `/openapi.json`, the dashboard's).
+    Http(&'static str),
+    Fanout,
+    Delivery,
+    Expiry,
+}
+
+/// The function a `HUB_FUNCTION` value names; the error is the log line
+/// an unknown or missing name stops the function with.
+pub fn function(name: Option<&str>) -> Result<Function, String> {
+    use crate::deploy::{DELIVERY, EXPIRY, FANOUT};
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Err(format!(
+            "{FUNCTION_ENV} is not set: the template names each function's route in it \
+             (e.g. patients-list, or {FANOUT}, {DELIVERY}, {EXPIRY}); stopping"
+        ));
+    };
+    match name {
+        FANOUT => return Ok(Function::Fanout),
+        DELIVERY => return Ok(Function::Delivery),
+        EXPIRY => return Ok(Function::Expiry),
+        _ => {}
+    }
+    if let Some(r) = crate::api::routes().iter().find(|r| r.name == name) {
+        return Ok(Function::Http(r.name));
+    }
+    let names = crate::deploy::functions();
+    let hint = crate::domain::nearest(name, names.iter().map(String::as_str))
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
+    Err(format!(
+        "{FUNCTION_ENV}=`{name}` names no function of this build (a route's name, or \
+         {FANOUT}, {DELIVERY}, {EXPIRY}){hint}; the template and the build are out of step \
+         (`hub generate`, then build and deploy again); stopping"
+    ))
+}
+
+/// The `main` of every function of the one Lambda build: the function
+/// named by `HUB_FUNCTION`, checked before anything else starts (an
+/// unknown name is one error log line and a failed init).
+pub fn main() -> ExitCode {
+    crate::log::init_lambda();
+    let name = std::env::var(FUNCTION_ENV).ok();
+    match function(name.as_deref()) {
+        Ok(Function::Http(route)) => main_http(route),
+        Ok(Function::Fanout) => main_fanout(),
+        Ok(Function::Delivery) => main_delivery(),
+        Ok(Function::Expiry) => main_expiry(),
+        Err(e) => {
+            crate::log::error("lambda", &e);
+            crate::log::flush();
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The `main` of an API route function (and of `/health`, `/openapi.json`
 /// and the dashboard's).
-pub fn main_http(route: &'static str) -> ExitCode {
+fn main_http(route: &'static str) -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -427,7 +491,7 @@ pub fn main_http(route: &'static str) -> ExitCode {
 }
 
 /// The `main` of the stream fan-out function.
-pub fn main_fanout() -> ExitCode {
+fn main_fanout() -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -450,7 +514,7 @@ pub fn main_fanout() -> ExitCode {
 /// The `main` of the scheduled expiry function (EventBridge, every minute):
 /// purchases past their `expiresAt` expire, and their patients' statuses
 /// with them.
-pub fn main_expiry() -> ExitCode {
+fn main_expiry() -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -479,7 +543,7 @@ pub async fn handle_expiry(store: &dyn Store) -> Value {
 }
 
 /// The `main` of the delivery function.
-pub fn main_delivery() -> ExitCode {
+fn main_delivery() -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -497,4 +561,52 @@ pub fn main_delivery() -> ExitCode {
         })
         .await
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request's log line is written within its invocation: by the time
+    /// `lambda_http` has the response (and the runtime posts it, after which
+    /// the environment may be frozen), the line is out, on the Lambda
+    /// subscriber, which writes and flushes in place.
+    #[test]
+    fn the_request_line_is_written_before_the_invocation_ends() {
+        let dir = std::env::temp_dir().join(format!("hub-lambda-log-{}", crate::ids::ulid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::store::embedded::EmbeddedStore::open(&dir, crate::resources::kinds())
+            .expect("open store");
+        let app = App::new(Arc::new(store), Config::default());
+        let events = crate::deploy::sample_events();
+        let event = |name: &str| {
+            events
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, e)| e.clone())
+                .unwrap()
+        };
+        for (route, request_id, status) in [
+            ("health", "lambda-req-health", 200),
+            ("patients-list", "lambda-req-patients", 401),
+        ] {
+            let (answer, written) = crate::log::capture_lambda(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(invoke_http(&app, event(route), request_id))
+                    .unwrap()
+            });
+            assert_eq!(answer["statusCode"], status, "{answer}");
+            let line = written
+                .lines()
+                .find(|l| l.contains(&format!("requestId={request_id}")))
+                .unwrap_or_else(|| {
+                    panic!("no line for {route} by the end of its invocation: {written:?}")
+                });
+            assert!(line.contains(&format!("status={status}")), "{line}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

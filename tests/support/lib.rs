@@ -145,7 +145,26 @@ impl Resp {
             "unexpected status; body: {}",
             self.body
         );
-        if status >= 400 {
+        if status >= 400 && self.body["resourceType"] == "OperationOutcome" {
+            // The FHIR facade's errors: the same name, message and event id.
+            let (name, message) = error_parts(&self.body);
+            assert!(
+                !name.is_empty() && !message.is_empty(),
+                "OperationOutcome without details or diagnostics: {}",
+                self.body
+            );
+            assert!(
+                self.body["id"].as_str().is_some_and(|s| s.len() == 36),
+                "OperationOutcome without the event id: {}",
+                self.body
+            );
+            assert_eq!(
+                self.header("content-type"),
+                Some("application/fhir+json"),
+                "{}",
+                self.body
+            );
+        } else if status >= 400 {
             assert!(
                 self.body["name"].is_string(),
                 "error without name: {}",
@@ -167,9 +186,26 @@ impl Resp {
     #[track_caller]
     pub fn expect_error(&self, status: u16, name: &str) -> &Self {
         self.expect(status);
-        assert_eq!(self.body["name"], name, "body: {}", self.body);
+        assert_eq!(error_parts(&self.body).0, name, "body: {}", self.body);
         self
     }
+}
+
+/// An error's name and message, from `/v1`'s envelope or the FHIR facade's
+/// OperationOutcome (`issue[0].details.text`, `issue[0].diagnostics`).
+pub fn error_parts(body: &Value) -> (String, String) {
+    let (name, message) = if body["resourceType"] == "OperationOutcome" {
+        (
+            &body["issue"][0]["details"]["text"],
+            &body["issue"][0]["diagnostics"],
+        )
+    } else {
+        (&body["name"], &body["message"])
+    };
+    (
+        name.as_str().unwrap_or_default().to_string(),
+        message.as_str().unwrap_or_default().to_string(),
+    )
 }
 
 #[derive(Clone)]

@@ -38,7 +38,12 @@ USAGE:
     hub table backfill --table NAME [--endpoint-url URL] (once, after upgrading a table made before the index entries; resumable)
     hub keys roll --org ID --mode test|live --type secret|publishable [--expires-in-hours 0-12] [--json]
                   [--data DIR | --table NAME [--endpoint-url URL]]   (a new key, e.g. when the only secret key is lost)
-    hub generate [--root DIR]   (write template.yaml and functions/lambda from the route table)
+    hub smoke --url URL --key KEY [--webhook-url URL]
+                  (a deployed API end to end: creates, reads, lists and deletes a patient; with
+                   --webhook-url, sends a webhook test event there; each step's status and time;
+                   exit 1 on any failure)
+    hub generate [--root DIR]   (write template.yaml and events/ from the route table)
+    hub openapi   (print the OpenAPI document, as GET /openapi.json answers it)
     hub events fill [--out events/local] [--name NAME] [--data DIR | --table NAME [--endpoint-url URL]]
                   (a new sandbox organization; the sample events with its real test key and ids)
 
@@ -132,6 +137,13 @@ fn main() -> ExitCode {
         ["table", "backfill"] => rt.block_on(table_backfill(args)),
         ["keys", "roll"] => rt.block_on(keys_roll(args)),
         ["events", "fill"] => rt.block_on(events_fill(args)),
+        ["smoke", rest @ ..] => {
+            args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
+            rt.block_on(smoke(args))
+        }
+        ["openapi"] => args.done().map(|()| {
+            println!("{:#}", hub::api::openapi::document());
+        }),
         ["generate", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
             generate(args)
@@ -148,33 +160,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// `hub smoke`: the steps as they finish, then a summary; an error when any failed.
+async fn smoke(mut args: Args) -> Result<(), String> {
+    let url = args
+        .value("--url")?
+        .ok_or("--url URL is required (the ApiUrl output)")?;
+    let key = args
+        .value("--key")?
+        .ok_or("--key KEY is required (a secret key, e.g. from hub org create)")?;
+    let webhook = args.value("--webhook-url")?;
+    args.done()?;
+    let started = std::time::Instant::now();
+    let mut steps = 0usize;
+    let ok = hub::smoke::run(&url, &key, webhook.as_deref(), &mut |step| {
+        steps += 1;
+        println!("{}", step.line());
+    })
+    .await?;
+    let took = started.elapsed().as_secs_f64();
+    if ok {
+        println!("smoke test passed: {steps} steps in {took:.2} s");
+        Ok(())
+    } else {
+        Err(format!("smoke test failed ({steps} steps in {took:.2} s)"))
+    }
+}
+
 /// Write the deployment files generated from the route table.
 fn generate(mut args: Args) -> Result<(), String> {
     let root = PathBuf::from(args.value("--root")?.unwrap_or_else(|| ".".into()));
     args.done()?;
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    let bin_dir = root.join("functions/lambda/src/bin");
-    std::fs::create_dir_all(&bin_dir).map_err(|e| io(&bin_dir, e))?;
-    let wanted = hub::deploy::binaries();
-    for entry in std::fs::read_dir(&bin_dir)
-        .map_err(|e| io(&bin_dir, e))?
-        .flatten()
-    {
-        let stale = entry
-            .path()
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .is_some_and(|n| !wanted.iter().any(|(w, _)| w == n));
-        if stale {
-            std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), e))?;
-        }
-    }
-    for (name, src) in &wanted {
-        let p = bin_dir.join(format!("{name}.rs"));
-        std::fs::write(&p, src).map_err(|e| io(&p, e))?;
-    }
-    let manifest = root.join("functions/lambda/Cargo.toml");
-    std::fs::write(&manifest, hub::deploy::cargo_toml()).map_err(|e| io(&manifest, e))?;
     let events = root.join("events");
     std::fs::create_dir_all(&events).map_err(|e| io(&events, e))?;
     for (name, event) in hub::deploy::sample_events()
@@ -190,8 +206,8 @@ fn generate(mut args: Args) -> Result<(), String> {
     let template = root.join("template.yaml");
     std::fs::write(&template, hub::deploy::sam_template()).map_err(|e| io(&template, e))?;
     println!(
-        "wrote {} function binaries, functions/lambda/Cargo.toml and template.yaml",
-        wanted.len()
+        "wrote template.yaml ({} functions, one build) and their sample events",
+        hub::deploy::functions().len()
     );
     Ok(())
 }
@@ -407,7 +423,7 @@ async fn keys_roll(mut args: Args) -> Result<(), String> {
     let store = store_from_args(&mut args).await?;
     args.done()?;
     let tenant = hub::auth::Tenant::new(org, mode);
-    let (new, old) = hub::resources::api_keys::roll_standard(store.as_ref(), &tenant, kind, hours)
+    let (new, old) = hub::org::roll_key(store.as_ref(), &tenant, kind, hours)
         .await
         .map_err(|e| e.message)?;
     if as_json {
@@ -677,11 +693,29 @@ async fn serve(mut args: Args) -> Result<(), String> {
         }, std::thread::available_parallelism().map_or(2, |n| n.get())) => {
             r.map_err(|e| format!("cannot serve: {e}"))
         }
-        _ = tokio::signal::ctrl_c() => {
-            println!("Shutting down.");
+        signal = stop_signal() => {
+            println!("Shutting down ({signal}).");
             Ok(())
         }
     }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what service managers and containers send):
+/// either ends `hub serve` the same way, through `main`, which writes the
+/// log lines still waiting (`hub::log::flush`) before the process exits.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }
 
 /// `hub serve` over DynamoDB and SQS: what `--table` and its companions ask for.

@@ -11,6 +11,17 @@ use crate::schema::{Field, Ty};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
+/// What `domain::valid_phone` accepts: `+`, a first digit not 0 and 8 to
+/// 15 digits in all, or 6 to 15 digits; spaces, `-`, `.` and brackets
+/// between them; white space around.
+pub const PHONE_PATTERN: &str = r"^\s*(?:\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|[ ().-]*[0-9](?:[ ().-]*[0-9]){5,14})[ ().-]*\s*$";
+
+/// What `ids::has_prefix` accepts: the prefix, `_`, 26 Crockford base32
+/// characters (a time-ordered part).
+pub fn id_pattern(prefix: &str) -> String {
+    format!("^{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}$")
+}
+
 /// Which way a schema is used: what a client sends, or what it gets.
 #[derive(Clone, Copy, PartialEq)]
 enum Dir {
@@ -44,12 +55,14 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
             json!({"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"})
         }
         Ty::Email => json!({"type": "string", "format": "email", "maxLength": 254}),
-        Ty::Phone => json!({"type": "string", "pattern": "^\\+?[0-9 ().-]{6,30}$",
-            "description": "E.164 (+447700900123) or national digits (07700 900123)"}),
+        Ty::Phone => json!({"type": "string", "pattern": PHONE_PATTERN,
+            "description": "E.164 (+447700900123) or national digits (07700 900123)",
+            "examples": ["+447700900123"]}),
         Ty::Country => json!({"type": "string", "enum": crate::domain::countries::ALPHA3,
             "description": "ISO 3166-1 alpha-3"}),
         Ty::TimeZone => {
-            json!({"type": "string", "description": "IANA time zone, e.g. Europe/London"})
+            json!({"type": "string", "description": "IANA time zone, e.g. Europe/London",
+                "examples": ["Europe/London"]})
         }
         Ty::Currency => {
             json!({"type": "string", "enum": crate::domain::currencies::codes().collect::<Vec<_>>(),
@@ -57,20 +70,25 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         }
         Ty::LocalTime => {
             json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$",
-            "description": "Time of day, HH:MM (24-hour clock)"})
+            "description": "Time of day, HH:MM (24-hour clock)", "examples": ["09:00"]})
         }
         Ty::Url => json!({"type": "string", "format": "uri", "maxLength": 2048}),
         Ty::Ref(target) => {
             let prefix = crate::resources::by_path(target)
                 .map(|r| r.prefix)
                 .unwrap_or("");
-            json!({"type": "string", "pattern": format!("^{prefix}_"), "maxLength": 64,
+            json!({"type": "string", "pattern": id_pattern(prefix),
                 "description": format!("The id of a {}", crate::resources::by_path(target).map_or(*target, |r| r.label))})
         }
         Ty::Enum(values) => json!({"type": "string", "enum": values}),
         Ty::Object(fields) => object_schema(&[fields], dir, false),
         Ty::Array(inner, max) => {
-            json!({"type": "array", "items": ty_schema(inner, dir), "maxItems": max})
+            // Items are validated as required values (a string not blank).
+            let mut items = ty_schema(inner, dir);
+            if dir == Dir::In {
+                non_empty(inner, &mut items);
+            }
+            json!({"type": "array", "items": items, "maxItems": max})
         }
         Ty::Metadata => {
             json!({"type": "object", "maxProperties": MAX_METADATA_KEYS,
@@ -78,6 +96,15 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         }
         Ty::Json => json!({"type": "object",
             "description": format!("Any JSON object (at most {MAX_JSON_BYTES} bytes).")}),
+    }
+}
+
+/// A required text is refused when blank: at least one character that is
+/// not white space.
+fn non_empty(ty: &Ty, s: &mut Value) {
+    if matches!(ty, Ty::Str | Ty::Text | Ty::LongText(_)) {
+        s["minLength"] = json!(1);
+        s["pattern"] = json!("\\S");
     }
 }
 
@@ -93,8 +120,16 @@ fn object_schema(sets: &[&[Field]], dir: Dir, patch: bool) -> Value {
             continue;
         }
         let mut s = ty_schema(&f.ty, dir);
+        if dir == Dir::In && f.required {
+            non_empty(&f.ty, &mut s);
+        }
         if patch && !f.required {
-            s = json!({"anyOf": [s, {"type": "null"}]});
+            // `null` removes the field: one more alternative (a date
+            // stays "RFC 3339, Unix milliseconds or null", not nested).
+            match s.get_mut("anyOf").and_then(Value::as_array_mut) {
+                Some(alts) => alts.push(json!({"type": "null"})),
+                None => s = json!({"anyOf": [s, {"type": "null"}]}),
+            }
         }
         s["description"] = json!(f.doc);
         if f.read_only {
@@ -243,8 +278,14 @@ fn build() -> Value {
             schemas.insert(format!("{name}Created"), output_schema(r, r.created_extra));
         }
         if !r.read_only {
-            schemas.insert(format!("{name}Create"), input_schema(r, true));
-            schemas.insert(format!("{name}Update"), input_schema(r, false));
+            let mut create = input_schema(r, true);
+            let mut update = input_schema(r, false);
+            if let Some(rules) = r.schema_rules {
+                rules(&mut create, true);
+                rules(&mut update, false);
+            }
+            schemas.insert(format!("{name}Create"), create);
+            schemas.insert(format!("{name}Update"), update);
         }
         for a in r.actions {
             if let Shape::Object { name, fields } = &a.response {
@@ -271,8 +312,8 @@ fn build() -> Value {
         }
     }));
     for route in routes() {
-        if route.op == Op::Dashboard {
-            // Static files of the dashboard (HTML), not an API operation.
+        if route.op.is_static() {
+            // Static files of the dashboard and the reference, not API operations.
             continue;
         }
         let op = operation(route);
@@ -297,6 +338,7 @@ fn build() -> Value {
         "info": {"title": "Practice Hub API", "version": "1.0.0", "description": "REST API with signed webhooks for clinics and booking businesses."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
+        "tags": tags(),
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "sk_test_…, pk_test_…, rk_test_…, sk_live_…, pk_live_…, rk_live_…"}},
@@ -307,10 +349,101 @@ fn build() -> Value {
     })
 }
 
+/// A FHIR interaction (crate::fhir): FHIR JSON in, OperationOutcome on errors.
+fn fhir_operation(route: &Route, mut op: Value) -> Value {
+    let fhir = |schema: Value| json!({"application/fhir+json": {"schema": schema}});
+    let any = json!({"type": "object", "required": ["resourceType"]});
+    op["tags"] = json!(["FHIR R4"]);
+    match route.op {
+        Op::FhirMetadata => {
+            op["summary"] = json!("The FHIR CapabilityStatement (no key needed)");
+            op["security"] = json!([]);
+            op["responses"]["200"] =
+                json!({"description": "CapabilityStatement", "content": fhir(any)});
+            return op;
+        }
+        Op::FhirRead(t) => {
+            op["summary"] = json!(format!("Read a FHIR {}", t.name));
+            op["parameters"] = json!([{"name": "id", "in": "path", "required": true,
+                "schema": {"type": "string", "maxLength": 1024},
+                "description": "The FHIR id (our id with `-` for `_`; both forms are found)."}]);
+            op["responses"]["200"] = json!({"description": t.name, "content": fhir(any.clone())});
+        }
+        Op::FhirSearch(t) => {
+            op["summary"] = json!(format!("Search FHIR {} (a searchset Bundle)", t.name));
+            let mut params: Vec<Value> = t
+                .params
+                .iter()
+                .map(|(n, _, d)| json!({"name": n, "in": "query", "schema": {"type": "string"}, "description": d}))
+                .collect();
+            params.push(json!({"name": "_count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}));
+            params.push(json!({"name": "_page", "in": "query", "schema": {"type": "string"}, "description": "The page a `next` link points at."}));
+            op["parameters"] = json!(params);
+            op["responses"]["200"] = json!({"description": "Bundle", "content": fhir(any.clone())});
+        }
+        _ => {}
+    }
+    for status in [400, 401, 403, 404, 429, 500] {
+        op["responses"][status.to_string()] =
+            json!({"description": "OperationOutcome", "content": fhir(any.clone())});
+    }
+    op
+}
+
+/// The group an operation is listed under in the reference: its resource
+/// (`Appointment types`), a view (`Availability`) or the service itself.
+fn tag_of(route: &Route) -> String {
+    match (route.resource, route.op) {
+        (Some(r), _) => upper_first(&plural(r.label)),
+        (None, Op::View(v)) => upper_first(v.path),
+        (None, Op::Organization) => "Organization".into(),
+        (None, Op::FhirMetadata | Op::FhirRead(_) | Op::FhirSearch(_)) => "FHIR R4".into(),
+        _ => "Service".into(),
+    }
+}
+
+fn plural(label: &str) -> String {
+    if label.ends_with('s') {
+        format!("{label}es")
+    } else if let Some(stem) = label
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'o']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{label}s")
+    }
+}
+
+/// Every tag, in route order, with what it is.
+fn tags() -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for route in routes().iter().filter(|r| !r.op.is_static()) {
+        let name = tag_of(route);
+        if out.iter().any(|t| t["name"] == name.as_str()) {
+            continue;
+        }
+        let description = match (route.resource, route.op) {
+            (Some(r), _) => r.description,
+            (None, Op::View(v)) => v.summary,
+            (None, Op::Organization) => "The organization an API key belongs to.",
+            (None, Op::FhirMetadata | Op::FhirRead(_) | Op::FhirSearch(_)) => {
+                "A read-only FHIR R4 view of the same records (docs/fhir.md)."
+            }
+            _ => "Liveness and this document.",
+        };
+        out.push(json!({"name": name, "description": description}));
+    }
+    Value::Array(out)
+}
+
 fn operation(route: &Route) -> Value {
-    let mut op = json!({"operationId": route.name, "responses": {}});
+    let mut op = json!({"operationId": route.name, "tags": [tag_of(route)], "responses": {}});
     if let Op::View(v) = route.op {
         return view_operation(route, v, op);
+    }
+    if let Op::FhirMetadata | Op::FhirRead(_) | Op::FhirSearch(_) = route.op {
+        return fhir_operation(route, op);
     }
     let Some(r) = route.resource else {
         match route.op {
@@ -322,7 +455,8 @@ fn operation(route: &Route) -> Value {
                     "properties": {"status": {"type": "string", "enum": ["ok"]}}}))});
             }
             Op::Organization => {
-                op["summary"] = json!("The organization of the key (secret or restricted keys)");
+                op["summary"] = json!("The organization of the key");
+                op["description"] = json!("Secret keys, and restricted keys with the `organization` permission (`read`; `write` implies it). A publishable key, or a restricted key without it, gets 403.");
                 let mut ok = json!({"description": "The organization", "content": json_content(reference("Organization"))});
                 for h in [
                     "RateLimit-Limit",
@@ -419,9 +553,16 @@ fn operation(route: &Route) -> Value {
                 json!({"description": "Done", "content": json_content(schema)}),
             )
         }
-        Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
-            unreachable_shape()
-        }
+        Op::Health
+        | Op::OpenApi
+        | Op::View(_)
+        | Op::Organization
+        | Op::Dashboard
+        | Op::FhirMetadata
+        | Op::FhirRead(_)
+        | Op::FhirSearch(_)
+        | Op::Docs
+        | Op::Widget => unreachable_shape(),
     };
     if route.method == http::Method::POST {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
@@ -533,12 +674,25 @@ fn view_operation(route: &Route, v: &crate::resources::View, mut op: Value) -> V
             json!({"name": f.name, "in": "query", "required": f.required, "schema": schema, "description": f.doc})
         })
         .collect();
+    let mut params = params;
+    params.extend([
+        json!({"name": "$limit", "in": "query", "schema": {"type": "integer", "minimum": 0},
+            "description": "Items per page (default 10, at most 100; more is clamped)."}),
+        json!({"name": "$after", "in": "query", "schema": {"type": "string"},
+            "description": "A `next` cursor: the page after it (same other parameters)."}),
+        json!({"name": "$before", "in": "query", "schema": {"type": "string"},
+            "description": "A `prev` cursor: the page before it (same other parameters)."}),
+    ]);
     op["parameters"] = json!(params);
-    let mut ok = json!({"description": "The items", "content": json_content(json!({
-        "type": "object", "required": ["object", "data"], "additionalProperties": false,
+    let mut ok = json!({"description": "A page of the items", "headers": {"Link": header_ref("Link")},
+        "content": json_content(json!({
+        "type": "object", "required": ["object", "data", "limit", "next", "prev"], "additionalProperties": false,
         "properties": {
             "object": {"type": "string", "enum": ["list"]},
-            "data": {"type": "array", "items": reference(v.item_name)}
+            "data": {"type": "array", "items": reference(v.item_name)},
+            "limit": {"type": "integer", "minimum": 0, "maximum": crate::query::MAX_LIMIT},
+            "next": {"type": ["string", "null"], "description": "Cursor of the next page (`$after`)."},
+            "prev": {"type": ["string", "null"], "description": "Cursor of the previous page (`$before`)."}
         }
     }))});
     for h in [
@@ -705,7 +859,7 @@ mod tests {
     #[test]
     fn every_route_is_documented() {
         let doc = document();
-        for r in routes().iter().filter(|r| r.op != Op::Dashboard) {
+        for r in routes().iter().filter(|r| !r.op.is_static()) {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             if r.access().is_some() {

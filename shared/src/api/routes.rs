@@ -26,6 +26,23 @@ pub enum Op {
     Organization,
     /// The developer dashboard's static files (crate::dashboard); not an API operation.
     Dashboard,
+    /// `GET /fhir/R4/metadata`: the FHIR CapabilityStatement (no key needed).
+    FhirMetadata,
+    /// `GET /fhir/R4/{Type}/{id}`: a FHIR read (crate::fhir).
+    FhirRead(&'static crate::api::fhir::FhirType),
+    /// `GET /fhir/R4/{Type}`: a FHIR search, a searchset Bundle.
+    FhirSearch(&'static crate::api::fhir::FhirType),
+    /// The API reference's static files (crate::docs); not an API operation.
+    Docs,
+    /// `GET /widget.js`: the booking widget (crate::widget); not an API operation.
+    Widget,
+}
+
+impl Op {
+    /// A static file (dashboard, reference, widget), not an API operation.
+    pub fn is_static(&self) -> bool {
+        matches!(self, Op::Dashboard | Op::Docs | Op::Widget)
+    }
 }
 
 #[derive(Debug)]
@@ -82,7 +99,52 @@ pub fn routes() -> &'static [Route] {
                 op: Op::Dashboard,
                 resource: None,
             },
+            Route {
+                name: "docs",
+                method: Method::GET,
+                path: "/docs",
+                op: Op::Docs,
+                resource: None,
+            },
+            Route {
+                name: "docs-files",
+                method: Method::GET,
+                path: "/docs/{file}",
+                op: Op::Docs,
+                resource: None,
+            },
+            Route {
+                name: "widget",
+                method: Method::GET,
+                path: "/widget.js",
+                op: Op::Widget,
+                resource: None,
+            },
         ];
+        out.push(Route {
+            name: "fhir-metadata",
+            method: Method::GET,
+            path: "/fhir/R4/metadata",
+            op: Op::FhirMetadata,
+            resource: None,
+        });
+        for t in crate::api::fhir::TYPES {
+            let lower = t.name.to_ascii_lowercase();
+            out.push(Route {
+                name: leak(format!("fhir-{lower}-search")),
+                method: Method::GET,
+                path: leak(format!("/fhir/R4/{}", t.name)),
+                op: Op::FhirSearch(t),
+                resource: None,
+            });
+            out.push(Route {
+                name: leak(format!("fhir-{lower}-read")),
+                method: Method::GET,
+                path: leak(format!("/fhir/R4/{}/{{id}}", t.name)),
+                op: Op::FhirRead(t),
+                resource: None,
+            });
+        }
         for v in crate::resources::views() {
             out.push(Route {
                 name: v.path,
@@ -142,6 +204,9 @@ impl PartialEq for Op {
     fn eq(&self, other: &Op) -> bool {
         match (self, other) {
             (Op::View(a), Op::View(b)) => std::ptr::eq(*a, *b),
+            (Op::FhirRead(a), Op::FhirRead(b)) | (Op::FhirSearch(a), Op::FhirSearch(b)) => {
+                a.name == b.name
+            }
             (Op::Action(a), Op::Action(b)) | (Op::SubList(a), Op::SubList(b)) => a == b,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
@@ -153,6 +218,13 @@ impl Eq for Op {}
 impl Route {
     /// What a key needs to call this route (none for health and OpenAPI).
     pub fn access(&self) -> Option<Access> {
+        if let Op::Organization = self.op {
+            return Some(Access {
+                resource: crate::auth::ORGANIZATION_PERMISSION,
+                level: Level::Read,
+                publishable: false,
+            });
+        }
         if let Op::View(v) = self.op {
             return Some(Access {
                 resource: v.access,
@@ -160,14 +232,28 @@ impl Route {
                 publishable: v.publishable,
             });
         }
+        if let Op::FhirRead(t) | Op::FhirSearch(t) = self.op {
+            return Some(Access {
+                resource: t.access,
+                level: Level::Read,
+                publishable: t.publishable,
+            });
+        }
         let r = self.resource?;
         let (level, publishable) = match self.op {
             Op::List | Op::Get | Op::SubList(_) => (Level::Read, r.publishable.read),
             Op::Create => (Level::Write, r.publishable.create),
             Op::Update | Op::Delete | Op::Action(_) => (Level::Write, false),
-            Op::Health | Op::OpenApi | Op::View(_) | Op::Organization | Op::Dashboard => {
-                return None
-            }
+            Op::Health
+            | Op::OpenApi
+            | Op::View(_)
+            | Op::Organization
+            | Op::Dashboard
+            | Op::FhirMetadata
+            | Op::FhirRead(_)
+            | Op::FhirSearch(_)
+            | Op::Docs
+            | Op::Widget => return None,
         };
         Some(Access {
             resource: r.path,

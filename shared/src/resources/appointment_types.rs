@@ -32,6 +32,11 @@ impl Rules for TypeRules {
     }
 }
 
+/// `durationMinutes` in steps of 5.
+fn schema_rules(s: &mut Value, _create: bool) {
+    crate::schema::property(s, "durationMinutes")["multipleOf"] = serde_json::json!(5);
+}
+
 pub static RESOURCE: Resource = Resource {
     path: "appointment-types",
     object: "appointmentType",
@@ -81,5 +86,6 @@ pub static RESOURCE: Resource = Resource {
     description: "Something a patient can book: a hearing test, a fitting, a class.",
     lookups: &[Lookup::eq("name")],
     rules: &TypeRules,
+    schema_rules: Some(schema_rules),
     ..Resource::CRUD
 };

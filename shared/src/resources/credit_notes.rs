@@ -70,7 +70,11 @@ pub static RESOURCE: Resource = Resource {
             "In the currency's smallest unit (> 0, at most the invoice's balance).",
         )
         .required(),
-        Field::new("currency", Ty::Currency, "Must be the invoice's.").required(),
+        Field::new(
+            "currency",
+            Ty::Currency,
+            "The invoice's (the default; another is refused).",
+        ),
         Field::new(
             "reason",
             Ty::Text,

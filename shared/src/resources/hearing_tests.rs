@@ -124,6 +124,15 @@ impl Rules for HearingTestRules {
     }
 }
 
+/// Points on the standard frequencies, thresholds in steps of 5 dB.
+fn schema_rules(s: &mut Value, _create: bool) {
+    for ear in ["left", "right"] {
+        let point = &mut crate::schema::property(s, ear)["items"]["properties"];
+        point["frequencyHz"]["enum"] = json!(FREQUENCIES);
+        point["thresholdDb"]["multipleOf"] = json!(5);
+    }
+}
+
 pub static RESOURCE: Resource = Resource {
     path: "hearing-tests",
     object: "hearingTest",
@@ -170,6 +179,7 @@ pub static RESOURCE: Resource = Resource {
     lookups: &[Lookup::ranged("patientId", "testedAt")],
     ordered_by: Some("testedAt"),
     rules: &HearingTestRules,
+    schema_rules: Some(schema_rules),
     patient_field: Some("patientId"),
     ..Resource::CRUD
 };

@@ -402,6 +402,14 @@ fn str_of(v: Option<&Value>) -> &str {
     v.and_then(Value::as_str).unwrap_or_default()
 }
 
+/// At least one line; a new invoice is a draft or open.
+fn schema_rules(s: &mut Value, create: bool) {
+    crate::schema::property(s, "lineItems")["minItems"] = json!(1);
+    if create {
+        crate::schema::only(s, "status", &["draft", "open"]);
+    }
+}
+
 pub static RESOURCE: Resource = Resource {
     path: "invoices",
     object: "invoice",
@@ -466,6 +474,7 @@ pub static RESOURCE: Resource = Resource {
     ],
     ordered_by: Some("issuedAt"),
     rules: &InvoiceRules,
+    schema_rules: Some(schema_rules),
     events: &["paid"],
     patient_field: Some("patientId"),
     ..super::Resource::CRUD

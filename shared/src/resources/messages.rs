@@ -130,6 +130,29 @@ impl Rules for MessageRules {
     }
 }
 
+/// By channel: an SMS goes to an E.164 number, has no subject and at most
+/// 1,600 characters; an email goes to an address and has a subject. A new
+/// message is `queued`.
+fn schema_rules(s: &mut Value, create: bool) {
+    if !create {
+        return;
+    }
+    crate::schema::only(s, "status", &["queued"]);
+    crate::schema::all_of(
+        s,
+        json!([
+            {"if": {"properties": {"channel": {"const": "sms"}}},
+             "then": {"properties": {
+                 "to": {"pattern": "^\\+[1-9][0-9]{7,14}$", "description": "E.164, e.g. +447700900123", "examples": ["+447700900123"]},
+                 "subject": false,
+                 "body": {"maxLength": SMS_MAX_CHARS}}},
+             "else": {"required": ["subject"], "properties": {
+                 "to": {"format": "email", "maxLength": 254, "examples": ["patient@example.com"]},
+                 "body": {"description": format!("HTML of at most {EMAIL_MAX_BYTES} bytes")}}}},
+        ]),
+    );
+}
+
 pub static RESOURCE: Resource = Resource {
     path: "messages",
     object: "message",
@@ -162,6 +185,7 @@ pub static RESOURCE: Resource = Resource {
     description: "An outbound SMS or email, recorded and emitted (`message.outbound`) for an external sender.",
     lookups: &[Lookup::eq("patientId"), Lookup::eq("status").counted()],
     rules: &MessageRules,
+    schema_rules: Some(schema_rules),
     events: &["outbound"],
     patient_field: Some("patientId"),
     ..Resource::CRUD

@@ -52,6 +52,19 @@ pub struct Group {
     pub name_field: &'static str,
     pub target: &'static str,
     pub target_name_field: &'static str,
+    /// What a publishable key (a web form, the booking widget) gets when it
+    /// gives neither field: it cannot list `target` to choose.
+    pub publishable_default: Option<GroupDefault>,
+}
+
+/// The organization's default of a field group, for publishable keys.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupDefault {
+    /// The object with the lowest `order` (the first stage of a pipeline),
+    /// then the first by name.
+    LowestOrder,
+    /// The object of this name (case-insensitive).
+    Named(&'static str),
 }
 
 /// What publishable keys (web forms, booking widgets) may do.
@@ -265,6 +278,11 @@ pub struct Resource {
     /// answered or changed: fields that follow the clock (an API key's
     /// `status`).
     pub on_read: Option<fn(&mut Value)>,
+    /// The resource's own rules where JSON Schema can say them
+    /// (`multipleOf`, `minItems`, `if`/`then`, the statuses a new object may
+    /// have), applied to its create (`true`) and update (`false`) schemas in
+    /// the OpenAPI document. Written next to the `Rules` that enforce them.
+    pub schema_rules: Option<fn(&mut Value, bool)>,
 }
 
 /// The defaults of a plain CRUD resource, for `..Resource::CRUD` in definitions.
@@ -297,6 +315,7 @@ impl Resource {
         patient_field: None,
         ordered_by: None,
         on_read: None,
+        schema_rules: None,
     };
 }
 
@@ -342,6 +361,10 @@ pub struct View {
     pub item: &'static [Field],
     /// The item's schema name in the OpenAPI document.
     pub item_name: &'static str,
+    /// The item fields that order the items (the view returns them so
+    /// sorted) and tell one from another: a page's cursor names a position
+    /// in this order.
+    pub order: &'static [&'static str],
     /// The resource whose read permission it needs.
     pub access: &'static str,
     pub publishable: bool,

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::schema::{Field, Ty};
 use crate::store::Lookup;
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub const TYPES: &[&str] = &["membership", "sessionPack", "introOffer"];
 
@@ -51,6 +51,27 @@ impl Rules for PackageRules {
         change.new.entry("active").or_insert(Value::Bool(true));
         Ok(())
     }
+}
+
+/// What each type needs: a membership `durationDays` and no `sessions`, a
+/// session pack `sessions`, an intro offer both.
+fn schema_rules(s: &mut Value, create: bool) {
+    if !create {
+        // A patch is checked against the merged package, which a patch
+        // schema cannot see.
+        return;
+    }
+    crate::schema::all_of(
+        s,
+        json!([
+            {"if": {"properties": {"type": {"const": "membership"}}},
+             "then": {"required": ["durationDays"], "properties": {"sessions": false}}},
+            {"if": {"properties": {"type": {"const": "sessionPack"}}},
+             "then": {"required": ["sessions"]}},
+            {"if": {"properties": {"type": {"const": "introOffer"}}},
+             "then": {"required": ["sessions", "durationDays"]}},
+        ]),
+    );
 }
 
 pub static RESOURCE: Resource = Resource {
@@ -102,5 +123,6 @@ pub static RESOURCE: Resource = Resource {
     description: "A membership, session pack or intro offer a patient can buy.",
     lookups: &[Lookup::eq("type").counted()],
     rules: &PackageRules,
+    schema_rules: Some(schema_rules),
     ..Resource::CRUD
 };

@@ -393,6 +393,13 @@ pub async fn expiry_loop(store: crate::store::DynStore, every: std::time::Durati
     }
 }
 
+/// A new purchase is `active`.
+fn schema_rules(s: &mut Value, create: bool) {
+    if create {
+        crate::schema::only(s, "status", &["active"]);
+    }
+}
+
 pub static RESOURCE: Resource = Resource {
     path: "purchases",
     object: "purchase",
@@ -460,6 +467,7 @@ pub static RESOURCE: Resource = Resource {
         Lookup::eq("status").counted(),
     ],
     rules: &PurchaseRules,
+    schema_rules: Some(schema_rules),
     events: &["package.purchased"],
     patient_field: Some("patientId"),
     ..Resource::CRUD

@@ -34,6 +34,12 @@ pub(super) async fn move_invoice(
     };
     let invoice = engine::get(ctx, &invoices::RESOURCE, &invoice_id).await?;
     if change.verb == Verb::Create {
+        // Default: the invoice's currency; one given must be it.
+        if change.get("currency").is_none() {
+            change
+                .new
+                .insert("currency".into(), invoice["currency"].clone());
+        }
         let currency = change.get("currency").and_then(Value::as_str);
         if currency != invoice["currency"].as_str() {
             return Err(ApiError::field(
@@ -148,7 +154,11 @@ pub static RESOURCE: Resource = Resource {
             "In the currency's smallest unit (> 0).",
         )
         .required(),
-        Field::new("currency", Ty::Currency, "Must be the invoice's.").required(),
+        Field::new(
+            "currency",
+            Ty::Currency,
+            "The invoice's (the default; another is refused).",
+        ),
         Field::new(
             "method",
             Ty::Enum(&["card", "cash", "bankTransfer", "other"]),

@@ -383,6 +383,11 @@ fn enable<'a>(
     )
 }
 
+/// At least one event pattern.
+fn schema_rules(s: &mut Value, _create: bool) {
+    crate::schema::property(s, "enabledEvents")["minItems"] = serde_json::json!(1);
+}
+
 pub static RESOURCE: Resource = Resource {
     path: crate::webhooks::ENDPOINTS_KIND,
     object: "webhookEndpoint",
@@ -427,6 +432,7 @@ pub static RESOURCE: Resource = Resource {
     search_fields: &["url", "description"],
     description: "A URL that receives signed events.",
     rules: &EndpointRules,
+    schema_rules: Some(schema_rules),
     created_extra: &[Field::new(
         "secret",
         Ty::Str,
