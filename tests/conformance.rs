@@ -363,7 +363,7 @@ async fn the_api_works_over_dynamodb() {
             .with_list_bound(50),
     ))
     .await;
-    let refused = small.http.get("/v1/patients?$sort[fullName]=1", key).await;
+    let refused = small.http.get("/v1/patients?$sort[age]=1", key).await;
     refused.expect_error(400, "INVALID_PARAMETERS");
     let msg = refused.body["message"].as_str().unwrap();
     assert!(
@@ -778,7 +778,10 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
         embedded.commit(tx(chunk.to_vec())).await.unwrap();
     }
     let fields = hub::resources::by_path("patients").unwrap().search_fields;
-    let queries: usize = std::env::var("PLAN_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let queries: usize = std::env::var("PLAN_QUERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(70);
     let mut pages = 0;
     let mut round = 0;
     for n in 0..queries * 2 {
@@ -922,7 +925,7 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
         "$search=tinnitus".to_string(),
         "$search=%22coffee%20shop%22".into(),
         "$search[text]=Tinnitus&$search[caseSensitive]=true".into(),
-        "$search[text]=lee%20day&$search[sortByRelevance]=true&$limit=5".into(),
+        "$search[text]=zoe&$search[sortByRelevance]=true&$limit=5".into(),
         format!("primaryPhoneNumber={phone}"),
         "$sort[fullName]=1&$limit=25".into(),
         "$sort[fullName]=-1&$limit=10".into(),
@@ -1022,14 +1025,21 @@ async fn capacity_units_per_route() {
         .await;
     ep.expect(201);
 
-    let mut rows: Vec<(String, f64, f64)> = Vec::new();
-    let mut measure = |label: &str, r: (f64, f64), before: (f64, f64)| {
-        rows.push((label.to_string(), r.0 - before.0, r.1 - before.1));
+    let mut rows: Vec<(String, f64, f64, u64, u64)> = Vec::new();
+    let mut measure = |label: &str, r: (f64, f64), before: (f64, f64), items: (u64, u64)| {
+        rows.push((
+            label.to_string(),
+            r.0 - before.0,
+            r.1 - before.1,
+            items.0,
+            items.1,
+        ));
         (r.0 - before.0, r.1 - before.1)
     };
     macro_rules! unit {
         ($label:expr, $call:expr) => {{
             let before = dynamo.consumed();
+            let (read0, written0) = (dynamo.items_read(), dynamo.items_written());
             let resp = $call.await;
             assert!(
                 resp.status < 300,
@@ -1038,7 +1048,11 @@ async fn capacity_units_per_route() {
                 resp.status,
                 resp.body
             );
-            measure($label, dynamo.consumed(), before)
+            let items = (
+                dynamo.items_read() - read0,
+                dynamo.items_written() - written0,
+            );
+            measure($label, dynamo.consumed(), before, items)
         }};
     }
     let get = unit!(
@@ -1050,7 +1064,7 @@ async fn capacity_units_per_route() {
         s.http.get("/v1/patients?$limit=10", &key)
     );
     let by_clinic = unit!(
-        "GET /v1/patients?primaryClinicId=…&$limit=10 (GSI2)",
+        "GET /v1/patients?primaryClinicId=…&$limit=10 (lookup entries)",
         s.http.get(
             &format!("/v1/patients?primaryClinicId={clinic}&$limit=10"),
             &key
@@ -1062,26 +1076,43 @@ async fn capacity_units_per_route() {
             .get("/v1/patients?$sort[updatedAt]=-1&$limit=10", &key)
     );
     unit!(
-        "GET /v1/patients?emailAddress=…&$limit=10 (GSI1)",
+        "GET /v1/patients?emailAddress=…&$limit=10 (lookup entries)",
         s.http.get(
             "/v1/patients?emailAddress=someone@example.com&$limit=10",
             &key
         )
     );
-    let sorted = unit!(
-        "GET /v1/patients?$sort[fullName]=1&$limit=10 (reads all 200)",
+    unit!(
+        "GET /v1/patients?$sort[fullName]=1&$limit=10 (the directory)",
         s.http.get("/v1/patients?$sort[fullName]=1&$limit=10", &key)
     );
     unit!(
-        "GET /v1/patients?$limit=0 (count: reads all 200)",
+        "GET /v1/patients?$search=<surname> (postings)",
+        s.http.get("/v1/patients?$search=Granger", &key)
+    );
+    unit!(
+        "GET /v1/patients?primaryPhoneNumber=… (lookup entries)",
+        s.http
+            .get("/v1/patients?primaryPhoneNumber=%2B447700900123", &key)
+    );
+    unit!(
+        "GET /v1/patients?$limit=0 (counters)",
         s.http.get("/v1/patients?$limit=0", &key)
+    );
+    let sorted = unit!(
+        "GET /v1/patients?$sort[age]=1&$limit=10 (no index: reads all 200)",
+        s.http.get("/v1/patients?$sort[age]=1&$limit=10", &key)
+    );
+    unit!(
+        "GET /v1/patients?age[$gt]=40&$limit=0 (a filtered count: reads all 200)",
+        s.http.get("/v1/patients?age[$gt]=40&$limit=0", &key)
     );
     unit!(
         "GET /v1/events?$limit=10",
         s.http.get("/v1/events?$limit=10", &key)
     );
     unit!(
-        "GET /v1/events?type=patient.created&$limit=10 (GSI1)",
+        "GET /v1/events?type=patient.created&$limit=10 (lookup entries)",
         s.http
             .get("/v1/events?type=patient.created&$limit=10", &key)
     );
@@ -1107,7 +1138,7 @@ async fn capacity_units_per_route() {
         )
     );
     unit!(
-        "GET /v1/webhook-endpoints/{id}/deliveries (GSI1)",
+        "GET /v1/webhook-endpoints/{id}/deliveries (lookup entries)",
         s.http.get(
             &format!("/v1/webhook-endpoints/{}/deliveries", ep.id()),
             &key
@@ -1135,7 +1166,7 @@ async fn capacity_units_per_route() {
     );
     let now = hub::time::now_ms();
     unit!(
-        "GET /v1/appointments?practitionerId=…&startAt[$gte]=…&startAt[$lt]=…&$sort[startAt]=1 (one week, GSI1)",
+        "GET /v1/appointments?practitionerId=…&startAt[$gte]=…&startAt[$lt]=…&$sort[startAt]=1 (one week, lookup entries)",
         s.http.get(
             &format!(
                 "/v1/appointments?practitionerId={prc_id}&startAt[$gte]={}&startAt[$lt]={}&$sort[startAt]=1&$limit=100",
@@ -1207,9 +1238,11 @@ async fn capacity_units_per_route() {
         s.http.delete(&format!("/v1/patients/{other}"), &key)
     );
 
-    let mut table = String::from("| route | read units | write units |\n|---|---|---|\n");
-    for (label, r, w) in &rows {
-        table.push_str(&format!("| `{label}` | {r} | {w} |\n"));
+    let mut table = String::from(
+        "| route | read units | write units | items read by lists | items written |\n|---|---|---|---|---|\n",
+    );
+    for (label, r, w, ir, iw) in &rows {
+        table.push_str(&format!("| `{label}` | {r} | {w} | {ir} | {iw} |\n"));
     }
     println!("{table}");
     if let Ok(path) = std::env::var("HUB_UNITS_REPORT") {
@@ -1220,8 +1253,10 @@ async fn capacity_units_per_route() {
     assert!(create.1 > 0.0, "{table}");
     // Pages in an order a key serves cost about a page; a sort no key
     // serves reads the collection.
+    // (A lookup reads its entries and then each object by key: a
+    // `BatchGetItem` is charged per item, a `Query` by size.)
     for cheap in [page.0, by_clinic.0, by_updated.0] {
-        assert!(cheap * 3.0 < sorted.0, "{table}");
+        assert!(cheap * 2.0 < sorted.0, "{table}");
     }
 }
 

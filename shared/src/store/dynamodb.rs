@@ -97,6 +97,9 @@ pub struct DynamoStore {
     write_milli: AtomicU64,
     /// Items lists have read (entries, objects, postings, counters).
     items: AtomicU64,
+    /// Items transactions have written (objects, events, claims, entries,
+    /// counters).
+    written: AtomicU64,
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -679,6 +682,7 @@ impl DynamoStore {
             read_milli: AtomicU64::new(0),
             write_milli: AtomicU64::new(0),
             items: AtomicU64::new(0),
+            written: AtomicU64::new(0),
         }
     }
 
@@ -1059,6 +1063,11 @@ impl DynamoStore {
     /// Items lists have read so far: entries, postings, objects, counters.
     pub fn items_read(&self) -> u64 {
         self.items.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Items transactions have written so far.
+    pub fn items_written(&self) -> u64 {
+        self.written.load(AtomicOrdering::Relaxed)
     }
 
     /// The table's name.
@@ -1620,6 +1629,7 @@ impl Store for DynamoStore {
             .map(|(op, read)| self.item_for(op, *read))
             .collect::<Result<Vec<_>, _>>()?;
         items.extend(self.derived_items(&tx, &before)?);
+        let n_items = items.len() as u64;
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Backend(format!(
                 "a transaction of {} items exceeds DynamoDB's {MAX_TRANSACTION_ITEMS}",
@@ -1638,6 +1648,7 @@ impl Store for DynamoStore {
                 for c in out.consumed_capacity() {
                     self.count(Some(c), true);
                 }
+                self.written.fetch_add(n_items, AtomicOrdering::Relaxed);
                 Ok(())
             }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
