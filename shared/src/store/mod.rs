@@ -5,7 +5,6 @@
 //! events (the outbox) of one API write commit together or not at all.
 
 pub mod bell;
-pub mod derived;
 pub mod dynamodb;
 pub mod embedded;
 
@@ -302,15 +301,6 @@ pub struct KindSpec {
     pub ordered_by: Option<&'static str>,
     /// Objects are gone this long after their `createdAt` (their TTL).
     pub ttl_ms: Option<i64>,
-    /// Text fields `$search` reads (an inverted index of their stems on
-    /// DynamoDB).
-    pub search: &'static [&'static str],
-    /// String fields lists sort by through a sorted index (the directory:
-    /// `$sort[fullName]`, `$sort[name]`).
-    pub sorted: &'static [&'static str],
-    /// Counts are kept (the whole collection and each counted lookup's
-    /// values) so `$limit=0` and `$total` need not read the objects.
-    pub counted: bool,
 }
 
 /// An equality index on `field`; with `range`, its entries are ordered by
@@ -320,29 +310,17 @@ pub struct KindSpec {
 pub struct Lookup {
     pub field: &'static str,
     pub range: Option<&'static str>,
-    /// The number of objects with each value is kept (`status=open`).
-    pub counted: bool,
 }
 
 impl Lookup {
     pub const fn eq(field: &'static str) -> Lookup {
-        Lookup {
-            field,
-            range: None,
-            counted: false,
-        }
+        Lookup { field, range: None }
     }
     pub const fn ranged(field: &'static str, range: &'static str) -> Lookup {
         Lookup {
             field,
             range: Some(range),
-            counted: false,
         }
-    }
-    /// This lookup with a count per value.
-    pub const fn counted(mut self) -> Lookup {
-        self.counted = true;
-        self
     }
 }
 
@@ -356,18 +334,7 @@ impl KindSpec {
             by_updated: false,
             ordered_by: None,
             ttl_ms: None,
-            search: &[],
-            sorted: &[],
-            counted: false,
         }
-    }
-
-    /// Does a write of this kind keep derived items (entries, counters)?
-    pub fn derives(&self) -> bool {
-        !self.lookups.is_empty()
-            || !self.search.is_empty()
-            || !self.sorted.is_empty()
-            || self.counted
     }
 }
 
