@@ -566,7 +566,14 @@ pub fn sample_events() -> Vec<(String, serde_json::Value)> {
             )),
             _ => sample_id(prefix),
         };
-        let path = r.path.replace("{id}", &id).replace("{file}", "app.js");
+        // A file each static route has (the dashboard's script, the
+        // reference's stylesheet).
+        let file = if r.path.starts_with("/docs") {
+            "docs.css"
+        } else {
+            "app.js"
+        };
+        let path = r.path.replace("{id}", &id).replace("{file}", file);
         let body = match r.op {
             Op::Create | Op::Update | Op::Action(_) => Some("{}"),
             _ => None,
