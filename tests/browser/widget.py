@@ -237,6 +237,22 @@ def main():
                 console.watch(phone)
                 phone.goto(f"{site.base}/book?redirect=1")
                 offered(phone)
+                # A busy clinic's first page of times may all be one day:
+                # fetch more until a second day is there to open.
+                for _ in range(10):
+                    if phone.locator("#booking details").count() >= 2:
+                        break
+                    shown = phone.locator("#booking button[data-start]").count()
+                    phone.get_by_role("button", name="More times").click()
+                    phone.wait_for_function(
+                        "(() => { const m = [...document.querySelectorAll('#booking button')]"
+                        ".find(b => b.textContent === 'More times');"
+                        " return document.querySelectorAll('#booking button[data-start]').length > %d"
+                        " || !m || m.hidden; })()" % shown,
+                        timeout=WAIT,
+                    )
+                phone.locator("#booking summary").first.focus()
+                phone.keyboard.press("Shift+Tab")
                 phone.keyboard.press("Tab")
                 summary = phone.evaluate("document.activeElement.tagName")
                 assert summary == "SUMMARY", f"Tab reaches the first day first: {summary}"
@@ -278,6 +294,7 @@ def main():
                 cut = browser.new_page()
                 console.watch(cut)
                 asked, served = [], []
+                wholes = {}
 
                 def pages(route):
                     url = urllib.parse.urlsplit(route.request.url)
@@ -285,7 +302,19 @@ def main():
                     after = q.pop("$after", None)
                     q.pop("$limit", None)
                     asked.append((q, after))
-                    status, whole, _ = http("GET", f"{hub.base}/v1/availability?{urllib.parse.urlencode(q)}", publishable)
+                    key = urllib.parse.urlencode(q)
+                    if key not in wholes:
+                        # The real list, followed page by page (pages of 100).
+                        got, cursor = [], None
+                        while len(got) < 200:
+                            qq = dict(q, **{"$limit": "100"}, **({"$after": cursor} if cursor else {}))
+                            _, pg, _ = http("GET", f"{hub.base}/v1/availability?{urllib.parse.urlencode(qq)}", publishable)
+                            got.extend(pg["data"])
+                            cursor = pg.get("next")
+                            if not cursor:
+                                break
+                        wholes[key] = {"data": got}
+                    whole = wholes[key]
                     at = int(after or 0)
                     more = at + 10 < len(whole["data"])
                     served.extend(whole["data"][at:at + 10])
