@@ -618,6 +618,7 @@ async fn every_route_checks_its_permission() {
         "dashboard-files",
         "docs",
         "docs-files",
+        "widget",
         "fhir-metadata",
     ];
     let s = TestServer::start().await;
