@@ -151,14 +151,25 @@ pub fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
     Some((y, m, d))
 }
 
+/// The earliest Unix milliseconds a timestamp may be: 0001-01-01T00:00:00Z.
+pub const MIN_MS: i64 = -62_135_596_800_000;
+/// The latest: 9999-12-31T23:59:59.999Z (RFC 3339 has four-digit years).
+pub const MAX_MS: i64 = 253_402_300_799_999;
+
+/// Unix milliseconds an RFC 3339 timestamp can show (years 0001–9999).
+pub fn in_range(ms: i64) -> Option<i64> {
+    (MIN_MS..=MAX_MS).contains(&ms).then_some(ms)
+}
+
 /// An RFC 3339 timestamp with any offset, or Unix milliseconds (digits, optionally
-/// negative), → Unix milliseconds. Sub-millisecond digits are truncated.
+/// negative; years 0001–9999), → Unix milliseconds. Sub-millisecond digits are
+/// truncated.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let t = s.trim();
     if !t.is_empty() && t.len() <= 16 {
         let digits = t.strip_prefix('-').unwrap_or(t);
         if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
-            return t.parse().ok();
+            return t.parse().ok().and_then(in_range);
         }
     }
     let ts: jiff::Timestamp = t.parse().ok()?;
@@ -188,6 +199,16 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_milliseconds_stay_within_four_digit_years() {
+        assert_eq!(parse_timestamp("253402300799999"), Some(MAX_MS));
+        assert_eq!(format_ms(MAX_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_ms(MIN_MS), "0001-01-01T00:00:00.000Z");
+        assert_eq!(parse_timestamp("253402300800000"), None);
+        assert_eq!(parse_timestamp("-62135596800001"), None);
+        assert_eq!(in_range(957_455_580_639_791_104), None);
+    }
 
     #[test]
     fn formats_with_millis() {

@@ -48,7 +48,8 @@ fn ty_schema(ty: &Ty, dir: Dir) -> Value {
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Timestamp if dir == Dir::In => json!({"anyOf": [
             {"type": "string", "format": "date-time"},
-            {"type": "integer", "description": "Unix milliseconds"}
+            {"type": "integer", "description": "Unix milliseconds (years 0001–9999)",
+             "minimum": crate::time::MIN_MS, "maximum": crate::time::MAX_MS}
         ]}),
         Ty::Timestamp => json!({"type": "string", "format": "date-time"}),
         Ty::Date => {

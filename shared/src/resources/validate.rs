@@ -174,7 +174,7 @@ fn scalar(ty: &Ty, v: &Value, required: bool) -> Result<Value, String> {
         Ty::Timestamp => {
             let parsed = match v {
                 Value::String(s) => crate::time::parse_timestamp(s),
-                Value::Number(n) => n.as_i64(),
+                Value::Number(n) => n.as_i64().and_then(crate::time::in_range),
                 _ => None,
             };
             parsed
