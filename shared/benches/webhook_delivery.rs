@@ -10,7 +10,8 @@
 //! poller (Lambda's 250 ms), the fan-out handler, moto's SQS long-polled by
 //! the queue poller, the delivery handler. `HUB_BENCH_EVENTS` sets the count,
 //! `HUB_BENCH_CONCURRENCY` the writers (32), `HUB_BENCH_RATE` paces the
-//! writes (per second) so latency is measured below the pipeline's capacity.
+//! writes (per second) so latency is measured below the pipeline's capacity,
+//! `HUB_BENCH_OUT` names the results file in bench/results/.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -205,7 +206,7 @@ fn main() {
         );
         let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
         let _ = std::fs::create_dir_all(&results);
-        let name = if aws.is_some() { "webhooks-dynamodb.json" } else { "webhooks.json" };
+        let name = std::env::var("HUB_BENCH_OUT").unwrap_or_else(|_| if aws.is_some() { "webhooks-dynamodb.json" } else { "webhooks.json" }.to_string());
         let _ = std::fs::write(results.join(name), format!("{out:#}\n"));
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(seen.len(), events, "every event delivered and verified");

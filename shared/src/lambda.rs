@@ -342,6 +342,7 @@ fn env(name: &str) -> Result<String, String> {
 pub async fn deployment() -> Result<Deployment, String> {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(crate::aws::http::client())
+        .retry_config(crate::aws::retry_config())
         .load()
         .await;
     let store = DynamoStore::new(

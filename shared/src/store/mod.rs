@@ -132,6 +132,9 @@ pub enum StoreError {
         advice: String,
     },
     Backend(String),
+    /// The backend throttled or failed transiently and kept doing so through
+    /// the client's retries (nothing was written); worth retrying later.
+    Unavailable(String),
 }
 
 impl fmt::Display for StoreError {
@@ -143,6 +146,7 @@ impl fmt::Display for StoreError {
                 write!(f, "more than {bound} {kind} to read")
             }
             StoreError::Backend(m) => write!(f, "storage backend: {m}"),
+            StoreError::Unavailable(m) => write!(f, "storage backend unavailable: {m}"),
         }
     }
 }
@@ -397,6 +401,14 @@ impl From<StoreError> for crate::error::ApiError {
             StoreError::Backend(msg) => {
                 crate::log::error("store", &msg);
                 ApiError::internal()
+            }
+            StoreError::Unavailable(msg) => {
+                crate::log::error("store", &msg);
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    "The database is busy or briefly unavailable; nothing was changed. Retry after the time in Retry-After.",
+                )
+                .with_header("retry-after", "1")
             }
         }
     }
