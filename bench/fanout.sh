@@ -4,9 +4,9 @@
 # batches of 100) → the fan-out handler → moto's SQS → the queue poller
 # (5 batches of 10 at once) → the delivery handler → a local receiver that
 # verifies each signature. Three runs, each a fresh table and queue:
-#   - 50 writes/s for 30 s and 200 writes/s for 30 s (paced below capacity:
-#     p50/p99 from each write's acknowledgement to its verified delivery);
-#   - unpaced, 5,000 writes by 64 writers (sustained deliveries/s).
+#   - 1,000 writes at 50/s and 2,000 at 200/s (paced: p50/p99
+#     from each write's acknowledgement to its verified delivery);
+#   - unpaced, 2,000 writes by 64 writers (sustained deliveries/s).
 # Results: bench/results/fanout-{50,200,unpaced}.json and a summary table on
 # stdout (copied into docs/benchmarks.md). Debug profile with optimised
 # dependencies (the workspace's dev profile), as the tests build it:
@@ -27,9 +27,9 @@ run() { # name rate events writers
   HUB_BENCH_OUT="fanout-$1.json" HUB_BENCH_RATE="$2" HUB_BENCH_EVENTS="$3" HUB_BENCH_CONCURRENCY="$4" \
     cargo bench -q --profile "$profile" -p practice-hub --bench webhook_delivery >/dev/null
 }
-run 50 50 1500 32
-run 200 200 6000 64
-run unpaced 0 5000 64
+run 50 50 1000 32
+run 200 200 2000 64
+run unpaced 0 2000 64
 python3 - <<'PY'
 import json
 print("| writes/s offered | events | writes/s achieved | deliveries/s | p50 ms | p99 ms | max ms |")
