@@ -595,3 +595,128 @@ fn main_delivery() -> ExitCode {
         .await
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Expect, WriteOp, WriteTx};
+    use std::sync::Mutex;
+
+    /// A queue that records what is sent and refuses any call carrying
+    /// the event `bad`.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Mutex<Vec<Value>>,
+        calls: Mutex<usize>,
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for Recorder {
+        async fn send(
+            &self,
+            bodies: Vec<Value>,
+            _delay: Duration,
+        ) -> crate::store::StoreResult<()> {
+            *self.calls.lock().unwrap() += 1;
+            if bodies.iter().any(|b| b["eventId"] == "bad") {
+                return Err(crate::store::StoreError::Unavailable("refused".into()));
+            }
+            self.sent.lock().unwrap().extend(bodies);
+            Ok(())
+        }
+        async fn receive(
+            &self,
+            _max: usize,
+            _visibility: Duration,
+        ) -> crate::store::StoreResult<Vec<crate::queue::Received>> {
+            Ok(Vec::new())
+        }
+        async fn delete(&self, _handle: &str) -> crate::store::StoreResult<()> {
+            Ok(())
+        }
+        async fn change_visibility(&self, _h: &str, _d: Duration) -> crate::store::StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    fn record(seq: usize, tenant: &str, id: &str) -> Value {
+        let doc =
+            json!({"id": id, "type": "patient.created", "createdAt": "2026-01-01T00:00:00.000Z"});
+        json!({
+            "eventID": format!("e{seq}"), "eventName": "INSERT", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1", "eventVersion": "1.1",
+            "dynamodb": {
+                "SequenceNumber": format!("{seq:05}"), "SizeBytes": 1, "StreamViewType": "NEW_IMAGE",
+                "Keys": {"PK": {"S": "x"}, "SK": {"S": id}},
+                "NewImage": {"kind": {"S": "events"}, "tenant": {"S": tenant}, "doc": {"S": doc.to_string()}},
+            },
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s",
+        })
+    }
+
+    /// 25 events of two tenants fanned out in one batch: every subscribed
+    /// endpoint gets each event once, in few SendMessageBatch calls; when
+    /// one event's call fails, the batch reports the first record of that
+    /// call.
+    #[tokio::test]
+    async fn a_batch_fans_out_concurrently_and_reports_its_first_failure() {
+        let dir = std::env::temp_dir().join(format!("hub-fanout-{}", crate::ids::ulid()));
+        let store =
+            crate::store::embedded::EmbeddedStore::open(&dir, crate::resources::kinds()).unwrap();
+        let mut ops = Vec::new();
+        for (tenant, ep) in [
+            ("org_a#test", "we_1"),
+            ("org_a#test", "we_2"),
+            ("org_b#test", "we_3"),
+        ] {
+            ops.push(WriteOp::Put {
+                tenant: tenant.into(),
+                kind: crate::webhooks::ENDPOINTS_KIND,
+                id: ep.into(),
+                doc: json!({"id": ep, "status": "enabled", "enabledEvents": ["patient.*"],
+                            "createdAt": "2025-01-01T00:00:00.000Z", "version": 1}),
+                expect: Expect::Absent,
+            });
+        }
+        store.commit(WriteTx::of(ops)).await.unwrap();
+        let records: Vec<Value> = (0..25)
+            .map(|i| {
+                let tenant = if i % 2 == 0 {
+                    "org_a#test"
+                } else {
+                    "org_b#test"
+                };
+                record(i, tenant, &format!("evt_{i}"))
+            })
+            .collect();
+        let queue = Recorder::default();
+        let out = handle_stream_json(&store, &queue, &json!({"Records": records})).await;
+        assert_eq!(out, json!({"batchItemFailures": []}));
+        let sent = queue.sent.lock().unwrap().clone();
+        // 13 events of org_a to two endpoints, 12 of org_b to one.
+        assert_eq!(sent.len(), 13 * 2 + 12);
+        let mut pairs: Vec<String> = sent
+            .iter()
+            .map(|m| format!("{}>{}", m["eventId"], m["endpointId"]))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), 38, "each delivery once");
+        // Packed from consecutive events, whole events per call: 9 + 9 + 9
+        // + 9 + 2 messages, not 25 calls.
+        assert_eq!(*queue.calls.lock().unwrap(), 5);
+
+        let mut records = records;
+        records[7] = record(7, "org_b#test", "bad");
+        let queue = Recorder::default();
+        let out = handle_stream_json(&store, &queue, &json!({"Records": records})).await;
+        // Event 7 went out in the call of events 6 to 11: the batch reports
+        // the first of them, and Lambda retries from there (6 to 11 again,
+        // and those after).
+        assert_eq!(
+            out,
+            json!({"batchItemFailures": [{"itemIdentifier": "00006"}]})
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
