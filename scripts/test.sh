@@ -103,3 +103,6 @@ scripts/vendor-redoc.sh --check
 
 echo "== CORS in a browser: a web form on another origin posts with a publishable key"
 .venv/bin/python tests/browser/cors.py target/debug/hub
+
+echo "== the booking widget (/widget.js) on another origin: books, tells the host page, 360 px, keyboard"
+.venv/bin/python tests/browser/widget.py target/debug/hub

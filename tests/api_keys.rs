@@ -230,8 +230,47 @@ async fn keys_scenario(s: &TestServer, dynamo: Option<(&DynamoStore, &str)>) {
             .await
             .expect_error(403, "PERMISSIONS_ERROR");
     }
-    // Any key of the organization may read the organization.
-    h.get("/v1/organization", &rk).await.expect(200);
+    // The organization needs its own permission: neither this key nor a
+    // restricted key with no permissions at all may read it; one holding
+    // `organization: read` may (and gets nothing else).
+    let denied = h.get("/v1/organization", &rk).await;
+    denied.expect_error(403, "PERMISSIONS_ERROR");
+    let msg = denied.body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`read`") && msg.contains("`organization`"),
+        "{msg}"
+    );
+    let bare = h
+        .post(
+            "/v1/api-keys",
+            &sk,
+            &json!({"type": "restricted", "note": "Nothing"}),
+        )
+        .await;
+    bare.expect(201);
+    assert_eq!(bare.body["permissions"], json!({}));
+    let bare_id = bare.id();
+    let bare = bare.body["secret"].as_str().unwrap().to_string();
+    issued.push(bare.clone());
+    h.get("/v1/organization", &bare)
+        .await
+        .expect_error(403, "PERMISSIONS_ERROR");
+    h.patch(
+        &format!("/v1/api-keys/{bare_id}"),
+        &sk,
+        &json!({"permissions": {"organization": "read"}}),
+    )
+    .await
+    .expect(200);
+    let org_read = h.get("/v1/organization", &bare).await;
+    org_read.expect(200);
+    assert_eq!(org_read.body["object"], "organization");
+    h.get("/v1/patients", &bare)
+        .await
+        .expect_error(403, "PERMISSIONS_ERROR");
+    h.delete(&format!("/v1/api-keys/{bare_id}"), &sk)
+        .await
+        .expect(200);
     // Its use is recorded, to the minute.
     let rec = h.get(&format!("/v1/api-keys/{rk_id}"), &sk).await;
     minute_of(&rec.body["lastUsedAt"]);
@@ -571,14 +610,14 @@ async fn restricted_key(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_checks_its_permission() {
     use hub::auth::Level;
-    // Routes that need no permission: no key at all, or (the organization)
-    // any key of the organization but a publishable one.
+    // Routes that need no key at all.
     const NO_PERMISSION: &[&str] = &[
         "health",
         "openapi",
         "dashboard",
         "dashboard-files",
-        "organization",
+        "docs",
+        "docs-files",
         "fhir-metadata",
     ];
     let s = TestServer::start().await;

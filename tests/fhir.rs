@@ -271,7 +271,7 @@ async fn every_mapping_matches_v1_field_by_field() {
     let avail = h
         .get(
             &format!(
-                "/v1/availability?appointmentTypeId={}&from={from}&to={to}",
+                "/v1/availability?appointmentTypeId={}&from={from}&to={to}&$limit=100",
                 d.aty["id"].as_str().unwrap()
             ),
             key,

@@ -577,7 +577,7 @@ async fn availability_follows_local_time_across_daylight_saving_on(s: &TestServe
             .http
             .get(
                 &format!(
-                    "/v1/availability?appointmentTypeId={}&practitionerId={prc}&from={}&to={}&slotMinutes=60",
+                    "/v1/availability?appointmentTypeId={}&practitionerId={prc}&from={}&to={}&slotMinutes=60&$limit=100",
                     c.aty,
                     iso(from),
                     to
@@ -626,7 +626,7 @@ async fn booked_time_off_and_past_are_never_offered_on(s: &TestServer) {
     let now = hub::time::now_ms();
     let q = |from: i64, to: i64| {
         format!(
-            "/v1/availability?appointmentTypeId={}&practitionerId={}&from={}&to={}",
+            "/v1/availability?appointmentTypeId={}&practitionerId={}&from={}&to={}&$limit=100",
             c.aty, c.prc, from, to
         )
     };
@@ -692,6 +692,114 @@ async fn booked_time_off_and_past_are_never_offered_on(s: &TestServer) {
         .await;
     r.expect_error(400, "INVALID_PARAMETERS");
     assert_eq!(r.body["errors"][0]["field"], "colour");
+}
+
+/// Availability pages like every list: `$limit` (default 10, at most
+/// 100), `next`/`prev` cursors and a `Link` header. Walking the pages gives
+/// exactly the one long page, in order; a slot booked between two pages
+/// neither shifts nor repeats the rest; Previous returns the page before;
+/// a cursor is refused with other parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_pages_with_cursors() {
+    let s = TestServer::start().await;
+    let c = clinic(&s).await;
+    let h = &s.http;
+    // Both practitioners, two days: more than one page of everything.
+    let base = format!(
+        "/v1/availability?appointmentTypeId={}&from={}&to={}&slotMinutes=30",
+        c.aty,
+        iso(day(3)),
+        iso(day(5))
+    );
+    let key_of = |x: &Value| {
+        (
+            x["startAt"].as_str().unwrap().to_string(),
+            x["practitionerId"].as_str().unwrap().to_string(),
+        )
+    };
+    let all = h.get(&format!("{base}&$limit=100"), &c.key).await;
+    all.expect(200);
+    assert_eq!(all.body["limit"], 100);
+    let slots = all.body["data"].as_array().unwrap().clone();
+    let all: Vec<(String, String)> = slots.iter().map(key_of).collect();
+    assert!(all.len() > 30 && all.len() < 100, "{} slots", all.len());
+    let first = h.get(&base, &c.key).await;
+    first.expect(200);
+    assert_eq!(first.body["limit"], 10, "the default page");
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 10);
+    assert!(first.body["prev"].is_null());
+    let next = first.body["next"].as_str().unwrap().to_string();
+    let link = first.header("link").unwrap().to_string();
+    assert!(
+        link.contains("rel=\"next\"") && link.contains(&format!("$after={next}")),
+        "{link}"
+    );
+    assert!(!link.contains("rel=\"prev\""), "{link}");
+    // Seven at a time to the end; a slot of the next page is booked meanwhile.
+    let mut walked = Vec::new();
+    let mut pages = Vec::new();
+    let mut url = format!("{base}&$limit=7");
+    let mut booked = None;
+    loop {
+        let r = h.get(&url, &c.key).await;
+        r.expect(200);
+        let page: Vec<(String, String)> = r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key_of)
+            .collect();
+        assert!(page.len() <= 7);
+        walked.extend(page.clone());
+        pages.push((url.clone(), page));
+        let Some(next) = r.body["next"].as_str() else {
+            break;
+        };
+        if pages.len() == 2 && booked.is_none() {
+            // Book the first slot the next page would show.
+            let i = walked.len();
+            let mut body = c.booking(ms(&slots[i]["startAt"]));
+            body["practitionerId"] = slots[i]["practitionerId"].clone();
+            body["clinicId"] = slots[i]["clinicId"].clone();
+            h.post("/v1/appointments", &c.key, &body).await.expect(201);
+            booked = Some(all[i].clone());
+        }
+        url = format!("{base}&$limit=7&$after={next}");
+    }
+    let booked = booked.expect("more than two pages");
+    let expected: Vec<(String, String)> = all.iter().filter(|k| **k != booked).cloned().collect();
+    assert_eq!(
+        walked, expected,
+        "every free slot once, in order, the booked one gone"
+    );
+    // Previous from the third page is the second again.
+    let third = h.get(&pages[2].0, &c.key).await;
+    let prev = third.body["prev"].as_str().unwrap();
+    let back = h
+        .get(&format!("{base}&$limit=7&$before={prev}"), &c.key)
+        .await;
+    back.expect(200);
+    let back: Vec<(String, String)> = back.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(key_of)
+        .collect();
+    assert_eq!(back, pages[1].1);
+    // More than 100 is clamped; a cursor of other parameters is refused.
+    let many = h.get(&format!("{base}&$limit=500"), &c.key).await;
+    assert_eq!(many.body["limit"], 100);
+    let other = h
+        .get(
+            &format!("{base}&practitionerId={}&$after={next}", c.prc),
+            &c.key,
+        )
+        .await;
+    other.expect_error(400, "INVALID_PARAMETERS");
+    assert_eq!(other.body["errors"][0]["field"], "$after");
+    h.get(&format!("{base}&$limit=x"), &c.key)
+        .await
+        .expect_error(400, "INVALID_PARAMETERS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -693,7 +693,7 @@ async fn https_endpoints_are_delivered_over_verified_tls() {
     let (rx, https) = Receiver::start_tls(&cert, &key_file);
     // A hub that trusts the receiver's certificate (a private CA)…
     let trusting = DeliveryConfig {
-        tls: hub::webhooks::deliver::tls_config(Some(&ca)).unwrap(),
+        tls: hub::tls::client_config(Some(&ca)).unwrap(),
         ..fast("none")
     };
     let s = TestServer::start_full(

@@ -147,6 +147,37 @@ async fn org_create_works_beside_a_running_server() {
     served.kill9();
 }
 
+/// SIGTERM (what service managers and containers send) stops `hub serve`
+/// as SIGINT does: it exits successfully, having written the log line of
+/// every request it answered, the last one too (sent at once after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_writes_every_request_line_before_exiting() {
+    for run in 0..3 {
+        let dir = TempDir::new("sigterm");
+        let served = serve(dir.path());
+        let http = Http::new(served.base.clone());
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let r = http.get("/v1/patients?$limit=1", &served.secret).await;
+            r.expect(200);
+            ids.push(r.header("request-id").expect("Request-Id").to_string());
+        }
+        let (clean, logs) = served.signal("TERM");
+        assert!(
+            clean,
+            "run {run}: hub serve did not exit cleanly on SIGTERM:\n{logs}"
+        );
+        for id in &ids {
+            assert!(
+                logs.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .any(|l| l["requestId"] == json!(id) && l["status"] == 200),
+                "run {run}: request {id} not in the log:\n{logs}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_carry_error_ids_but_no_keys_or_patient_data() {
     let dir = TempDir::new("logs");

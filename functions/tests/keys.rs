@@ -82,7 +82,7 @@ async fn keys_rolled_by_api_and_cli_end_when_the_clock_moves_and_are_never_kept_
         .post(
             "/v1/api-keys",
             &sk,
-            &json!({"type": "restricted", "note": "Widget", "permissions": {"appointments": "write"}}),
+            &json!({"type": "restricted", "note": "Widget", "permissions": {"appointments": "write", "organization": "read"}}),
         )
         .await;
     rk.expect(201);

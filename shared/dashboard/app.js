@@ -107,7 +107,7 @@ function keyForm(mode, error) {
     field(
       "Secret key",
       input,
-      `sk_${mode}_… (or a restricted key, rk_${mode}_…). Kept in this browser tab only and sent only to this hub's API; closing the tab forgets it.`,
+      `sk_${mode}_… (or a restricted key with the "organization" permission, rk_${mode}_…). Kept in this browser tab only and sent only to this hub's API; closing the tab forgets it.`,
     ),
     h("div", { class: "buttons" }, submit),
     msg,

@@ -32,8 +32,10 @@ export function resources(doc) {
     const m = /^\/v1\/([a-z0-9-]+)$/.exec(p);
     const list = item.get;
     if (!m || !list) continue;
-    // Lists page with `$limit`; views (availability) take their own parameters.
-    if (!(list.parameters || []).some((q) => q.name === "$limit")) continue;
+    // Lists page with `$limit`; views (availability) page too, but need
+    // parameters of their own first.
+    const params = list.parameters || [];
+    if (!params.some((q) => q.name === "$limit") || params.some((q) => q.required)) continue;
     const page = list.responses?.["200"]?.content?.["application/json"]?.schema;
     let items = page?.properties?.data?.items;
     // With `$select` an item may be a selection: the object is the first choice.

@@ -10,7 +10,6 @@
 //! origin only, no framing, and Trusted Types required, so an assignment of
 //! a string to `innerHTML` throws instead of parsing markup.
 
-use crate::api::Response;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -72,8 +71,26 @@ pub(crate) fn etags_of(assets: &[Asset]) -> Vec<String> {
         .collect()
 }
 
+/// A file as it is sent: the API turns it into its response (the
+/// dashboard knows nothing of the API's types).
+#[derive(Debug)]
+pub struct File {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl File {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// `GET /dashboard` (the page) or `GET /dashboard/{file}`.
-pub fn serve(file: Option<&str>, headers: &HeaderMap) -> ApiResult<Response> {
+pub fn serve(file: Option<&str>, headers: &HeaderMap) -> ApiResult<File> {
     serve_static("dashboard", ASSETS, etags(), CSP, file, headers)
 }
 
@@ -86,7 +103,7 @@ pub(crate) fn serve_static(
     csp: &str,
     file: Option<&str>,
     headers: &HeaderMap,
-) -> ApiResult<Response> {
+) -> ApiResult<File> {
     let name = file.unwrap_or("index.html");
     let Some(i) = assets.iter().position(|a| a.name == name) else {
         return Err(ApiError::new(
@@ -98,7 +115,7 @@ pub(crate) fn serve_static(
         ));
     };
     let (asset, etag) = (&assets[i], &etags[i]);
-    let mut out = Response {
+    let mut out = File {
         status: 200,
         headers: vec![
             ("content-type", asset.content_type.into()),

@@ -567,7 +567,7 @@ pub fn sample_events() -> Vec<(String, serde_json::Value)> {
     for r in routes() {
         let prefix = r.resource.map(|res| res.prefix).unwrap_or("x");
         let id = match r.op {
-            Op::FhirRead(t) => crate::fhir::fhir_id(&sample_id(
+            Op::FhirRead(t) => crate::api::fhir::fhir_id(&sample_id(
                 crate::resources::by_path(t.access)
                     .map(|res| res.prefix)
                     .unwrap_or("x"),

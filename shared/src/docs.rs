@@ -11,8 +11,7 @@
 //! `'unsafe-inline'` for styles only); its search index runs in a worker
 //! Redoc creates from a `blob:`; no framing, no forms, no `<base>`.
 
-use crate::api::Response;
-use crate::dashboard::{etags_of, serve_static, Asset};
+use crate::dashboard::{etags_of, serve_static, Asset, File};
 use crate::error::ApiResult;
 use http::HeaderMap;
 use std::sync::OnceLock;
@@ -41,7 +40,7 @@ img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src blob:; bas
 form-action 'none'; frame-ancestors 'none'";
 
 /// `GET /docs` (the page) or `GET /docs/{file}`.
-pub fn serve(file: Option<&str>, headers: &HeaderMap) -> ApiResult<Response> {
+pub fn serve(file: Option<&str>, headers: &HeaderMap) -> ApiResult<File> {
     static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
     let etags = ETAGS.get_or_init(|| etags_of(ASSETS));
     serve_static("API reference", ASSETS, etags, CSP, file, headers)

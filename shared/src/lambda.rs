@@ -719,4 +719,47 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A request's log line is written within its invocation: by the time
+    /// `lambda_http` has the response (and the runtime posts it, after which
+    /// the environment may be frozen), the line is out, on the Lambda
+    /// subscriber, which writes and flushes in place.
+    #[test]
+    fn the_request_line_is_written_before_the_invocation_ends() {
+        let dir = std::env::temp_dir().join(format!("hub-lambda-log-{}", crate::ids::ulid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::store::embedded::EmbeddedStore::open(&dir, crate::resources::kinds())
+            .expect("open store");
+        let app = App::new(Arc::new(store), Config::default());
+        let events = crate::deploy::sample_events();
+        let event = |name: &str| {
+            events
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, e)| e.clone())
+                .unwrap()
+        };
+        for (route, request_id, status) in [
+            ("health", "lambda-req-health", 200),
+            ("patients-list", "lambda-req-patients", 401),
+        ] {
+            let (answer, written) = crate::log::capture_lambda(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(invoke_http(&app, event(route), request_id))
+                    .unwrap()
+            });
+            assert_eq!(answer["statusCode"], status, "{answer}");
+            let line = written
+                .lines()
+                .find(|l| l.contains(&format!("requestId={request_id}")))
+                .unwrap_or_else(|| {
+                    panic!("no line for {route} by the end of its invocation: {written:?}")
+                });
+            assert!(line.contains(&format!("status={status}")), "{line}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

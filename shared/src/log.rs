@@ -72,7 +72,8 @@ pub fn enabled(level: u8) -> bool {
 enum Sink {
     /// Lines go to the writer thread (hub serve), through `PENDING`.
     Thread,
-    /// Lines are written in place (Lambda: one event at a time).
+    /// Lines are written and flushed in place (Lambda: one event at a time;
+    /// a request's line is out before its invocation ends).
     Stdout,
     #[cfg(test)]
     Buffer(std::sync::Arc<std::sync::Mutex<String>>),
@@ -388,7 +389,12 @@ impl tracing::Subscriber for Subscriber {
                 }
             }
             Sink::Stdout => {
-                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+                // Written and flushed before the event returns: on Lambda a
+                // request's line is out before its invocation ends (the
+                // environment may be frozen right after, or never thawed).
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.flush();
             }
             #[cfg(test)]
             Sink::Buffer(b) => b.lock().unwrap().push_str(&line),
@@ -405,6 +411,21 @@ pub fn error(component: &str, message: &str) {
 
 pub fn info(component: &str, message: &str) {
     tracing::info!(target: "hub", component, "{message}");
+}
+
+/// Run `f` on this thread with Lambda's subscriber (text lines) writing
+/// into a buffer in place of stdout; what `f` returned and what was written
+/// by the time it returned.
+#[cfg(test)]
+pub(crate) fn capture_lambda<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buf = std::sync::Arc::new(Mutex::new(String::new()));
+    let sub = Subscriber {
+        json: false,
+        sink: Sink::Buffer(buf.clone()),
+    };
+    let out = tracing::subscriber::with_default(sub, f);
+    let written = buf.lock().unwrap().clone();
+    (out, written)
 }
 
 #[cfg(test)]

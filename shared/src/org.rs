@@ -1,7 +1,7 @@
 //! Organizations: creation with the four standard keys, and the sandbox.
 
 use crate::auth::{KeyKind, Mode, Principal, Tenant};
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult};
 use crate::store::{Expect, Store, WriteOp, WriteTx};
 use serde_json::{json, Value};
 
@@ -88,16 +88,26 @@ pub async fn exists(store: &dyn Store, org: &str) -> ApiResult<bool> {
     Ok(store.get(org, ORGS_KIND, org).await?.is_some())
 }
 
-/// `GET /v1/organization`: the organization a key belongs to, seen from the
-/// key's mode (`livemode`). Secret and restricted keys may read it; a
-/// publishable key, which is public, may not.
-pub async fn describe(store: &dyn Store, who: &Principal) -> ApiResult<Value> {
-    if who.kind == KeyKind::Publishable {
-        return Err(ApiError::new(
-            ErrorKind::Permissions,
-            "A publishable key cannot read the organization; use a secret key from your server.",
-        ));
+/// `hub keys roll`: roll the working standard key of `kind` of an
+/// organization that exists, in one mode. Returns the new key (with its
+/// `secret`) and the rolled one.
+pub async fn roll_key(
+    store: &dyn Store,
+    tenant: &Tenant,
+    kind: KeyKind,
+    hours: i64,
+) -> ApiResult<(Value, Value)> {
+    if !exists(store, &tenant.org).await? {
+        return Err(ApiError::not_found("organization", &tenant.org));
     }
+    crate::resources::api_keys::roll_standard(store, tenant, kind, hours).await
+}
+
+/// `GET /v1/organization`: the organization a key belongs to, seen from the
+/// key's mode (`livemode`). The route's permission (`organization: read`)
+/// has been checked before: secret keys, and restricted keys holding it;
+/// never a publishable key, which is public.
+pub async fn describe(store: &dyn Store, who: &Principal) -> ApiResult<Value> {
     let org = &who.tenant.org;
     let doc = store
         .get(org, ORGS_KIND, org)

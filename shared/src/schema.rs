@@ -1,6 +1,8 @@
 //! Resource schemas: one static description per resource drives body
 //! validation, query coercion, sensitive-field stripping and OpenAPI.
 
+use serde_json::{json, Value};
+
 #[derive(Debug)]
 pub enum Ty {
     /// Short single-line string.
@@ -162,5 +164,43 @@ fn ty_at<'a>(ty: &'a Ty, rest: &[&str]) -> Option<PathTy<'a>> {
         Ty::Array(inner, _) => ty_at(inner, rest),
         Ty::Metadata | Ty::Json => Some(PathTy::Free),
         _ => None,
+    }
+}
+
+// JSON Schema edits a resource's `schema_rules` make to its generated
+// schemas (the OpenAPI document calls them).
+
+/// The schema of a property of an input schema, without the `null` a merge
+/// patch allows (for a resource's `schema_rules`).
+pub fn property<'a>(schema: &'a mut Value, name: &str) -> &'a mut Value {
+    let p = &mut schema["properties"][name];
+    let nullable = p["anyOf"]
+        .as_array()
+        .is_some_and(|a| a.len() == 2 && a[1] == json!({"type": "null"}));
+    if nullable {
+        &mut p["anyOf"][0]
+    } else {
+        p
+    }
+}
+
+/// A create schema's property limited to these values (the statuses a new
+/// object may have).
+pub fn only(schema: &mut Value, name: &str, values: &[&str]) {
+    let p = property(schema, name);
+    if p.get("enum").is_some() {
+        p["enum"] = json!(values);
+    }
+}
+
+/// Add conditions every body must also meet (`if`/`then` by a type field).
+pub fn all_of(schema: &mut Value, conditions: Value) {
+    let list = schema
+        .as_object_mut()
+        .expect("an object schema")
+        .entry("allOf")
+        .or_insert_with(|| json!([]));
+    if let (Some(list), Value::Array(more)) = (list.as_array_mut(), conditions) {
+        list.extend(more);
     }
 }

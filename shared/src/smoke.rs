@@ -475,7 +475,7 @@ pub async fn run(
     let client = Client {
         base,
         key: key.trim().to_string(),
-        tls: crate::webhooks::deliver::tls_config(None)?,
+        tls: crate::tls::client_config(None)?,
     };
     let mut run = Run {
         client,

@@ -522,6 +522,7 @@ def find_and_page_patients(s):
     rows.first.get_by_role("button").click()
     detail = page.get_by_role("region", name="Patients: one object")
     expect(detail.locator("pre")).to_contain_text(f'"id": "{second[0]}"', timeout=WAIT)
+    table_stays_readable_beside_the_panel(s, detail)
     s.shoot("data")
     # An error from the API: its name, message and eventId.
     with s.console.expect("status of 400"):
@@ -538,6 +539,58 @@ def find_and_page_patients(s):
     page.get_by_role("navigation", name="Resources").get_by_role("link", name="Clinics").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Data: Clinics", timeout=WAIT)
     expect(page.locator("main thead")).to_contain_text("name")
+
+
+def table_stays_readable_beside_the_panel(s, detail):
+    """At 1280 px with the detail panel open beside it, the table stays
+    readable: every id and time on one line, no cell's content clipped, the
+    page itself not scrolling sideways (a wide table scrolls inside its
+    frame), and each row's createdAt shown whole once scrolled to."""
+    page = s.page
+    page.set_viewport_size(DESKTOP)
+    wrap = page.locator("main .table-wrap")
+    expect(wrap).to_be_visible(timeout=WAIT)
+    table_box, panel_box = wrap.bounding_box(), detail.bounding_box()
+    assert panel_box["x"] >= table_box["x"] + table_box["width"] - 1, ("the panel is beside the table", table_box, panel_box)
+    found = page.evaluate(
+        """() => {
+          const wrap = document.querySelector("main .table-wrap");
+          const lines = (el) => {
+            const r = document.createRange();
+            r.selectNodeContents(el);
+            // One line box: every fragment of the text shares one top.
+            return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size;
+          };
+          const cells = [...wrap.querySelectorAll("tbody td")];
+          const col = (label) => cells.filter((td) => td.dataset.label === label);
+          return {
+            ids: col("id").map((td) => [td.innerText, lines(td.querySelector("button")), td.getBoundingClientRect().height]),
+            times: col("createdAt").map((td) => [td.innerText, lines(td.querySelector("time"))]),
+            clipped: cells.filter((td) => td.scrollWidth > td.clientWidth + 1).map((td) => [td.dataset.label, td.innerText]),
+            rowHeight: wrap.querySelector("thead th").getBoundingClientRect().height,
+            pageWidth: document.documentElement.scrollWidth,
+            viewport: window.innerWidth,
+            wrapOverflow: getComputedStyle(wrap).overflowX,
+          };
+        }"""
+    )
+    assert found["ids"] and found["times"], found
+    for text, lines, height in found["ids"]:
+        assert lines == 1, f"the id {text} wraps onto {lines} lines"
+        assert height < 3 * found["rowHeight"], f"the id cell of {text} is {height} px high"
+    for text, lines in found["times"]:
+        assert lines == 1, f"createdAt {text} wraps onto {lines} lines"
+    assert not found["clipped"], f"cells cut off: {found['clipped']}"
+    assert found["pageWidth"] <= found["viewport"], f"the page scrolls sideways ({found['pageWidth']} px)"
+    assert found["wrapOverflow"] == "auto", found["wrapOverflow"]
+    # Scrolled to, each createdAt is inside the table's frame, whole.
+    for cell in wrap.locator('td[data-label="createdAt"]').all():
+        cell.scroll_into_view_if_needed()
+        box, frame = cell.bounding_box(), wrap.bounding_box()
+        assert box["x"] >= frame["x"] - 1 and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1, (box, frame)
+        expect(cell).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))
+    page.screenshot(path=str(SHOTS / "data-detail-1280.png"))
+    wrap.evaluate("w => { w.scrollLeft = 0; }")
 
 
 def xss_payloads_render_as_text(s):

@@ -75,20 +75,29 @@ impl Served {
 
     /// SIGINT (Ctrl-C), as a user stops it: the server writes what it has
     /// logged and exits. Returns stderr.
-    pub fn stop(mut self) -> String {
+    pub fn stop(self) -> String {
+        self.signal("INT").1
+    }
+
+    /// Send this signal (`INT`, `TERM`) and wait for the process to end:
+    /// whether it exited successfully (not killed by the signal), and its
+    /// stderr. If the signal cannot be sent, SIGKILL.
+    pub fn signal(mut self, name: &str) -> (bool, String) {
+        let mut clean = false;
         if let Some(mut child) = self.child.take() {
-            let interrupted = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
+            let sent = Command::new("kill")
+                .args([&format!("-{name}"), &child.id().to_string()])
                 .status()
                 .is_ok_and(|s| s.success());
-            if !interrupted {
+            if !sent {
                 let _ = child.kill();
             }
-            let _ = child.wait();
+            clean = child.wait().is_ok_and(|s| s.success());
         }
-        std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
             .join()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (clean, stderr)
     }
 
     /// SIGKILL: no chance to flush or checkpoint anything. Returns stderr.

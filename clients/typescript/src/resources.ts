@@ -23,7 +23,7 @@ export class AppointmentTypes extends Resource<S["AppointmentType"], S["Appointm
 export class Appointments extends Resource<S["Appointment"], S["AppointmentCreate"], S["AppointmentUpdate"], S["Appointment"], Query<"/v1/appointments">> {
 }
 
-/** Slots start every `slotMinutes` from the start of each working interval (in the clinic's time zone, daylight saving followed); a slot is offered when the whole appointment fits inside the interval, does not overlap the practitioner's time off or any of their appointments that are not cancelled (at any clinic), and starts in the future. Sorted by `startAt`, then `practitionerId`. Publishable keys may read it and book an offered slot. */
+/** Slots start every `slotMinutes` from the start of each working interval (in the clinic's time zone, daylight saving followed); a slot is offered when the whole appointment fits inside the interval, does not overlap the practitioner's time off or any of their appointments that are not cancelled (at any clinic), and starts in the future. Sorted by `startAt`, then `practitionerId`, and paged like every list: `$limit` (default 10, at most 100) and the `next`/`prev` cursors (`$after`, `$before`), which keep the other parameters. Publishable keys may read it and book an offered slot. */
 export class Availability extends View<S["Slot"], Query<"/v1/availability">> {}
 
 /** A visit, validated against the patient's purchases and appointments. */

@@ -42,7 +42,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The organization of the key (secret or restricted keys) */
+        /**
+         * The organization of the key
+         * @description Secret keys, and restricted keys with the `organization` permission (`read`; `write` implies it). A publishable key, or a restricted key without it, gets 403.
+         */
         get: operations["organization"];
         put?: never;
         post?: never;
@@ -316,7 +319,7 @@ export interface paths {
         };
         /**
          * Free slots of an appointment type (a booking page)
-         * @description Slots start every `slotMinutes` from the start of each working interval (in the clinic's time zone, daylight saving followed); a slot is offered when the whole appointment fits inside the interval, does not overlap the practitioner's time off or any of their appointments that are not cancelled (at any clinic), and starts in the future. Sorted by `startAt`, then `practitionerId`. Publishable keys may read it and book an offered slot.
+         * @description Slots start every `slotMinutes` from the start of each working interval (in the clinic's time zone, daylight saving followed); a slot is offered when the whole appointment fits inside the interval, does not overlap the practitioner's time off or any of their appointments that are not cancelled (at any clinic), and starts in the future. Sorted by `startAt`, then `practitionerId`, and paged like every list: `$limit` (default 10, at most 100) and the `next`/`prev` cursors (`$after`, `$before`), which keep the other parameters. Publishable keys may read it and book an offered slot.
          */
         get: operations["availability"];
         put?: never;
@@ -1614,11 +1617,11 @@ export interface components {
                  */
                 country?: "ABW" | "AFG" | "AGO" | "AIA" | "ALA" | "ALB" | "AND" | "ARE" | "ARG" | "ARM" | "ASM" | "ATA" | "ATF" | "ATG" | "AUS" | "AUT" | "AZE" | "BDI" | "BEL" | "BEN" | "BES" | "BFA" | "BGD" | "BGR" | "BHR" | "BHS" | "BIH" | "BLM" | "BLR" | "BLZ" | "BMU" | "BOL" | "BRA" | "BRB" | "BRN" | "BTN" | "BVT" | "BWA" | "CAF" | "CAN" | "CCK" | "CHE" | "CHL" | "CHN" | "CIV" | "CMR" | "COD" | "COG" | "COK" | "COL" | "COM" | "CPV" | "CRI" | "CUB" | "CUW" | "CXR" | "CYM" | "CYP" | "CZE" | "DEU" | "DJI" | "DMA" | "DNK" | "DOM" | "DZA" | "ECU" | "EGY" | "ERI" | "ESH" | "ESP" | "EST" | "ETH" | "FIN" | "FJI" | "FLK" | "FRA" | "FRO" | "FSM" | "GAB" | "GBR" | "GEO" | "GGY" | "GHA" | "GIB" | "GIN" | "GLP" | "GMB" | "GNB" | "GNQ" | "GRC" | "GRD" | "GRL" | "GTM" | "GUF" | "GUM" | "GUY" | "HKG" | "HMD" | "HND" | "HRV" | "HTI" | "HUN" | "IDN" | "IMN" | "IND" | "IOT" | "IRL" | "IRN" | "IRQ" | "ISL" | "ISR" | "ITA" | "JAM" | "JEY" | "JOR" | "JPN" | "KAZ" | "KEN" | "KGZ" | "KHM" | "KIR" | "KNA" | "KOR" | "KWT" | "LAO" | "LBN" | "LBR" | "LBY" | "LCA" | "LIE" | "LKA" | "LSO" | "LTU" | "LUX" | "LVA" | "MAC" | "MAF" | "MAR" | "MCO" | "MDA" | "MDG" | "MDV" | "MEX" | "MHL" | "MKD" | "MLI" | "MLT" | "MMR" | "MNE" | "MNG" | "MNP" | "MOZ" | "MRT" | "MSR" | "MTQ" | "MUS" | "MWI" | "MYS" | "MYT" | "NAM" | "NCL" | "NER" | "NFK" | "NGA" | "NIC" | "NIU" | "NLD" | "NOR" | "NPL" | "NRU" | "NZL" | "OMN" | "PAK" | "PAN" | "PCN" | "PER" | "PHL" | "PLW" | "PNG" | "POL" | "PRI" | "PRK" | "PRT" | "PRY" | "PSE" | "PYF" | "QAT" | "REU" | "ROU" | "RUS" | "RWA" | "SAU" | "SDN" | "SEN" | "SGP" | "SGS" | "SHN" | "SJM" | "SLB" | "SLE" | "SLV" | "SMR" | "SOM" | "SPM" | "SRB" | "SSD" | "STP" | "SUR" | "SVK" | "SVN" | "SWE" | "SWZ" | "SXM" | "SYC" | "SYR" | "TCA" | "TCD" | "TGO" | "THA" | "TJK" | "TKL" | "TKM" | "TLS" | "TON" | "TTO" | "TUN" | "TUR" | "TUV" | "TWN" | "TZA" | "UGA" | "UKR" | "UMI" | "URY" | "USA" | "UZB" | "VAT" | "VCT" | "VEN" | "VGB" | "VIR" | "VNM" | "VUT" | "WLF" | "WSM" | "YEM" | "ZAF" | "ZMB" | "ZWE";
             };
-            /** @description Referral source (or give `referralName`). */
+            /** @description Referral source (or give `referralName`). A publishable key may leave both out: the referral source named `Website`. */
             referralId?: string;
             /** @description Primary clinic (or give `primaryClinicName`). */
             primaryClinicId?: string;
-            /** @description Pipeline status (or give `statusName`). */
+            /** @description Pipeline status (or give `statusName`). A publishable key may leave both out: the status of the lowest `order`. */
             statusId?: string;
             /**
              * @description E.164 or national digits.
@@ -1726,11 +1729,11 @@ export interface components {
                  */
                 country?: "ABW" | "AFG" | "AGO" | "AIA" | "ALA" | "ALB" | "AND" | "ARE" | "ARG" | "ARM" | "ASM" | "ATA" | "ATF" | "ATG" | "AUS" | "AUT" | "AZE" | "BDI" | "BEL" | "BEN" | "BES" | "BFA" | "BGD" | "BGR" | "BHR" | "BHS" | "BIH" | "BLM" | "BLR" | "BLZ" | "BMU" | "BOL" | "BRA" | "BRB" | "BRN" | "BTN" | "BVT" | "BWA" | "CAF" | "CAN" | "CCK" | "CHE" | "CHL" | "CHN" | "CIV" | "CMR" | "COD" | "COG" | "COK" | "COL" | "COM" | "CPV" | "CRI" | "CUB" | "CUW" | "CXR" | "CYM" | "CYP" | "CZE" | "DEU" | "DJI" | "DMA" | "DNK" | "DOM" | "DZA" | "ECU" | "EGY" | "ERI" | "ESH" | "ESP" | "EST" | "ETH" | "FIN" | "FJI" | "FLK" | "FRA" | "FRO" | "FSM" | "GAB" | "GBR" | "GEO" | "GGY" | "GHA" | "GIB" | "GIN" | "GLP" | "GMB" | "GNB" | "GNQ" | "GRC" | "GRD" | "GRL" | "GTM" | "GUF" | "GUM" | "GUY" | "HKG" | "HMD" | "HND" | "HRV" | "HTI" | "HUN" | "IDN" | "IMN" | "IND" | "IOT" | "IRL" | "IRN" | "IRQ" | "ISL" | "ISR" | "ITA" | "JAM" | "JEY" | "JOR" | "JPN" | "KAZ" | "KEN" | "KGZ" | "KHM" | "KIR" | "KNA" | "KOR" | "KWT" | "LAO" | "LBN" | "LBR" | "LBY" | "LCA" | "LIE" | "LKA" | "LSO" | "LTU" | "LUX" | "LVA" | "MAC" | "MAF" | "MAR" | "MCO" | "MDA" | "MDG" | "MDV" | "MEX" | "MHL" | "MKD" | "MLI" | "MLT" | "MMR" | "MNE" | "MNG" | "MNP" | "MOZ" | "MRT" | "MSR" | "MTQ" | "MUS" | "MWI" | "MYS" | "MYT" | "NAM" | "NCL" | "NER" | "NFK" | "NGA" | "NIC" | "NIU" | "NLD" | "NOR" | "NPL" | "NRU" | "NZL" | "OMN" | "PAK" | "PAN" | "PCN" | "PER" | "PHL" | "PLW" | "PNG" | "POL" | "PRI" | "PRK" | "PRT" | "PRY" | "PSE" | "PYF" | "QAT" | "REU" | "ROU" | "RUS" | "RWA" | "SAU" | "SDN" | "SEN" | "SGP" | "SGS" | "SHN" | "SJM" | "SLB" | "SLE" | "SLV" | "SMR" | "SOM" | "SPM" | "SRB" | "SSD" | "STP" | "SUR" | "SVK" | "SVN" | "SWE" | "SWZ" | "SXM" | "SYC" | "SYR" | "TCA" | "TCD" | "TGO" | "THA" | "TJK" | "TKL" | "TKM" | "TLS" | "TON" | "TTO" | "TUN" | "TUR" | "TUV" | "TWN" | "TZA" | "UGA" | "UKR" | "UMI" | "URY" | "USA" | "UZB" | "VAT" | "VCT" | "VEN" | "VGB" | "VIR" | "VNM" | "VUT" | "WLF" | "WSM" | "YEM" | "ZAF" | "ZMB" | "ZWE";
             };
-            /** @description Referral source (or give `referralName`). */
+            /** @description Referral source (or give `referralName`). A publishable key may leave both out: the referral source named `Website`. */
             referralId?: string;
             /** @description Primary clinic (or give `primaryClinicName`). */
             primaryClinicId?: string;
-            /** @description Pipeline status (or give `statusName`). */
+            /** @description Pipeline status (or give `statusName`). A publishable key may leave both out: the status of the lowest `order`. */
             statusId?: string;
             /**
              * @description E.164 or national digits.
@@ -1839,11 +1842,11 @@ export interface components {
                  */
                 country?: "ABW" | "AFG" | "AGO" | "AIA" | "ALA" | "ALB" | "AND" | "ARE" | "ARG" | "ARM" | "ASM" | "ATA" | "ATF" | "ATG" | "AUS" | "AUT" | "AZE" | "BDI" | "BEL" | "BEN" | "BES" | "BFA" | "BGD" | "BGR" | "BHR" | "BHS" | "BIH" | "BLM" | "BLR" | "BLZ" | "BMU" | "BOL" | "BRA" | "BRB" | "BRN" | "BTN" | "BVT" | "BWA" | "CAF" | "CAN" | "CCK" | "CHE" | "CHL" | "CHN" | "CIV" | "CMR" | "COD" | "COG" | "COK" | "COL" | "COM" | "CPV" | "CRI" | "CUB" | "CUW" | "CXR" | "CYM" | "CYP" | "CZE" | "DEU" | "DJI" | "DMA" | "DNK" | "DOM" | "DZA" | "ECU" | "EGY" | "ERI" | "ESH" | "ESP" | "EST" | "ETH" | "FIN" | "FJI" | "FLK" | "FRA" | "FRO" | "FSM" | "GAB" | "GBR" | "GEO" | "GGY" | "GHA" | "GIB" | "GIN" | "GLP" | "GMB" | "GNB" | "GNQ" | "GRC" | "GRD" | "GRL" | "GTM" | "GUF" | "GUM" | "GUY" | "HKG" | "HMD" | "HND" | "HRV" | "HTI" | "HUN" | "IDN" | "IMN" | "IND" | "IOT" | "IRL" | "IRN" | "IRQ" | "ISL" | "ISR" | "ITA" | "JAM" | "JEY" | "JOR" | "JPN" | "KAZ" | "KEN" | "KGZ" | "KHM" | "KIR" | "KNA" | "KOR" | "KWT" | "LAO" | "LBN" | "LBR" | "LBY" | "LCA" | "LIE" | "LKA" | "LSO" | "LTU" | "LUX" | "LVA" | "MAC" | "MAF" | "MAR" | "MCO" | "MDA" | "MDG" | "MDV" | "MEX" | "MHL" | "MKD" | "MLI" | "MLT" | "MMR" | "MNE" | "MNG" | "MNP" | "MOZ" | "MRT" | "MSR" | "MTQ" | "MUS" | "MWI" | "MYS" | "MYT" | "NAM" | "NCL" | "NER" | "NFK" | "NGA" | "NIC" | "NIU" | "NLD" | "NOR" | "NPL" | "NRU" | "NZL" | "OMN" | "PAK" | "PAN" | "PCN" | "PER" | "PHL" | "PLW" | "PNG" | "POL" | "PRI" | "PRK" | "PRT" | "PRY" | "PSE" | "PYF" | "QAT" | "REU" | "ROU" | "RUS" | "RWA" | "SAU" | "SDN" | "SEN" | "SGP" | "SGS" | "SHN" | "SJM" | "SLB" | "SLE" | "SLV" | "SMR" | "SOM" | "SPM" | "SRB" | "SSD" | "STP" | "SUR" | "SVK" | "SVN" | "SWE" | "SWZ" | "SXM" | "SYC" | "SYR" | "TCA" | "TCD" | "TGO" | "THA" | "TJK" | "TKL" | "TKM" | "TLS" | "TON" | "TTO" | "TUN" | "TUR" | "TUV" | "TWN" | "TZA" | "UGA" | "UKR" | "UMI" | "URY" | "USA" | "UZB" | "VAT" | "VCT" | "VEN" | "VGB" | "VIR" | "VNM" | "VUT" | "WLF" | "WSM" | "YEM" | "ZAF" | "ZMB" | "ZWE";
             } | null;
-            /** @description Referral source (or give `referralName`). */
+            /** @description Referral source (or give `referralName`). A publishable key may leave both out: the referral source named `Website`. */
             referralId?: string | null;
             /** @description Primary clinic (or give `primaryClinicName`). */
             primaryClinicId?: string | null;
-            /** @description Pipeline status (or give `statusName`). */
+            /** @description Pipeline status (or give `statusName`). A publishable key may leave both out: the status of the lowest `order`. */
             statusId?: string | null;
             /**
              * @description E.164 or national digits.
@@ -3216,6 +3219,8 @@ export interface components {
                 /** @enum {string} */
                 messages?: "none" | "read" | "write";
                 /** @enum {string} */
+                organization?: "none" | "read" | "write";
+                /** @enum {string} */
                 packages?: "none" | "read" | "write";
                 /** @enum {string} */
                 "patient-statuses"?: "none" | "read" | "write";
@@ -3305,6 +3310,8 @@ export interface components {
                 /** @enum {string} */
                 messages?: "none" | "read" | "write";
                 /** @enum {string} */
+                organization?: "none" | "read" | "write";
+                /** @enum {string} */
                 packages?: "none" | "read" | "write";
                 /** @enum {string} */
                 "patient-statuses"?: "none" | "read" | "write";
@@ -3368,6 +3375,8 @@ export interface components {
                 /** @enum {string} */
                 messages?: "none" | "read" | "write";
                 /** @enum {string} */
+                organization?: "none" | "read" | "write";
+                /** @enum {string} */
                 packages?: "none" | "read" | "write";
                 /** @enum {string} */
                 "patient-statuses"?: "none" | "read" | "write";
@@ -3397,6 +3406,7 @@ export interface components {
                 "hearing-tests"?: ("none" | "read" | "write") | null;
                 invoices?: ("none" | "read" | "write") | null;
                 messages?: ("none" | "read" | "write") | null;
+                organization?: ("none" | "read" | "write") | null;
                 packages?: ("none" | "read" | "write") | null;
                 "patient-statuses"?: ("none" | "read" | "write") | null;
                 patients?: ("none" | "read" | "write") | null;
@@ -4832,6 +4842,12 @@ export interface operations {
                 clinicId?: string;
                 /** @description Step between slot starts (default 15). */
                 slotMinutes?: number;
+                /** @description Items per page (default 10, at most 100; more is clamped). */
+                $limit?: number;
+                /** @description A `next` cursor: the page after it (same other parameters). */
+                $after?: string;
+                /** @description A `prev` cursor: the page before it (same other parameters). */
+                $before?: string;
             };
             header?: never;
             path?: never;
@@ -4839,9 +4855,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The items */
+            /** @description A page of the items */
             200: {
                 headers: {
+                    Link: components["headers"]["Link"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
@@ -4853,6 +4870,11 @@ export interface operations {
                         /** @enum {string} */
                         object: "list";
                         data: components["schemas"]["Slot"][];
+                        limit: number;
+                        /** @description Cursor of the next page (`$after`). */
+                        next: string | null;
+                        /** @description Cursor of the previous page (`$before`). */
+                        prev: string | null;
                     };
                 };
             };

@@ -450,7 +450,7 @@ async fn keys_roll(mut args: Args) -> Result<(), String> {
     let store = store_from_args(&mut args).await?;
     args.done()?;
     let tenant = hub::auth::Tenant::new(org, mode);
-    let (new, old) = hub::resources::api_keys::roll_standard(store.as_ref(), &tenant, kind, hours)
+    let (new, old) = hub::org::roll_key(store.as_ref(), &tenant, kind, hours)
         .await
         .map_err(|e| e.message)?;
     if as_json {
@@ -720,11 +720,29 @@ async fn serve(mut args: Args) -> Result<(), String> {
         }, std::thread::available_parallelism().map_or(2, |n| n.get())) => {
             r.map_err(|e| format!("cannot serve: {e}"))
         }
-        _ = tokio::signal::ctrl_c() => {
-            println!("Shutting down.");
+        signal = stop_signal() => {
+            println!("Shutting down ({signal}).");
             Ok(())
         }
     }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what service managers and containers send):
+/// either ends `hub serve` the same way, through `main`, which writes the
+/// log lines still waiting (`hub::log::flush`) before the process exits.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }
 
 /// `hub serve` over DynamoDB and SQS: what `--table` and its companions ask for.

@@ -2,6 +2,7 @@
 //! neutral: `hub serve` (hyper) and the Lambda runtime both build a
 //! `Request` and send back the `Response`.
 
+pub mod fhir;
 pub mod openapi;
 mod routes;
 
@@ -226,22 +227,29 @@ fn list_response(
         prev: cursors.1,
     };
     let mut r = Response::json_from(200, &body);
-    let base = query_without_paging(raw_query);
-    let sep = if base.is_empty() { "" } else { "&" };
-    let links: Vec<String> = [
-        ("next", &body.next, "$after"),
-        ("prev", &body.prev, "$before"),
-    ]
-    .iter()
-    .filter_map(|(rel, c, param)| {
-        c.as_ref()
-            .map(|c| format!("<{path}?{base}{sep}{param}={c}>; rel=\"{rel}\""))
-    })
-    .collect();
-    if !links.is_empty() {
-        r.headers.push(("link", links.join(", ")));
+    if let Some(link) = page_links(path, raw_query, &body.next, &body.prev) {
+        r.headers.push(("link", link));
     }
     r
+}
+
+/// The RFC 8288 `Link` header of a page with these cursors, if any.
+fn page_links(
+    path: &str,
+    raw_query: &str,
+    next: &Option<String>,
+    prev: &Option<String>,
+) -> Option<String> {
+    let base = query_without_paging(raw_query);
+    let sep = if base.is_empty() { "" } else { "&" };
+    let links: Vec<String> = [("next", next, "$after"), ("prev", prev, "$before")]
+        .iter()
+        .filter_map(|(rel, c, param)| {
+            c.as_ref()
+                .map(|c| format!("<{path}?{base}{sep}{param}={c}>; rel=\"{rel}\""))
+        })
+        .collect();
+    (!links.is_empty()).then(|| links.join(", "))
 }
 
 fn object_response(status: u16, doc: &Doc, select: Option<&[String]>) -> Response {
@@ -346,8 +354,8 @@ impl App {
         let result = self.dispatch(&req, &mut outcome).await;
         let (mut resp, error) = match result {
             Ok(r) => (r, None),
-            Err(e) if crate::fhir::is_fhir_path(&req.path) => {
-                let mut r = crate::fhir::outcome_response(&e, &event_id);
+            Err(e) if crate::api::fhir::is_fhir_path(&req.path) => {
+                let mut r = crate::api::fhir::outcome_response(&e, &event_id);
                 r.headers.extend(e.headers.iter().cloned());
                 (r, Some(e))
             }
@@ -444,9 +452,27 @@ impl App {
         match m.route.op {
             Op::Health => return Ok(Response::json(200, &json!({"status": "ok"}))),
             Op::OpenApi => return Ok(Response::json(200, openapi::document())),
-            Op::Dashboard => return crate::dashboard::serve(m.id.as_deref(), &req.headers),
-            Op::FhirMetadata => return Ok(crate::fhir::capability_statement(req)),
-            Op::Docs => return crate::docs::serve(m.id.as_deref(), &req.headers),
+            Op::Dashboard | Op::Docs => {
+                let file = if m.route.op == Op::Docs {
+                    crate::docs::serve(m.id.as_deref(), &req.headers)?
+                } else {
+                    crate::dashboard::serve(m.id.as_deref(), &req.headers)?
+                };
+                return Ok(Response {
+                    status: file.status,
+                    headers: file.headers,
+                    body: file.body,
+                });
+            }
+            Op::FhirMetadata => return Ok(crate::api::fhir::capability_statement(req)),
+            Op::Widget => {
+                let file = crate::widget::serve(&req.headers)?;
+                return Ok(Response {
+                    status: file.status,
+                    headers: file.headers,
+                    body: file.body,
+                });
+            }
             _ => {}
         }
         self.store.refresh().await?;
@@ -536,6 +562,124 @@ impl App {
             idempotency::finish(self.store.as_ref(), claim, answered).await;
         }
         result.map(Answer::into_response)
+    }
+
+    /// A view (availability), paged like every list: `$limit` (default 10,
+    /// at most 100), and signed `next`/`prev` cursors (`$after`, `$before`)
+    /// naming a position in the view's order (`View::order`, which is
+    /// unique per item), bound to the tenant, the view and its parameters.
+    async fn view_op(
+        &self,
+        ctx: &Ctx<'_>,
+        view: &'static resources::View,
+        req: &Request,
+    ) -> ApiResult<Response> {
+        let mut params: Vec<&str> = Vec::new();
+        let (mut limit, mut after, mut before) = (None, None, None);
+        for part in req.query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            let name = query::qs::decode(k)?;
+            let slot = match name.as_str() {
+                "$limit" => &mut limit,
+                "$after" => &mut after,
+                "$before" => &mut before,
+                _ => {
+                    params.push(part);
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(ApiError::field(name, "must be given once"));
+            }
+            *slot = Some(query::qs::decode(v)?);
+        }
+        let limit = match limit {
+            None => query::DEFAULT_LIMIT,
+            Some(n) => n
+                .parse::<usize>()
+                .map_err(|_| {
+                    ApiError::field(
+                        "$limit",
+                        "must be a non-negative integer (at most 100 are returned)",
+                    )
+                })?
+                .min(query::MAX_LIMIT),
+        };
+        // The cursor is bound to the view's parameters, in any order.
+        params.sort_unstable();
+        let rest = params.join("&");
+        let fingerprint = {
+            use sha2::Digest;
+            crate::ids::hex(&sha2::Sha256::digest(rest.as_bytes())[..12])
+        };
+        let tenant = ctx.tenant.key();
+        let binding = query::cursor::Binding {
+            tenant: &tenant,
+            resource: view.path,
+            fingerprint: &fingerprint,
+        };
+        let position = match (after.as_deref(), before.as_deref()) {
+            (Some(c), _) => Some(query::cursor::decode(
+                &self.cursor_key,
+                &binding,
+                c,
+                "$after",
+            )?),
+            (None, Some(c)) => Some(query::cursor::decode(
+                &self.cursor_key,
+                &binding,
+                c,
+                "$before",
+            )?),
+            (None, None) => None,
+        };
+        let mut body = resources::run_view(ctx, view, &rest).await?;
+        let items = match body.get_mut("data").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => return Err(ApiError::internal()),
+        };
+        let key_of = |item: &Value| -> Vec<Option<Value>> {
+            view.order
+                .iter()
+                .map(|f| item.get(*f).filter(|v| !v.is_null()).cloned())
+                .collect()
+        };
+        let cmp = |a: &[Option<Value>], b: &[Option<Value>]| {
+            let text = |v: &Option<Value>| {
+                v.as_ref()
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+            };
+            a.iter().map(text).cmp(b.iter().map(text))
+        };
+        let (start, end) = match &position {
+            None => (0, limit.min(items.len())),
+            Some(p) if p.before => {
+                let end = items.partition_point(|i| cmp(&key_of(i), &p.keys).is_lt());
+                (end.saturating_sub(limit), end)
+            }
+            Some(p) => {
+                let start = items.partition_point(|i| cmp(&key_of(i), &p.keys).is_le());
+                (start, (start + limit).min(items.len()))
+            }
+        };
+        let cursor_at = |i: usize, before: bool| {
+            let pos = query::cursor::Position {
+                keys: key_of(&items[i]),
+                id: String::new(),
+                before,
+            };
+            query::cursor::encode(&self.cursor_key, &binding, &pos)
+        };
+        let next = (end > start && end < items.len()).then(|| cursor_at(end - 1, false));
+        let prev = (end > start && start > 0).then(|| cursor_at(start, true));
+        let data: Vec<Value> = items[start..end].to_vec();
+        let page =
+            json!({"object": "list", "data": data, "limit": limit, "next": next, "prev": prev});
+        let mut r = Response::json(200, &page);
+        if let Some(link) = page_links(&req.path, &req.query, &next, &prev) {
+            r.headers.push(("link", link));
+        }
+        Ok(r)
     }
 
     /// A list of `res`, optionally narrowed by `scope` (a sub-list's parent).
@@ -633,16 +777,17 @@ impl App {
 
     async fn resource_op(&self, ctx: &Ctx<'_>, m: RouteMatch, req: &Request) -> ApiResult<Answer> {
         if let Op::View(view) = m.route.op {
-            let body = resources::run_view(ctx, view, &req.query).await?;
-            return Ok(Answer::Response(Response::json(200, &body)));
+            return Ok(Answer::Response(self.view_op(ctx, view, req).await?));
         }
         match m.route.op {
             Op::FhirRead(t) => {
-                return Ok(Answer::Response(crate::fhir::read(ctx, t, m.id()).await?))
+                return Ok(Answer::Response(
+                    crate::api::fhir::read(ctx, t, m.id()).await?,
+                ))
             }
             Op::FhirSearch(t) => {
                 return Ok(Answer::Response(
-                    crate::fhir::search(self, ctx, t, req).await?,
+                    crate::api::fhir::search(self, ctx, t, req).await?,
                 ))
             }
             _ => {}
@@ -704,7 +849,8 @@ impl App {
             | Op::FhirMetadata
             | Op::FhirRead(_)
             | Op::FhirSearch(_)
-            | Op::Docs => return Err(ApiError::internal()),
+            | Op::Docs
+            | Op::Widget => return Err(ApiError::internal()),
         };
         Ok(Answer::Reply(reply))
     }

@@ -108,41 +108,6 @@ fn non_empty(ty: &Ty, s: &mut Value) {
     }
 }
 
-/// The schema of a property of an input schema, without the `null` a merge
-/// patch allows (for a resource's `schema_rules`).
-pub fn property<'a>(schema: &'a mut Value, name: &str) -> &'a mut Value {
-    let p = &mut schema["properties"][name];
-    let nullable = p["anyOf"]
-        .as_array()
-        .is_some_and(|a| a.len() == 2 && a[1] == json!({"type": "null"}));
-    if nullable {
-        &mut p["anyOf"][0]
-    } else {
-        p
-    }
-}
-
-/// A create schema's property limited to these values (the statuses a new
-/// object may have).
-pub fn only(schema: &mut Value, name: &str, values: &[&str]) {
-    let p = property(schema, name);
-    if p.get("enum").is_some() {
-        p["enum"] = json!(values);
-    }
-}
-
-/// Add conditions every body must also meet (`if`/`then` by a type field).
-pub fn all_of(schema: &mut Value, conditions: Value) {
-    let list = schema
-        .as_object_mut()
-        .expect("an object schema")
-        .entry("allOf")
-        .or_insert_with(|| json!([]));
-    if let (Some(list), Value::Array(more)) = (list.as_array_mut(), conditions) {
-        list.extend(more);
-    }
-}
-
 /// An object of these fields. In: read-only fields left out, required ones
 /// required (unless `patch`: then all optional, and optional ones nullable
 /// to remove them). Out: everything, read-only marked; required are the
@@ -347,7 +312,7 @@ fn build() -> Value {
         }
     }));
     for route in routes() {
-        if route.op == Op::Dashboard || route.op == Op::Docs {
+        if route.op.is_static() {
             // Static files of the dashboard and the reference, not API operations.
             continue;
         }
@@ -453,10 +418,7 @@ fn plural(label: &str) -> String {
 /// Every tag, in route order, with what it is.
 fn tags() -> Value {
     let mut out: Vec<Value> = Vec::new();
-    for route in routes()
-        .iter()
-        .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
-    {
+    for route in routes().iter().filter(|r| !r.op.is_static()) {
         let name = tag_of(route);
         if out.iter().any(|t| t["name"] == name.as_str()) {
             continue;
@@ -493,7 +455,8 @@ fn operation(route: &Route) -> Value {
                     "properties": {"status": {"type": "string", "enum": ["ok"]}}}))});
             }
             Op::Organization => {
-                op["summary"] = json!("The organization of the key (secret or restricted keys)");
+                op["summary"] = json!("The organization of the key");
+                op["description"] = json!("Secret keys, and restricted keys with the `organization` permission (`read`; `write` implies it). A publishable key, or a restricted key without it, gets 403.");
                 let mut ok = json!({"description": "The organization", "content": json_content(reference("Organization"))});
                 for h in [
                     "RateLimit-Limit",
@@ -598,7 +561,8 @@ fn operation(route: &Route) -> Value {
         | Op::FhirMetadata
         | Op::FhirRead(_)
         | Op::FhirSearch(_)
-        | Op::Docs => unreachable_shape(),
+        | Op::Docs
+        | Op::Widget => unreachable_shape(),
     };
     if route.method == http::Method::POST {
         params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
@@ -710,12 +674,25 @@ fn view_operation(route: &Route, v: &crate::resources::View, mut op: Value) -> V
             json!({"name": f.name, "in": "query", "required": f.required, "schema": schema, "description": f.doc})
         })
         .collect();
+    let mut params = params;
+    params.extend([
+        json!({"name": "$limit", "in": "query", "schema": {"type": "integer", "minimum": 0},
+            "description": "Items per page (default 10, at most 100; more is clamped)."}),
+        json!({"name": "$after", "in": "query", "schema": {"type": "string"},
+            "description": "A `next` cursor: the page after it (same other parameters)."}),
+        json!({"name": "$before", "in": "query", "schema": {"type": "string"},
+            "description": "A `prev` cursor: the page before it (same other parameters)."}),
+    ]);
     op["parameters"] = json!(params);
-    let mut ok = json!({"description": "The items", "content": json_content(json!({
-        "type": "object", "required": ["object", "data"], "additionalProperties": false,
+    let mut ok = json!({"description": "A page of the items", "headers": {"Link": header_ref("Link")},
+        "content": json_content(json!({
+        "type": "object", "required": ["object", "data", "limit", "next", "prev"], "additionalProperties": false,
         "properties": {
             "object": {"type": "string", "enum": ["list"]},
-            "data": {"type": "array", "items": reference(v.item_name)}
+            "data": {"type": "array", "items": reference(v.item_name)},
+            "limit": {"type": "integer", "minimum": 0, "maximum": crate::query::MAX_LIMIT},
+            "next": {"type": ["string", "null"], "description": "Cursor of the next page (`$after`)."},
+            "prev": {"type": ["string", "null"], "description": "Cursor of the previous page (`$before`)."}
         }
     }))});
     for h in [
@@ -882,10 +859,7 @@ mod tests {
     #[test]
     fn every_route_is_documented() {
         let doc = document();
-        for r in routes()
-            .iter()
-            .filter(|r| r.op != Op::Dashboard && r.op != Op::Docs)
-        {
+        for r in routes().iter().filter(|r| !r.op.is_static()) {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             if r.access().is_some() {

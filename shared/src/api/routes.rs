@@ -29,11 +29,20 @@ pub enum Op {
     /// `GET /fhir/R4/metadata`: the FHIR CapabilityStatement (no key needed).
     FhirMetadata,
     /// `GET /fhir/R4/{Type}/{id}`: a FHIR read (crate::fhir).
-    FhirRead(&'static crate::fhir::FhirType),
+    FhirRead(&'static crate::api::fhir::FhirType),
     /// `GET /fhir/R4/{Type}`: a FHIR search, a searchset Bundle.
-    FhirSearch(&'static crate::fhir::FhirType),
+    FhirSearch(&'static crate::api::fhir::FhirType),
     /// The API reference's static files (crate::docs); not an API operation.
     Docs,
+    /// `GET /widget.js`: the booking widget (crate::widget); not an API operation.
+    Widget,
+}
+
+impl Op {
+    /// A static file (dashboard, reference, widget), not an API operation.
+    pub fn is_static(&self) -> bool {
+        matches!(self, Op::Dashboard | Op::Docs | Op::Widget)
+    }
 }
 
 #[derive(Debug)]
@@ -104,6 +113,13 @@ pub fn routes() -> &'static [Route] {
                 op: Op::Docs,
                 resource: None,
             },
+            Route {
+                name: "widget",
+                method: Method::GET,
+                path: "/widget.js",
+                op: Op::Widget,
+                resource: None,
+            },
         ];
         out.push(Route {
             name: "fhir-metadata",
@@ -112,7 +128,7 @@ pub fn routes() -> &'static [Route] {
             op: Op::FhirMetadata,
             resource: None,
         });
-        for t in crate::fhir::TYPES {
+        for t in crate::api::fhir::TYPES {
             let lower = t.name.to_ascii_lowercase();
             out.push(Route {
                 name: leak(format!("fhir-{lower}-search")),
@@ -202,6 +218,13 @@ impl Eq for Op {}
 impl Route {
     /// What a key needs to call this route (none for health and OpenAPI).
     pub fn access(&self) -> Option<Access> {
+        if let Op::Organization = self.op {
+            return Some(Access {
+                resource: crate::auth::ORGANIZATION_PERMISSION,
+                level: Level::Read,
+                publishable: false,
+            });
+        }
         if let Op::View(v) = self.op {
             return Some(Access {
                 resource: v.access,
@@ -229,7 +252,8 @@ impl Route {
             | Op::FhirMetadata
             | Op::FhirRead(_)
             | Op::FhirSearch(_)
-            | Op::Docs => return None,
+            | Op::Docs
+            | Op::Widget => return None,
         };
         Some(Access {
             resource: r.path,

@@ -162,6 +162,10 @@ impl Principal {
 }
 
 pub const KEYS_KIND: &str = "api-keys";
+/// The permission `GET /v1/organization` needs of a restricted key (`read`;
+/// `write` implies it, there is nothing to change): not a resource of the
+/// registry, but a permission a key holds like one.
+pub const ORGANIZATION_PERMISSION: &str = "organization";
 pub const KEY_HASH_SCOPE: &str = "api-key-hash";
 const TOKEN_LEN: usize = 40;
 

@@ -2,7 +2,8 @@
 //!
 //! HTTP/1.1 over hyper (the same hyper the Lambda runtime already links),
 //! TLS by rustls with the `ring` provider and Mozilla's roots compiled in
-//! (`webpki-roots`, as webhook deliveries use). Compared with the SDK's
+//! (`webpki-roots`): the configuration webhook deliveries use too
+//! (`crate::tls`). Compared with the SDK's
 //! default client this links no second crypto library (aws-lc), no HTTP/2
 //! and reads no certificate directory at start — a cold start does not pay
 //! for parsing the system's trust store (measured in `bench/lambda-size.sh`).
@@ -216,7 +217,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> ConnectorError {
 static TLS: std::sync::LazyLock<Option<Arc<rustls::ClientConfig>>> =
     std::sync::LazyLock::new(|| {
         let extra = std::env::var_os("AWS_CA_BUNDLE").map(std::path::PathBuf::from);
-        match crate::webhooks::deliver::tls_config(extra.as_deref()) {
+        match crate::tls::client_config(extra.as_deref()) {
             Ok(cfg) => Some(cfg),
             Err(e) => {
                 crate::log::error("aws", &format!("AWS_CA_BUNDLE: {e}"));
@@ -436,7 +437,7 @@ mod tests {
         let (port, connections, requests) = server(server_cfg).await;
         let path = std::env::temp_dir().join(format!("hub-ca-{}-{port}.pem", std::process::id()));
         std::fs::write(&path, ca).unwrap();
-        let tls = crate::webhooks::deliver::tls_config(Some(&path)).unwrap();
+        let tls = crate::tls::client_config(Some(&path)).unwrap();
         std::fs::remove_file(&path).unwrap();
         let trusted = dynamodb(port, client_with(Some(tls)));
         for _ in 0..3 {
@@ -451,7 +452,7 @@ mod tests {
 
         // Mozilla's roots alone do not trust the private CA: the handshake
         // fails and no request is served.
-        let mozilla = crate::webhooks::deliver::tls_config(None).unwrap();
+        let mozilla = crate::tls::client_config(None).unwrap();
         let untrusted = dynamodb(port, client_with(Some(mozilla)));
         let err = get(&untrusted).await.unwrap_err();
         assert!(err.contains("UnknownIssuer"), "{err}");

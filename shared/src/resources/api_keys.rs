@@ -36,8 +36,9 @@ const TYPES: &[&str] = &["secret", "publishable", "restricted"];
 pub const MAX_OVERLAP_HOURS: i64 = 12;
 
 /// Every resource a restricted key can hold a permission on: the resource
-/// of every route that needs one (each routed resource, and the resources
-/// views read), but API keys themselves, which only secret keys manage. A
+/// of every route that needs one (each routed resource, the resources
+/// views read, and `organization` for `GET /v1/organization`), but API keys
+/// themselves, which only secret keys manage. A
 /// resource added to the registry is here without a change (a test checks
 /// this is exactly the route table's).
 pub fn permission_resources() -> &'static [&'static str] {
@@ -49,7 +50,8 @@ pub fn permission_resources() -> &'static [&'static str] {
             .iter()
             .filter(|r| !r.internal)
             .map(|r| r.path);
-        for p in views.chain(routed) {
+        let organization = std::iter::once(crate::auth::ORGANIZATION_PERMISSION);
+        for p in views.chain(routed).chain(organization) {
             if p != KEYS_KIND && !out.contains(&p) {
                 out.push(p);
             }
@@ -421,18 +423,16 @@ fn roll_action<'a>(
     })
 }
 
-/// `hub keys roll`: roll the working key of `kind` of one organization and
-/// mode (for an operator whose only secret key is lost). Returns the new
-/// key (with its `secret`) and the rolled one.
+/// `hub keys roll` (through `crate::org::roll_key`, which checks the
+/// organization exists): roll the working key of `kind` of one
+/// organization and mode (for an operator whose only secret key is lost).
+/// Returns the new key (with its `secret`) and the rolled one.
 pub async fn roll_standard(
     store: &dyn Store,
     tenant: &Tenant,
     kind: KeyKind,
     hours: i64,
 ) -> ApiResult<(Value, Value)> {
-    if !crate::org::exists(store, &tenant.org).await? {
-        return Err(ApiError::not_found("organization", &tenant.org));
-    }
     let now = crate::time::now_ms();
     let keys = store.all(&tenant.key(), KEYS_KIND).await?;
     let working: Vec<&crate::store::Doc> = keys
@@ -544,7 +544,7 @@ static ROLL_BODY: &[Field] = &[Field::new(
 /// The standard keys come with the organization: a new key is `restricted`.
 fn schema_rules(s: &mut Value, create: bool) {
     if create {
-        crate::api::openapi::only(s, "type", &["restricted"]);
+        crate::schema::only(s, "type", &["restricted"]);
     }
 }
 

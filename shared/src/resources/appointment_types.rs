@@ -34,7 +34,7 @@ impl Rules for TypeRules {
 
 /// `durationMinutes` in steps of 5.
 fn schema_rules(s: &mut Value, _create: bool) {
-    crate::api::openapi::property(s, "durationMinutes")["multipleOf"] = serde_json::json!(5);
+    crate::schema::property(s, "durationMinutes")["multipleOf"] = serde_json::json!(5);
 }
 
 pub static RESOURCE: Resource = Resource {

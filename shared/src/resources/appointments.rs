@@ -679,7 +679,7 @@ fn availability<'a>(
 pub static AVAILABILITY: View = View {
     path: "availability",
     summary: "Free slots of an appointment type (a booking page)",
-    description: "Slots start every `slotMinutes` from the start of each working interval (in the clinic's time zone, daylight saving followed); a slot is offered when the whole appointment fits inside the interval, does not overlap the practitioner's time off or any of their appointments that are not cancelled (at any clinic), and starts in the future. Sorted by `startAt`, then `practitionerId`. Publishable keys may read it and book an offered slot.",
+    description: "Slots start every `slotMinutes` from the start of each working interval (in the clinic's time zone, daylight saving followed); a slot is offered when the whole appointment fits inside the interval, does not overlap the practitioner's time off or any of their appointments that are not cancelled (at any clinic), and starts in the future. Sorted by `startAt`, then `practitionerId`, and paged like every list: `$limit` (default 10, at most 100) and the `next`/`prev` cursors (`$after`, `$before`), which keep the other parameters. Publishable keys may read it and book an offered slot.",
     params: &[
         Field::new("appointmentTypeId", Ty::Ref("appointment-types"), "What to book (its duration).").required(),
         Field::new("from", Ty::Timestamp, "Window start (RFC 3339 or Unix ms).").required(),
@@ -690,6 +690,7 @@ pub static AVAILABILITY: View = View {
     ],
     item: SLOT_FIELDS,
     item_name: "Slot",
+    order: &["startAt", "practitionerId"],
     access: "appointments",
     publishable: true,
     run: availability,
@@ -699,7 +700,7 @@ pub static AVAILABILITY: View = View {
 /// `cancellationReason` yet.
 fn schema_rules(s: &mut Value, create: bool) {
     if create {
-        crate::api::openapi::only(s, "status", &["scheduled", "confirmed"]);
+        crate::schema::only(s, "status", &["scheduled", "confirmed"]);
         s["properties"]["cancellationReason"] = json!(false);
     }
 }

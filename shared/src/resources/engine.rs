@@ -135,10 +135,33 @@ async fn resolve_groups(
                     g.id_field, g.name_field
                 ),
             )),
-            (None, None) => errors.push(FieldError::new(
-                g.id_field,
-                format!("one of `{}` or `{}` is required", g.id_field, g.name_field),
-            )),
+            (None, None) => match g.publishable_default.filter(|_| ctx.publishable()) {
+                Some(default) => {
+                    let options = ctx.store.all(&ctx.tenant.key(), g.target).await?;
+                    match pick_default(&options, g, default) {
+                        Some(id) => {
+                            input.insert(g.id_field.into(), Value::String(id));
+                        }
+                        None => errors.push(FieldError::new(
+                            g.id_field,
+                            match default {
+                                GroupDefault::LowestOrder => format!(
+                                    "one of `{}` or `{}` is required: there are no {} to default to",
+                                    g.id_field, g.name_field, g.target
+                                ),
+                                GroupDefault::Named(name) => format!(
+                                    "one of `{}` or `{}` is required: there is no {} named `{name}` to default to",
+                                    g.id_field, g.name_field, g.target
+                                ),
+                            },
+                        )),
+                    }
+                }
+                None => errors.push(FieldError::new(
+                    g.id_field,
+                    format!("one of `{}` or `{}` is required", g.id_field, g.name_field),
+                )),
+            },
             (Some(_), None) => {}
             (None, Some(Value::String(name))) => {
                 let options = ctx.store.all(&ctx.tenant.key(), g.target).await?;
@@ -185,6 +208,32 @@ async fn resolve_groups(
         }
     }
     Ok(())
+}
+
+/// The organization's default of a group a publishable key left out.
+fn pick_default(options: &[Doc], g: &Group, default: GroupDefault) -> Option<String> {
+    let name_of = |d: &Doc| {
+        d.get(g.target_name_field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase()
+    };
+    let chosen = match default {
+        GroupDefault::Named(name) => {
+            let wanted = name.to_lowercase();
+            options.iter().find(|d| name_of(d) == wanted)
+        }
+        GroupDefault::LowestOrder => options.iter().min_by_key(|d| {
+            let order = d.get("order").and_then(Value::as_i64).unwrap_or(i64::MAX);
+            let id = d
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            (order, name_of(d), id)
+        }),
+    };
+    chosen.and_then(|d| d.get("id").and_then(Value::as_str).map(String::from))
 }
 
 /// Every referenced id in a document: (field path, target resource, id).

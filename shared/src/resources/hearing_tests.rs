@@ -127,7 +127,7 @@ impl Rules for HearingTestRules {
 /// Points on the standard frequencies, thresholds in steps of 5 dB.
 fn schema_rules(s: &mut Value, _create: bool) {
     for ear in ["left", "right"] {
-        let point = &mut crate::api::openapi::property(s, ear)["items"]["properties"];
+        let point = &mut crate::schema::property(s, ear)["items"]["properties"];
         point["frequencyHz"]["enum"] = json!(FREQUENCIES);
         point["thresholdDb"]["multipleOf"] = json!(5);
     }

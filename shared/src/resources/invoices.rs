@@ -404,9 +404,9 @@ fn str_of(v: Option<&Value>) -> &str {
 
 /// At least one line; a new invoice is a draft or open.
 fn schema_rules(s: &mut Value, create: bool) {
-    crate::api::openapi::property(s, "lineItems")["minItems"] = json!(1);
+    crate::schema::property(s, "lineItems")["minItems"] = json!(1);
     if create {
-        crate::api::openapi::only(s, "status", &["draft", "open"]);
+        crate::schema::only(s, "status", &["draft", "open"]);
     }
 }
 

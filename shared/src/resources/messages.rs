@@ -137,8 +137,8 @@ fn schema_rules(s: &mut Value, create: bool) {
     if !create {
         return;
     }
-    crate::api::openapi::only(s, "status", &["queued"]);
-    crate::api::openapi::all_of(
+    crate::schema::only(s, "status", &["queued"]);
+    crate::schema::all_of(
         s,
         json!([
             {"if": {"properties": {"channel": {"const": "sms"}}},

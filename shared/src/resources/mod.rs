@@ -52,6 +52,19 @@ pub struct Group {
     pub name_field: &'static str,
     pub target: &'static str,
     pub target_name_field: &'static str,
+    /// What a publishable key (a web form, the booking widget) gets when it
+    /// gives neither field: it cannot list `target` to choose.
+    pub publishable_default: Option<GroupDefault>,
+}
+
+/// The organization's default of a field group, for publishable keys.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupDefault {
+    /// The object with the lowest `order` (the first stage of a pipeline),
+    /// then the first by name.
+    LowestOrder,
+    /// The object of this name (case-insensitive).
+    Named(&'static str),
 }
 
 /// What publishable keys (web forms, booking widgets) may do.
@@ -348,6 +361,10 @@ pub struct View {
     pub item: &'static [Field],
     /// The item's schema name in the OpenAPI document.
     pub item_name: &'static str,
+    /// The item fields that order the items (the view returns them so
+    /// sorted) and tell one from another: a page's cursor names a position
+    /// in this order.
+    pub order: &'static [&'static str],
     /// The resource whose read permission it needs.
     pub access: &'static str,
     pub publishable: bool,

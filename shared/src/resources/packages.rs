@@ -61,7 +61,7 @@ fn schema_rules(s: &mut Value, create: bool) {
         // schema cannot see.
         return;
     }
-    crate::api::openapi::all_of(
+    crate::schema::all_of(
         s,
         json!([
             {"if": {"properties": {"type": {"const": "membership"}}},

@@ -1,4 +1,4 @@
-use super::{Change, Ctx, Group, Publishable, Resource, Rules};
+use super::{Change, Ctx, Group, GroupDefault, Publishable, Resource, Rules};
 use crate::error::ApiResult;
 use crate::schema::{Field, Ty, ADDRESS};
 use crate::store::Lookup;
@@ -22,6 +22,10 @@ static EMERGENCY_CONTACT: Ty = Ty::Object(&[
     Field::new("phone", Ty::Phone, "Contact's phone.").required(),
     Field::new("email", Ty::Email, "Contact's email."),
 ]);
+
+/// The referral source of a patient a publishable key creates without one
+/// (a web form, the booking widget): docs/widget.md.
+pub const WEB_REFERRAL: &str = "Website";
 
 pub const MEMBERSHIP_STATUSES: &[&str] = &[
     "introOffer",
@@ -56,7 +60,7 @@ pub static RESOURCE: Resource = Resource {
         Field::new(
             "referralId",
             Ty::Ref("referral-sources"),
-            "Referral source (or give `referralName`).",
+            "Referral source (or give `referralName`). A publishable key may leave both out: the referral source named `Website`.",
         ),
         Field::new(
             "primaryClinicId",
@@ -66,7 +70,7 @@ pub static RESOURCE: Resource = Resource {
         Field::new(
             "statusId",
             Ty::Ref("patient-statuses"),
-            "Pipeline status (or give `statusName`).",
+            "Pipeline status (or give `statusName`). A publishable key may leave both out: the status of the lowest `order`.",
         ),
         Field::new("primaryPhoneNumber", Ty::Phone, "E.164 or national digits.").required(),
         Field::new(
@@ -117,18 +121,21 @@ pub static RESOURCE: Resource = Resource {
             name_field: "referralName",
             target: "referral-sources",
             target_name_field: "name",
+            publishable_default: Some(GroupDefault::Named(WEB_REFERRAL)),
         },
         Group {
             id_field: "primaryClinicId",
             name_field: "primaryClinicName",
             target: "clinics",
             target_name_field: "name",
+            publishable_default: None,
         },
         Group {
             id_field: "statusId",
             name_field: "statusName",
             target: "patient-statuses",
             target_name_field: "name",
+            publishable_default: Some(GroupDefault::LowestOrder),
         },
     ],
     publishable: Publishable {

@@ -396,7 +396,7 @@ pub async fn expiry_loop(store: crate::store::DynStore, every: std::time::Durati
 /// A new purchase is `active`.
 fn schema_rules(s: &mut Value, create: bool) {
     if create {
-        crate::api::openapi::only(s, "status", &["active"]);
+        crate::schema::only(s, "status", &["active"]);
     }
 }
 

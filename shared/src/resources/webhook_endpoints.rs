@@ -385,7 +385,7 @@ fn enable<'a>(
 
 /// At least one event pattern.
 fn schema_rules(s: &mut Value, _create: bool) {
-    crate::api::openapi::property(s, "enabledEvents")["minItems"] = serde_json::json!(1);
+    crate::schema::property(s, "enabledEvents")["minItems"] = serde_json::json!(1);
 }
 
 pub static RESOURCE: Resource = Resource {

@@ -192,6 +192,9 @@ const REFERRALS: &[(&str, &str, usize)] = &[
     ("wom", "Word of mouth", 15),
     ("walkin", "Walk-in", 9),
     ("newspaper", "Newspaper", 8),
+    // Weight 0: the default of web bookings (patients::WEB_REFERRAL), no
+    // seeded patient has it.
+    ("website", "Website", 0),
 ];
 
 /// key, name, weight among patients; `order` is the position.

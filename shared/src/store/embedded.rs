@@ -221,7 +221,30 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn parse_value(body: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Backend(format!("corrupt document: {e}")))
+    serde_json::from_str(body)
+        .map(compact)
+        .map_err(|e| StoreError::Backend(format!("corrupt document: {e}")))
+}
+
+/// The same value with every map, array and string at its exact size (a
+/// parsed or built map grows by doubling: up to half of it unused), for
+/// the documents the mirror keeps for the process's life.
+fn compact(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = serde_json::Map::with_capacity(m.len());
+            for (k, v) in m {
+                out.insert(k, compact(v));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(compact).collect()),
+        Value::String(mut s) => {
+            s.shrink_to_fit();
+            Value::String(s)
+        }
+        other => other,
+    }
 }
 
 /// A stored object, kept with its text.
@@ -682,7 +705,7 @@ impl EmbeddedStore {
                     let text = text.unwrap_or_else(|| doc.to_string());
                     mirror
                         .coll_entry(tenant, kind.to_string())
-                        .insert(id, DocJson::with_text(Arc::new(doc), text));
+                        .insert(id, DocJson::with_text(Arc::new(compact(doc)), text));
                 }
                 WriteOp::Delete {
                     tenant, kind, id, ..

@@ -28,9 +28,9 @@ impl Default for DeliveryConfig {
     /// `HUB_WEBHOOK_CA_FILE` when set.
     fn default() -> Self {
         let extra = std::env::var_os("HUB_WEBHOOK_CA_FILE").map(std::path::PathBuf::from);
-        let tls = tls_config(extra.as_deref()).unwrap_or_else(|e| {
+        let tls = crate::tls::client_config(extra.as_deref()).unwrap_or_else(|e| {
             crate::log::error("delivery", &format!("HUB_WEBHOOK_CA_FILE ignored: {e}"));
-            tls_config(None).expect("the built-in roots load")
+            crate::tls::client_config(None).expect("the built-in roots load")
         });
         DeliveryConfig {
             timeout: Duration::from_secs(30),
@@ -95,35 +95,6 @@ pub async fn resolve(u: &Url, protect: bool) -> Result<Vec<SocketAddr>, String> 
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
-}
-
-/// The TLS client for https deliveries: Mozilla's roots, plus the PEM
-/// certificates in `HUB_WEBHOOK_CA_FILE` if set (a private or development CA).
-pub fn tls_config(
-    extra_ca: Option<&std::path::Path>,
-) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use tokio_rustls::rustls;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = extra_ca {
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
 }
 
 /// One HTTP/1.1 exchange over an established stream.
