@@ -157,6 +157,15 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, headers, data)
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that closed its connection (the SDK drops one after a
+        # 500 or a timeout) is not the proxy's error.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     global args
     p = argparse.ArgumentParser()
@@ -173,7 +182,7 @@ def main():
     hostport = args.upstream.split("//", 1)[-1].rstrip("/")
     args.upstream_host, port = hostport.rsplit(":", 1)
     args.upstream_port = int(port)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = Server(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.local = threading.local()
     print(os.getpid(), server.server_address[1], flush=True)
