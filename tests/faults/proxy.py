@@ -17,8 +17,9 @@ at the rates given injects what DynamoDB Local never does:
                    --stale-age seconds old (default 1.0): an index not caught up
 
 Prints "PID PORT" once listening on 127.0.0.1 (a free port unless --port).
-GET /__stats answers the counts injected so far as JSON. Python's standard
-library only.
+GET /__stats answers the counts injected so far as JSON; POST /__rates with
+{"throttle": 1.0, ...} changes rates from then on. Python's standard library
+only.
 """
 import argparse
 import http.client
@@ -110,6 +111,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        if self.path == "/__rates":
+            # {"throttle": 1.0, ...}: new rates from now on.
+            for k, v in json.loads(body or b"{}").items():
+                setattr(args, k.replace("-", "_"), float(v))
+            return self.reply(200, [("Content-Type", "application/json")], b"{}")
         target = (self.headers.get("X-Amz-Target") or "").split(".")[-1]
         count("calls")
         if args.latency > 0:

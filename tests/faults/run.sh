@@ -3,7 +3,9 @@
 # api_keys.rs, webhooks.rs — their `::dynamodb` variants) through the fault-injection
 # proxy (tests/faults/proxy.py) in front of DynamoDB Local, at moderate
 # rates, then `hub audit` on every table they made, straight from DynamoDB
-# Local: every derived value must agree with its objects.
+# Local: every derived value must agree with its objects. Last,
+# tests/faults/unavailable.py: `hub serve --table` while every call is
+# throttled, then failing: 503 with Retry-After, nothing written.
 # Needs HUB_TEST_DYNAMODB_ENDPOINT (DynamoDB Local) and HUB_TEST_SQS_ENDPOINT,
 # as scripts/test.sh exports them. HUB_FAULT_TESTS overrides the test list.
 set -euo pipefail
@@ -45,4 +47,6 @@ for t in $(comm -13 <(echo "$before" | sort) <(tables | sort)); do
   out=$(target/debug/hub audit --table "$t" --endpoint-url "$upstream" 2>&1) || { echo "$t: $out"; status=1; }
 done
 echo "hub audit: $audited tables made by the tests"
+# DynamoDB failing through every retry: 503 with Retry-After, nothing written.
+python3 tests/faults/unavailable.py target/debug/hub || status=1
 exit "$status"
