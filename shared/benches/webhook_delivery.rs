@@ -139,16 +139,26 @@ fn main() {
             let client = client.clone();
             let key = key.clone();
             async move {
-                let req = hyper::Request::post(format!("http://{addr}{path}"))
-                    .header("authorization", format!("Bearer {key}"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
-                let resp = client.request(req).await.expect("request");
-                let status = resp.status();
-                let body = resp.into_body().collect().await.unwrap().to_bytes();
-                assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
-                serde_json::from_slice::<Value>(&body).unwrap()
+                // A 503 (the database overloaded; nothing written) is sent
+                // again after its Retry-After, as a client does.
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let req = hyper::Request::post(format!("http://{addr}{path}"))
+                        .header("authorization", format!("Bearer {key}"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body.to_string())))
+                        .unwrap();
+                    let resp = client.request(req).await.expect("request");
+                    let status = resp.status();
+                    let text = resp.into_body().collect().await.unwrap().to_bytes();
+                    if status == hyper::StatusCode::SERVICE_UNAVAILABLE && tries < 5 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&text));
+                    break serde_json::from_slice::<Value>(&text).unwrap();
+                }
             }
         };
         let ep = post("/v1/webhook-endpoints".into(), json!({"url": format!("http://{rx}/hook"), "enabledEvents": ["clinic.created"]})).await;
