@@ -721,7 +721,10 @@ async fn serve(mut args: Args) -> Result<(), String> {
             r.map_err(|e| format!("cannot serve: {e}"))
         }
         signal = stop_signal() => {
-            println!("Shutting down ({signal}).");
+            // Whoever started it may have closed our stdout already: a
+            // closed pipe is no reason to fail the shutdown.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "Shutting down ({signal}).");
             Ok(())
         }
     }
