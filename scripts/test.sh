@@ -72,6 +72,9 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+echo "== faults (issue 22): the DynamoDB variants of the black-box API tests through a fault-injection proxy (throttling, conflicts, 500s before and after writes, latency, stale index answers), then hub audit on every table they made"
+tests/faults/run.sh
+
 echo "== the API contract: schemathesis against hub serve's /openapi.json (loopback-only network namespace)"
 cargo build --quiet -p hub-functions --bin hub
 tests/contract/schemathesis.sh target/debug/hub

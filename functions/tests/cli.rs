@@ -581,3 +581,98 @@ async fn dynamodb_mode_survives_kill_9_under_load_and_delivers_every_event() {
     );
     served.kill9();
 }
+
+/// `hub audit --data DIR`: a sandbox's derived values agree with its objects
+/// (exit 0); one invoice's balance changed behind the hub's back is reported
+/// by name (exit 1), and so is a guard item that lost its booking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_finds_a_corrupted_balance_and_guard() {
+    use hub::store::{Expect, Store, WriteOp, WriteTx};
+    let dir = TempDir::new("audit");
+    let out = Command::new(HUB)
+        .args(["org", "create", "--name", "Audited", "--json", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("hub org create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tenant = format!("{}#test", created["organizationId"].as_str().unwrap());
+    let audit = || {
+        Command::new(HUB)
+            .args(["audit", "--data"])
+            .arg(dir.path())
+            .output()
+            .expect("hub audit")
+    };
+    let clean = audit();
+    let text = String::from_utf8_lossy(&clean.stdout).to_string();
+    assert!(
+        clean.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert!(text.contains(": 0 differences"), "{text}");
+    assert!(
+        text.contains(" invoices") && text.contains(" appointment-guards"),
+        "{text}"
+    );
+
+    let store =
+        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap();
+    let invoices = store.all(&tenant, "invoices").await.unwrap();
+    let invoice = invoices
+        .iter()
+        .find(|i| i["status"] == "open" || i["status"] == "partiallyPaid")
+        .expect("the sandbox has an open invoice");
+    let id = invoice["id"].as_str().unwrap().to_string();
+    let mut doc = (**invoice).clone();
+    doc["balance"] = json!(doc["balance"].as_i64().unwrap() + 1);
+    let version = doc["version"].as_u64().unwrap();
+    doc["version"] = json!(version + 1);
+    let guards = store.all(&tenant, "appointment-guards").await.unwrap();
+    let guard = guards
+        .iter()
+        .find(|g| g["bookings"].as_array().is_some_and(|b| !b.is_empty()))
+        .expect("a guard with a booking");
+    let gid = guard["id"].as_str().unwrap().to_string();
+    let mut emptied = (**guard).clone();
+    emptied["bookings"] = json!([]);
+    emptied["version"] = json!(guard["version"].as_u64().unwrap() + 1);
+    store
+        .commit(WriteTx::of(vec![
+            WriteOp::Put {
+                tenant: tenant.clone(),
+                kind: "invoices",
+                id: id.clone(),
+                doc,
+                expect: Expect::Version(version),
+            },
+            WriteOp::Put {
+                tenant: tenant.clone(),
+                kind: "appointment-guards",
+                id: gid.clone(),
+                doc: emptied,
+                expect: Expect::Version(guard["version"].as_u64().unwrap()),
+            },
+        ]))
+        .await
+        .unwrap();
+    drop(store);
+
+    let found = audit();
+    let text = String::from_utf8_lossy(&found.stdout).to_string();
+    assert_eq!(found.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("invoices/{id} balance: stored")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("appointment-guards/{gid} bookings: stored []")),
+        "{text}"
+    );
+    assert!(text.contains(": 2 differences"), "{text}");
+}

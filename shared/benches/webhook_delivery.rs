@@ -10,7 +10,8 @@
 //! poller (Lambda's 250 ms), the fan-out handler, moto's SQS long-polled by
 //! the queue poller, the delivery handler. `HUB_BENCH_EVENTS` sets the count,
 //! `HUB_BENCH_CONCURRENCY` the writers (32), `HUB_BENCH_RATE` paces the
-//! writes (per second) so latency is measured below the pipeline's capacity.
+//! writes (per second) so latency is measured below the pipeline's capacity,
+//! `HUB_BENCH_OUT` names the results file in bench/results/.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -138,16 +139,26 @@ fn main() {
             let client = client.clone();
             let key = key.clone();
             async move {
-                let req = hyper::Request::post(format!("http://{addr}{path}"))
-                    .header("authorization", format!("Bearer {key}"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
-                let resp = client.request(req).await.expect("request");
-                let status = resp.status();
-                let body = resp.into_body().collect().await.unwrap().to_bytes();
-                assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
-                serde_json::from_slice::<Value>(&body).unwrap()
+                // A 503 (the database overloaded; nothing written) is sent
+                // again after its Retry-After, as a client does.
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let req = hyper::Request::post(format!("http://{addr}{path}"))
+                        .header("authorization", format!("Bearer {key}"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body.to_string())))
+                        .unwrap();
+                    let resp = client.request(req).await.expect("request");
+                    let status = resp.status();
+                    let text = resp.into_body().collect().await.unwrap().to_bytes();
+                    if status == hyper::StatusCode::SERVICE_UNAVAILABLE && tries < 5 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&text));
+                    break serde_json::from_slice::<Value>(&text).unwrap();
+                }
             }
         };
         let ep = post("/v1/webhook-endpoints".into(), json!({"url": format!("http://{rx}/hook"), "enabledEvents": ["clinic.created"]})).await;
@@ -205,7 +216,7 @@ fn main() {
         );
         let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
         let _ = std::fs::create_dir_all(&results);
-        let name = if aws.is_some() { "webhooks-dynamodb.json" } else { "webhooks.json" };
+        let name = std::env::var("HUB_BENCH_OUT").unwrap_or_else(|_| if aws.is_some() { "webhooks-dynamodb.json" } else { "webhooks.json" }.to_string());
         let _ = std::fs::write(results.join(name), format!("{out:#}\n"));
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(seen.len(), events, "every event delivered and verified");

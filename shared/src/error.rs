@@ -18,6 +18,9 @@ pub enum ErrorKind {
     Security,
     RateLimitExceeded,
     LockTimeout,
+    /// The database stayed unavailable (throttled, failing) through the
+    /// client's retries: 503 with `Retry-After` (issue 22).
+    Unavailable,
     Unknown,
 }
 
@@ -35,6 +38,7 @@ impl ErrorKind {
             ErrorKind::MethodNotSupported => 405,
             ErrorKind::Security => 426,
             ErrorKind::RateLimitExceeded | ErrorKind::LockTimeout => 429,
+            ErrorKind::Unavailable => 503,
             ErrorKind::Unknown => 500,
         }
     }
@@ -54,11 +58,12 @@ impl ErrorKind {
             ErrorKind::Security => "SECURITY_ERROR",
             ErrorKind::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorKind::LockTimeout => "LOCK_TIMEOUT",
+            ErrorKind::Unavailable => "SERVICE_UNAVAILABLE",
             ErrorKind::Unknown => "UNKNOWN_ERROR",
         }
     }
 
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Auth,
         ErrorKind::InvalidParameters,
         ErrorKind::InvalidContentType,
@@ -72,6 +77,7 @@ impl ErrorKind {
         ErrorKind::Security,
         ErrorKind::RateLimitExceeded,
         ErrorKind::LockTimeout,
+        ErrorKind::Unavailable,
         ErrorKind::Unknown,
     ];
 }

@@ -159,15 +159,28 @@ fn attr_s<'a>(image: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
     }
 }
 
+/// Events of one stream batch fanned out at once (tenants read, and
+/// `SendMessageBatch` calls made, concurrently): the fan-out keeps up with
+/// a batch of 100 in a few round trips instead of 100 sequential ones.
+pub const FANOUT_CONCURRENCY: usize = 16;
+/// Deliveries of one queue batch posted at once (the mapping's `BatchSize`
+/// is 10: all of them).
+pub const DELIVERY_CONCURRENCY: usize = 10;
+
 /// A DynamoDB stream batch → deliveries enqueued. Only inserts of event
-/// items count. On a failure the batch reports that record, so Lambda
-/// retries from it (records after it are not processed now).
+/// items count. The batch's events are fanned out concurrently
+/// ([`FANOUT_CONCURRENCY`]); when some fail, the batch reports the first
+/// failed record, so Lambda retries from it (the records before it are
+/// done; those after it that went out may go out again: the fan-out is at
+/// least once, and a delivery already made is not made twice).
 pub async fn handle_stream(
     store: &dyn Store,
     queue: &dyn Queue,
     event: &StreamEvent,
 ) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
+    let mut events = Vec::new();
+    let mut sequence = Vec::new();
     for record in &event.records {
         let image = &record.change.new_image;
         if record.event_name != "INSERT"
@@ -180,7 +193,7 @@ pub async fn handle_stream(
             crate::log::error("fanout", "stream record without an event document; skipped");
             continue;
         };
-        let ev = EventRecord {
+        events.push(EventRecord {
             id: envelope["id"].as_str().unwrap_or_default().to_string(),
             tenant: tenant.to_string(),
             event_type: envelope["type"].as_str().unwrap_or_default().to_string(),
@@ -189,24 +202,66 @@ pub async fn handle_stream(
                 .and_then(crate::time::parse_timestamp)
                 .unwrap_or(0),
             envelope,
-        };
-        if let Err(e) =
-            crate::webhooks::fanout::fan_out(store, queue, std::slice::from_ref(&ev)).await
-        {
-            crate::log::error("fanout", &e.to_string());
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = record.change.sequence_number.clone();
-            response.batch_item_failures.push(failure);
-            break;
-        }
+        });
+        sequence.push(record.change.sequence_number.clone());
+    }
+    let results =
+        crate::webhooks::fanout::fan_out_each(store, queue, &events, FANOUT_CONCURRENCY).await;
+    if let Some((i, Err(e))) = results.iter().enumerate().find(|(_, r)| r.is_err()) {
+        crate::log::error("fanout", &e.to_string());
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = sequence[i].clone();
+        response.batch_item_failures.push(failure);
     }
     response
 }
 
-/// An SQS batch → one attempt per message. A retry sets the message's
-/// visibility to the back-off delay and reports it failed (it stays queued);
-/// the last failed attempt reports it failed with no delay, so the redrive
-/// policy (maxReceiveCount = attempts) moves it to the dead-letter queue.
+/// What one queue message came to: whether it failed (stays queued).
+async fn handle_message(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    cfg: &DeliveryConfig,
+    record: &aws_lambda_events::event::sqs::SqsMessage,
+) -> bool {
+    let handle = record.receipt_handle.as_deref().unwrap_or_default();
+    let count: u32 = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let Some(body) = record
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+    else {
+        crate::log::error("delivery", "unreadable queue message dropped");
+        return false;
+    };
+    match deliver::attempt(store, cfg, &body, count).await {
+        Ok(Outcome::Delivered) | Ok(Outcome::Dropped) => false,
+        Ok(Outcome::Retry(d)) => {
+            if let Err(e) = queue.change_visibility(handle, d).await {
+                crate::log::error("delivery", &e.to_string());
+            }
+            true
+        }
+        Ok(Outcome::Dead) => {
+            let _ = queue.change_visibility(handle, Duration::ZERO).await;
+            true
+        }
+        Err(e) => {
+            crate::log::error("delivery", &e.to_string());
+            true
+        }
+    }
+}
+
+/// An SQS batch → one attempt per message, up to [`DELIVERY_CONCURRENCY`]
+/// at once. A retry sets the message's visibility to the back-off delay and
+/// reports it failed (it stays queued); the last failed attempt reports it
+/// failed with no delay, so the redrive policy (maxReceiveCount = attempts)
+/// moves it to the dead-letter queue. Each failed message is reported; the
+/// others are deleted by the mapping.
 pub async fn handle_sqs(
     store: &dyn Store,
     queue: &dyn Queue,
@@ -214,44 +269,21 @@ pub async fn handle_sqs(
     event: &SqsEvent,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    for record in &event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let handle = record.receipt_handle.as_deref().unwrap_or_default();
-        let count: u32 = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
-        let Some(body) = record
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<Value>(b).ok())
-        else {
-            crate::log::error("delivery", "unreadable queue message dropped");
-            continue;
-        };
-        let failed = match deliver::attempt(store, cfg, &body, count).await {
-            Ok(Outcome::Delivered) | Ok(Outcome::Dropped) => false,
-            Ok(Outcome::Retry(d)) => {
-                if let Err(e) = queue.change_visibility(handle, d).await {
-                    crate::log::error("delivery", &e.to_string());
-                }
-                true
-            }
-            Ok(Outcome::Dead) => {
-                let _ = queue.change_visibility(handle, Duration::ZERO).await;
-                true
-            }
-            Err(e) => {
-                crate::log::error("delivery", &e.to_string());
-                true
-            }
-        };
-        if failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
+    let permits = tokio::sync::Semaphore::new(DELIVERY_CONCURRENCY);
+    let permits = &permits;
+    let attempts: Vec<_> = event
+        .records
+        .iter()
+        .map(|record| async move {
+            let _permit = permits.acquire().await;
+            handle_message(store, queue, cfg, record).await
+        })
+        .collect();
+    let failed = futures::future::join_all(attempts).await;
+    for (i, _) in failed.iter().enumerate().filter(|(_, f)| **f) {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = event.records[i].message_id.clone().unwrap_or_default();
+        response.batch_item_failures.push(failure);
     }
     response
 }
@@ -310,6 +342,7 @@ fn env(name: &str) -> Result<String, String> {
 pub async fn deployment() -> Result<Deployment, String> {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(crate::aws::http::client())
+        .retry_config(crate::aws::retry_config())
         .load()
         .await;
     let store = DynamoStore::new(
@@ -566,6 +599,126 @@ fn main_delivery() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Expect, WriteOp, WriteTx};
+    use std::sync::Mutex;
+
+    /// A queue that records what is sent and refuses any call carrying
+    /// the event `bad`.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Mutex<Vec<Value>>,
+        calls: Mutex<usize>,
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for Recorder {
+        async fn send(
+            &self,
+            bodies: Vec<Value>,
+            _delay: Duration,
+        ) -> crate::store::StoreResult<()> {
+            *self.calls.lock().unwrap() += 1;
+            if bodies.iter().any(|b| b["eventId"] == "bad") {
+                return Err(crate::store::StoreError::Unavailable("refused".into()));
+            }
+            self.sent.lock().unwrap().extend(bodies);
+            Ok(())
+        }
+        async fn receive(
+            &self,
+            _max: usize,
+            _visibility: Duration,
+        ) -> crate::store::StoreResult<Vec<crate::queue::Received>> {
+            Ok(Vec::new())
+        }
+        async fn delete(&self, _handle: &str) -> crate::store::StoreResult<()> {
+            Ok(())
+        }
+        async fn change_visibility(&self, _h: &str, _d: Duration) -> crate::store::StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    fn record(seq: usize, tenant: &str, id: &str) -> Value {
+        let doc =
+            json!({"id": id, "type": "patient.created", "createdAt": "2026-01-01T00:00:00.000Z"});
+        json!({
+            "eventID": format!("e{seq}"), "eventName": "INSERT", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1", "eventVersion": "1.1",
+            "dynamodb": {
+                "SequenceNumber": format!("{seq:05}"), "SizeBytes": 1, "StreamViewType": "NEW_IMAGE",
+                "Keys": {"PK": {"S": "x"}, "SK": {"S": id}},
+                "NewImage": {"kind": {"S": "events"}, "tenant": {"S": tenant}, "doc": {"S": doc.to_string()}},
+            },
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s",
+        })
+    }
+
+    /// 25 events of two tenants fanned out in one batch: every subscribed
+    /// endpoint gets each event once, in few SendMessageBatch calls; when
+    /// one event's call fails, the batch reports the first record of that
+    /// call.
+    #[tokio::test]
+    async fn a_batch_fans_out_concurrently_and_reports_its_first_failure() {
+        let dir = std::env::temp_dir().join(format!("hub-fanout-{}", crate::ids::ulid()));
+        let store =
+            crate::store::embedded::EmbeddedStore::open(&dir, crate::resources::kinds()).unwrap();
+        let mut ops = Vec::new();
+        for (tenant, ep) in [
+            ("org_a#test", "we_1"),
+            ("org_a#test", "we_2"),
+            ("org_b#test", "we_3"),
+        ] {
+            ops.push(WriteOp::Put {
+                tenant: tenant.into(),
+                kind: crate::webhooks::ENDPOINTS_KIND,
+                id: ep.into(),
+                doc: json!({"id": ep, "status": "enabled", "enabledEvents": ["patient.*"],
+                            "createdAt": "2025-01-01T00:00:00.000Z", "version": 1}),
+                expect: Expect::Absent,
+            });
+        }
+        store.commit(WriteTx::of(ops)).await.unwrap();
+        let records: Vec<Value> = (0..25)
+            .map(|i| {
+                let tenant = if i % 2 == 0 {
+                    "org_a#test"
+                } else {
+                    "org_b#test"
+                };
+                record(i, tenant, &format!("evt_{i}"))
+            })
+            .collect();
+        let queue = Recorder::default();
+        let out = handle_stream_json(&store, &queue, &json!({"Records": records})).await;
+        assert_eq!(out, json!({"batchItemFailures": []}));
+        let sent = queue.sent.lock().unwrap().clone();
+        // 13 events of org_a to two endpoints, 12 of org_b to one.
+        assert_eq!(sent.len(), 13 * 2 + 12);
+        let mut pairs: Vec<String> = sent
+            .iter()
+            .map(|m| format!("{}>{}", m["eventId"], m["endpointId"]))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), 38, "each delivery once");
+        // Packed from consecutive events, whole events per call: 9 + 9 + 9
+        // + 9 + 2 messages, not 25 calls.
+        assert_eq!(*queue.calls.lock().unwrap(), 5);
+
+        let mut records = records;
+        records[7] = record(7, "org_b#test", "bad");
+        let queue = Recorder::default();
+        let out = handle_stream_json(&store, &queue, &json!({"Records": records})).await;
+        // Event 7 went out in the call of events 6 to 11: the batch reports
+        // the first of them, and Lambda retries from there (6 to 11 again,
+        // and those after).
+        assert_eq!(
+            out,
+            json!({"batchItemFailures": [{"itemIdentifier": "00006"}]})
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A request's log line is written within its invocation: by the time
     /// `lambda_http` has the response (and the runtime posts it, after which

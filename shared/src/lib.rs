@@ -2,6 +2,7 @@
 //! adapters. Everything that is not a `main` lives here.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod dashboard;

@@ -63,7 +63,8 @@ pub async fn create(store: &dyn Store, name: &str, empty: bool) -> ApiResult<Cre
             plain.push(secret);
         }
     }
-    store.commit(WriteTx::of(ops)).await?;
+    // New ids only: a write cancelled for contention is sent again.
+    crate::store::commit_retrying(store, WriteTx::of(ops)).await?;
     if !empty {
         crate::sandbox::load(store, &Tenant::new(org.clone(), Mode::Test)).await?;
     }

@@ -41,6 +41,10 @@ USAGE:
                   (a deployed API end to end: creates, reads, lists and deletes a patient; with
                    --webhook-url, sends a webhook test event there; each step's status and time;
                    exit 1 on any failure)
+    hub audit [--data DIR | --table NAME [--endpoint-url URL]]
+                  (recompute derived values — membership statuses, invoice amounts, balances
+                   and statuses, appointment guards — from the objects; print each difference;
+                   exit 1 if any)
     hub generate [--root DIR]   (write template.yaml and events/ from the route table)
     hub openapi   (print the OpenAPI document, as GET /openapi.json answers it)
     hub events fill [--out events/local] [--name NAME] [--data DIR | --table NAME [--endpoint-url URL]]
@@ -134,6 +138,10 @@ fn main() -> ExitCode {
         ["org", "create"] => rt.block_on(org_create(args)),
         ["table", "create"] => rt.block_on(table_create(args)),
         ["keys", "roll"] => rt.block_on(keys_roll(args)),
+        ["audit", rest @ ..] => {
+            args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
+            rt.block_on(audit(args))
+        }
         ["events", "fill"] => rt.block_on(events_fill(args)),
         ["smoke", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
@@ -217,6 +225,56 @@ async fn dynamodb_client(endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
     let from_env = hub::aws::local::Endpoints::from_env().dynamodb;
     let endpoint = endpoint.or(from_env.as_deref());
     aws_sdk_dynamodb::Client::new(&hub::aws::local::sdk_config(endpoint).await)
+}
+
+/// `hub audit`: every organization's derived values recomputed from its
+/// objects (`hub::audit`); each difference printed, exit 1 if any.
+async fn audit(mut args: Args) -> Result<(), String> {
+    let table = args
+        .value("--table")?
+        .or_else(|| std::env::var("HUB_TABLE").ok());
+    let endpoint = args.value("--endpoint-url")?;
+    let (store, orgs): (DynStore, Vec<String>) = match table {
+        Some(table) => {
+            let client = dynamodb_client(endpoint.as_deref()).await;
+            let orgs = hub::audit::dynamo_orgs(&client, &table)
+                .await
+                .map_err(|e| format!("DynamoDB: {e}"))?;
+            let store =
+                hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
+            (Arc::new(store), orgs)
+        }
+        None => {
+            let dir = data_dir(&mut args)?;
+            let store = EmbeddedStore::open(&dir, hub::resources::kinds())
+                .map_err(|e| format!("cannot open the data directory {}: {e}", dir.display()))?;
+            let orgs = store.organizations().map_err(|e| e.to_string())?;
+            (Arc::new(store), orgs)
+        }
+    };
+    args.done()?;
+    let report = hub::audit::run(store.as_ref(), &orgs, hub::time::now_ms())
+        .await
+        .map_err(|e| format!("audit: {e}"))?;
+    for d in &report.differences {
+        println!("{d}");
+    }
+    let checked: Vec<String> = report
+        .checked
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    println!(
+        "audit: {} organizations ({}): {} differences",
+        orgs.len(),
+        checked.join(", "),
+        report.differences.len()
+    );
+    if report.differences.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("audit: {} differences", report.differences.len()))
+    }
 }
 
 async fn table_create(mut args: Args) -> Result<(), String> {

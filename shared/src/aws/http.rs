@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -130,10 +131,17 @@ impl Connector {
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(r) => r,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
+        // The SDK's retry logic closes a connection after a transient error
+        // (a 500, a timeout) so the retry opens a fresh one: give it the
+        // connection this request ends up on, as the SDK's own client does.
+        let captured = hyper_util::client::legacy::connect::capture_connection(&mut request);
+        if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+            smithy.set_connection_retriever(move || connection_metadata(&captured));
+        }
         let response = self.client.request(request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
@@ -155,6 +163,25 @@ impl HttpConnector for Connector {
             }
         })
     }
+}
+
+/// The connection a request went out on, as the SDK's retry logic sees it:
+/// poisoning it keeps it from being reused.
+fn connection_metadata(
+    captured: &hyper_util::client::legacy::connect::CaptureConnection,
+) -> Option<ConnectionMetadata> {
+    let proxied = captured.connection_metadata().as_ref()?.is_proxied();
+    let captured = captured.clone();
+    Some(
+        ConnectionMetadata::builder()
+            .proxied(proxied)
+            .poison_fn(move || {
+                if let Some(c) = captured.connection_metadata().as_ref() {
+                    c.poison();
+                }
+            })
+            .build(),
+    )
 }
 
 /// Connection failures and broken connections are worth a retry; anything

@@ -69,8 +69,9 @@ pub fn is_loopback(url: &str) -> bool {
 /// credential chain or instance metadata is asked), and the region is
 /// `us-east-1` unless `AWS_REGION`/`AWS_DEFAULT_REGION` says otherwise.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).http_client(super::http::client());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(super::http::client())
+        .retry_config(super::retry_config());
     if let Some(url) = endpoint {
         loader = loader.endpoint_url(url);
         if is_loopback(url) {

@@ -75,7 +75,7 @@ fn int(v: Option<&Value>) -> i64 {
 }
 
 /// The status a finalized invoice has for its balance.
-fn status_for(total: i64, balance: i64) -> &'static str {
+pub fn status_for(total: i64, balance: i64) -> &'static str {
     if balance == 0 {
         "paid"
     } else if balance < total {

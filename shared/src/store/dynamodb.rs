@@ -115,8 +115,36 @@ fn obj_pk(tenant: &str, kind: &str) -> String {
     format!("T#{tenant}#{kind}")
 }
 
+/// An SDK error as the store reports it: throttling and transient failures
+/// that outlasted the client's retries ([`crate::aws::retry_config`]) are
+/// `Unavailable` (503 with `Retry-After`), anything else `Backend` (500).
 fn backend<E: std::fmt::Debug>(e: E) -> StoreError {
-    StoreError::Backend(format!("{e:?}").chars().take(500).collect())
+    let text = format!("{e:?}");
+    let short: String = text.chars().take(500).collect();
+    if transient(&text) {
+        StoreError::Unavailable(short)
+    } else {
+        StoreError::Backend(short)
+    }
+}
+
+/// Whether an SDK error (its `Debug` text: the error's variant and code)
+/// is one DynamoDB's own advice says to retry: throttling, a 5xx, a
+/// timeout, a connection that failed or broke.
+fn transient(debug: &str) -> bool {
+    const MARKS: [&str; 10] = [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "StatusCode(500)",
+        "StatusCode(503)",
+        "TimeoutError",
+        "DispatchFailure",
+        "ResponseError",
+    ];
+    MARKS.iter().any(|m| debug.contains(m))
 }
 
 fn doc_of(item: &Item) -> Result<Doc, StoreError> {
@@ -1058,6 +1086,40 @@ fn conflict_for(op: &WriteOp) -> Conflict {
     }
 }
 
+impl DynamoStore {
+    /// Whether `tx` is already in the table: a write that puts an object
+    /// carries a document no other write makes (an event with a new id, or
+    /// an object with its new `version` and `updatedAt`), so finding that
+    /// document, read consistently, means this very write was applied
+    /// (transactions are all or nothing). An ambiguous write (applied, reply
+    /// lost, retried) is resolved by this read, never by writing twice.
+    async fn applied(&self, tx: &WriteTx) -> bool {
+        let witness = tx
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Put {
+                    tenant,
+                    kind,
+                    id,
+                    doc,
+                    ..
+                } => Some((tenant, *kind, id, doc)),
+                _ => None,
+            })
+            .find(|(_, kind, _, doc)| {
+                *kind == crate::webhooks::EVENTS_KIND || doc.get("updatedAt").is_some()
+            });
+        let Some((tenant, kind, id, doc)) = witness else {
+            return false;
+        };
+        match self.get(tenant, kind, id).await {
+            Ok(Some(stored)) => *stored == *doc,
+            _ => false,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
@@ -1123,10 +1185,14 @@ impl Store for DynamoStore {
             .iter()
             .map(|op| self.item_for(op))
             .collect::<Result<Vec<_>, _>>()?;
+        // The token makes the SDK's retries of this call idempotent on
+        // DynamoDB (a retry after a reply was lost does not apply it twice).
+        let token = crate::ids::ulid();
         match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(token)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -1145,6 +1211,12 @@ impl Store for DynamoStore {
                         .position(|r| r.code() == Some("ConditionalCheckFailed"))
                     {
                         if let Some(op) = tx.ops.get(i) {
+                            // A retry of a write that was applied but whose
+                            // reply was lost fails its own conditions: read
+                            // back, and count it done if it is there.
+                            if self.applied(&tx).await {
+                                return Ok(());
+                            }
                             return Err(StoreError::Conflict(conflict_for(op)));
                         }
                     }
@@ -1180,4 +1252,30 @@ impl Store for DynamoStore {
 /// credentials: no credential chain, no instance metadata.
 pub async fn local_client(endpoint: &str, region: &str) -> Client {
     Client::new(&crate::aws::local_config(endpoint, region).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What outlasted the SDK's retries answers 503 (throttling, a 5xx, a
+    /// timeout, a failed connection); anything else stays a 500.
+    #[test]
+    fn transient_errors_are_unavailable() {
+        for text in [
+            "ServiceError { source: ProvisionedThroughputExceededException(..) }",
+            "ServiceError { source: ThrottlingException(..) }",
+            "ServiceError { source: InternalServerError(..), raw: Response { status: StatusCode(500) } }",
+            "TimeoutError(TimeoutError { source: .. })",
+            "DispatchFailure(DispatchFailure { source: ConnectorError { kind: Io } })",
+        ] {
+            assert!(matches!(backend(text), StoreError::Unavailable(_)), "{text}");
+        }
+        for text in [
+            "ServiceError { source: ValidationException(..) }",
+            "ServiceError { source: ResourceNotFoundException(..) }",
+        ] {
+            assert!(matches!(backend(text), StoreError::Backend(_)), "{text}");
+        }
+    }
 }

@@ -832,6 +832,20 @@ impl EmbeddedStore {
         }
     }
 
+    /// The organizations this store holds (their ids), for `hub audit`.
+    pub fn organizations(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|m| {
+            let mut orgs: Vec<String> = m
+                .collections
+                .iter()
+                .filter(|(_, kinds)| kinds.contains_key(crate::org::ORGS_KIND))
+                .map(|(t, _)| t.clone())
+                .collect();
+            orgs.sort();
+            orgs
+        })
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Mirror) -> T) -> Result<T, StoreError> {
         let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
         Ok(f(&mirror))

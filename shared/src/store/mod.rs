@@ -132,6 +132,9 @@ pub enum StoreError {
         advice: String,
     },
     Backend(String),
+    /// The backend throttled or failed transiently and kept doing so through
+    /// the client's retries (nothing was written); worth retrying later.
+    Unavailable(String),
 }
 
 impl fmt::Display for StoreError {
@@ -143,6 +146,7 @@ impl fmt::Display for StoreError {
                 write!(f, "more than {bound} {kind} to read")
             }
             StoreError::Backend(m) => write!(f, "storage backend: {m}"),
+            StoreError::Unavailable(m) => write!(f, "storage backend unavailable: {m}"),
         }
     }
 }
@@ -373,6 +377,29 @@ impl Kinds {
     }
 }
 
+/// Commit a write that reads nothing it decides on (its conditions are
+/// all `Absent` on new ids, or it has none), sending it again while the
+/// backend cancels it for contention (`Busy`: DynamoDB's
+/// `TransactionConflict`, nothing written), up to 8 times with jittered
+/// back-off from 2 ms; then `Busy` (429 `LOCK_TIMEOUT`).
+pub async fn commit_retrying(store: &dyn Store, tx: WriteTx) -> StoreResult<()> {
+    let mut n = 0u32;
+    loop {
+        match store.commit(tx.clone()).await {
+            Err(StoreError::Busy) if n < 8 => {
+                n += 1;
+                let cap = 2u64 << n;
+                let r = u16::from_le_bytes(crate::ids::random_bytes::<2>()) as u64;
+                tokio::time::sleep(std::time::Duration::from_micros(
+                    cap * 1000 * r / u16::MAX as u64,
+                ))
+                .await;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl From<StoreError> for crate::error::ApiError {
     fn from(e: StoreError) -> Self {
         use crate::error::{ApiError, ErrorKind};
@@ -397,6 +424,14 @@ impl From<StoreError> for crate::error::ApiError {
             StoreError::Backend(msg) => {
                 crate::log::error("store", &msg);
                 ApiError::internal()
+            }
+            StoreError::Unavailable(msg) => {
+                crate::log::error("store", &msg);
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    "The database is busy or briefly unavailable; nothing was changed. Retry after the time in Retry-After.",
+                )
+                .with_header("retry-after", "1")
             }
         }
     }

@@ -160,6 +160,7 @@ pub fn outcome_response(e: &ApiError, event_id: &str) -> Response {
         ErrorKind::Security => "security",
         ErrorKind::PayloadTooLarge => "too-costly",
         ErrorKind::Conflict | ErrorKind::PreconditionFailed | ErrorKind::LockTimeout => "conflict",
+        ErrorKind::Unavailable => "transient",
         ErrorKind::Unknown => "exception",
     };
     let mut issues = vec![json!({

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""A DynamoDB endpoint that misbehaves as DynamoDB does (issue 22).
+
+Stands between the hub and DynamoDB Local and forwards every request, but
+at the rates given injects what DynamoDB Local never does:
+
+  --throttle R     ProvisionedThroughputExceededException (400), before the call
+  --conflict R     TransactionCanceledException with a TransactionConflict
+                   reason (400) on TransactWriteItems, before the call
+  --error R        InternalServerError (500), before the call
+  --error-after R  InternalServerError (500) after a write (PutItem, UpdateItem,
+                   DeleteItem, TransactWriteItems, BatchWriteItem) is applied:
+                   the reply is lost, the write is not
+  --latency MS     up to MS of added latency on every call (uniform)
+  --stale R        a Query on an index (IndexName) answered, at rate R, with an
+                   earlier answer to the same request if one is at most
+                   --stale-age seconds old (default 1.0): an index not caught up
+
+Prints "PID PORT" once listening on 127.0.0.1 (a free port unless --port).
+GET /__stats answers the counts injected so far as JSON; POST /__rates with
+{"throttle": 1.0, ...} changes rates from then on. Python's standard library
+only.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+PREFIX = "com.amazonaws.dynamodb.v20120810#"
+
+args = None
+stats = {"calls": 0, "throttle": 0, "conflict": 0, "error": 0, "error_after": 0, "stale": 0}
+lock = threading.Lock()
+# Query body (bytes) -> list of (time, status, headers, body) answers.
+answers = {}
+rng = random.Random()
+
+
+def count(name):
+    with lock:
+        stats[name] += 1
+
+
+def chance(rate):
+    if rate <= 0:
+        return False
+    with lock:
+        return rng.random() < rate
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def upstream(self):
+        conn = getattr(self.server.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection(args.upstream_host, args.upstream_port, timeout=60)
+            self.server.local.conn = conn
+        return conn
+
+    def reply(self, status, headers, body):
+        self.send_response(status)
+        for k, v in headers:
+            if k.lower() in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                continue
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def error(self, status, name, message, extra=None):
+        doc = {"__type": PREFIX + name, "message": message}
+        if extra:
+            doc.update(extra)
+        body = json.dumps(doc).encode()
+        self.reply(status, [("Content-Type", "application/x-amz-json-1.0"),
+                            ("x-amzn-RequestId", "fault-%d" % rng.randrange(1 << 30))], body)
+
+    def do_GET(self):
+        if self.path == "/__stats":
+            with lock:
+                body = json.dumps(stats).encode()
+            self.reply(200, [("Content-Type", "application/json")], body)
+        else:
+            self.reply(404, [], b"")
+
+    def forward(self, body):
+        for attempt in range(2):
+            conn = self.upstream()
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request("POST", self.path, body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                return r.status, r.getheaders(), data
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self.server.local.conn = None
+                if attempt == 1:
+                    raise
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path == "/__rates":
+            # {"throttle": 1.0, ...}: new rates from now on.
+            for k, v in json.loads(body or b"{}").items():
+                setattr(args, k.replace("-", "_"), float(v))
+            return self.reply(200, [("Content-Type", "application/json")], b"{}")
+        target = (self.headers.get("X-Amz-Target") or "").split(".")[-1]
+        count("calls")
+        if args.latency > 0:
+            time.sleep(rng.uniform(0, args.latency) / 1000.0)
+        if chance(args.throttle):
+            count("throttle")
+            return self.error(400, "ProvisionedThroughputExceededException",
+                              "The level of configured provisioned throughput for the table was exceeded.")
+        if target == "TransactWriteItems" and chance(args.conflict):
+            count("conflict")
+            try:
+                n = len(json.loads(body).get("TransactItems", []))
+            except ValueError:
+                n = 1
+            reasons = [{"Code": "TransactionConflict",
+                        "Message": "Transaction is ongoing for the item"}] + [{"Code": "None"}] * (n - 1)
+            return self.error(400, "TransactionCanceledException",
+                              "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                              "[TransactionConflict" + ", None" * (n - 1) + "]",
+                              {"CancellationReasons": reasons})
+        if chance(args.error):
+            count("error")
+            return self.error(500, "InternalServerError", "Internal server error")
+        index_query = target == "Query" and b'"IndexName"' in body
+        if index_query and args.stale > 0 and chance(args.stale):
+            now = time.monotonic()
+            with lock:
+                earlier = [a for a in answers.get(body, []) if now - a[0] <= args.stale_age]
+            if earlier:
+                count("stale")
+                _, status, headers, data = earlier[0]
+                return self.reply(status, headers, data)
+        status, headers, data = self.forward(body)
+        if index_query and status == 200:
+            now = time.monotonic()
+            with lock:
+                kept = [a for a in answers.get(body, []) if now - a[0] <= args.stale_age]
+                kept.append((now, status, headers, data))
+                answers[body] = kept
+                if len(answers) > 20000:
+                    answers.clear()
+        if target in WRITES and status == 200 and chance(args.error_after):
+            count("error_after")
+            return self.error(500, "InternalServerError", "Internal server error")
+        self.reply(status, headers, data)
+
+
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that closed its connection (the SDK drops one after a
+        # 500 or a timeout) is not the proxy's error.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+def main():
+    global args
+    p = argparse.ArgumentParser()
+    p.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT of DynamoDB Local")
+    p.add_argument("--port", type=int, default=0)
+    for name in ("throttle", "conflict", "error", "error-after", "stale"):
+        p.add_argument("--" + name, type=float, default=0.0)
+    p.add_argument("--latency", type=float, default=0.0, help="max added ms")
+    p.add_argument("--stale-age", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=None)
+    args = p.parse_args()
+    if args.seed is not None:
+        rng.seed(args.seed)
+    hostport = args.upstream.split("//", 1)[-1].rstrip("/")
+    args.upstream_host, port = hostport.rsplit(":", 1)
+    args.upstream_port = int(port)
+    server = Server(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    server.local = threading.local()
+    print(os.getpid(), server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""`hub serve --table` when DynamoDB keeps throttling or failing (issue 22):
+started through the fault-injection proxy with no fault, then every call
+throttled, then every call failing with a 500: a read and a write each
+answer 503 SERVICE_UNAVAILABLE with Retry-After and the error envelope
+(never a 500), and the write left nothing behind; with the faults gone the
+same requests succeed.
+
+usage: unavailable.py HUB_BINARY  (HUB_TEST_DYNAMODB_ENDPOINT and
+HUB_TEST_SQS_ENDPOINT set, as scripts/test.sh exports them)
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+hub = sys.argv[1]
+here = os.path.dirname(os.path.abspath(__file__))
+proxy = subprocess.Popen([sys.executable, os.path.join(here, "proxy.py"), "--upstream",
+                          os.environ["HUB_TEST_DYNAMODB_ENDPOINT"]], stdout=subprocess.PIPE, text=True)
+pport = int(proxy.stdout.readline().split()[1])
+table = "hub-unavailable-%d" % os.getpid()
+server = subprocess.Popen([hub, "serve", "--addr", "127.0.0.1:0", "--log", "error", "--table", table,
+                           "--endpoint-url", f"http://127.0.0.1:{pport}",
+                           "--sqs-endpoint-url", os.environ["HUB_TEST_SQS_ENDPOINT"]],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+try:
+    base = key = None
+    deadline = time.time() + 300
+    while time.time() < deadline and not (base and key):
+        line = server.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"http://127\.0\.0\.1:\d+", line)
+        if m and not base:
+            base = m.group(0)
+        m = re.search(r"sk_test_\w+", line)
+        if m:
+            key = m.group(0)
+    assert base and key, "hub serve --table started"
+
+    def call(method, path, body=None):
+        req = urllib.request.Request(base + path, method=method, headers={
+            "Authorization": "Bearer " + key, "Content-Type": "application/json"},
+            data=json.dumps(body).encode() if body is not None else None)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, json.load(e)
+
+    def rates(**r):
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{pport}/__rates",
+                                                      data=json.dumps(r).encode(), method="POST")).read()
+
+    status, _, before = call("GET", "/v1/clinics?$limit=0")
+    assert status == 200, before
+    for fault in ("throttle", "error"):
+        rates(**{fault: 1.0})
+        for method, path, body in (("GET", "/v1/clinics", None), ("POST", "/v1/clinics", {"name": "Never"})):
+            status, headers, doc = call(method, path, body)
+            assert status == 503, (fault, method, status, doc)
+            assert doc["name"] == "SERVICE_UNAVAILABLE" and doc.get("eventId"), doc
+            assert int(headers.get("retry-after", "0")) >= 1, headers
+        rates(**{fault: 0.0})
+        print(f"{fault}: a read and a write answer 503 with Retry-After")
+    status, _, after = call("GET", "/v1/clinics?$limit=0")
+    assert status == 200 and after["total"] == before["total"], (before, after)
+    status, _, _ = call("POST", "/v1/clinics", {"name": "After"})
+    assert status == 201
+    print("faults gone: the write that answered 503 left nothing; new writes succeed")
+finally:
+    server.terminate()
+    proxy.terminate()
