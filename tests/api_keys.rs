@@ -22,7 +22,9 @@ fn dynamodb_endpoint() -> String {
 async fn dynamodb() -> (Arc<DynamoStore>, String) {
     let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
     let table = format!("hub-keys-{}", hub::ids::ulid().to_lowercase());
-    DynamoStore::create_table(&client, &table).await.unwrap();
+    DynamoStore::create_table_without_stream(&client, &table)
+        .await
+        .unwrap();
     let store = DynamoStore::new(client, table.clone(), hub::resources::kinds());
     store.warm_up().await.unwrap();
     (Arc::new(store), table)

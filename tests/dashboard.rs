@@ -128,7 +128,7 @@ async fn organization_on_dynamodb() {
     );
     let client = hub::store::dynamodb::local_client(&endpoint, "us-east-1").await;
     let table = format!("hub-org-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
         .await
         .unwrap();
     let s = TestServer::start_on(Arc::new(hub::store::dynamodb::DynamoStore::new(

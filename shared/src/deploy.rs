@@ -61,7 +61,7 @@ fn table_keys() -> String {
         );
     }
     t.push_str("      KeySchema:\n        - AttributeName: PK\n          KeyType: HASH\n        - AttributeName: SK\n          KeyType: RANGE\n");
-    t.push_str("      # GSI1, GSI2, GSI4, GSI5: equality lookups (a clinic's patients, a practitioner's\n      # appointments by time); GSI3: lists by updatedAt; GSI6: by a kind's own date\n      # (appointments' startAt). See shared/src/store/dynamodb.rs.\n      GlobalSecondaryIndexes:\n");
+    t.push_str("      # GSI3: lists by updatedAt; GSI6: by a kind's own date (appointments' startAt).\n      # Equality lookups, the directory, search postings and counters are items of the\n      # table itself, written in each object's transaction. See shared/src/store/dynamodb.rs.\n      GlobalSecondaryIndexes:\n");
     for (index, pk, sk) in crate::store::dynamodb::INDEXES {
         let _ = writeln!(
             t,

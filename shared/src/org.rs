@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::{Expect, Store, WriteOp, WriteTx};
 use serde_json::{json, Value};
 
-pub const ORGS_KIND: &str = "organizations";
+pub use crate::store::ORGS_KIND;
 
 #[derive(Debug, Clone)]
 pub struct ModeKeys {

@@ -15,7 +15,7 @@ pub fn endpoint() -> String {
 pub async fn server() -> TestServer {
     let client = hub::store::dynamodb::local_client(&endpoint(), "us-east-1").await;
     let table = format!("hub-t-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table(&client, &table)
+    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
         .await
         .expect("create table");
     let store = hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());

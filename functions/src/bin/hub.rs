@@ -35,6 +35,7 @@ USAGE:
                   database; or HUB_TABLE, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SQS)
     hub org create --name NAME [--json] [--empty] [--data DIR | --table NAME [--endpoint-url URL]]
     hub table create --table NAME [--endpoint-url URL]   (the table as template.yaml makes it; for DynamoDB Local)
+    hub table backfill --table NAME [--endpoint-url URL] (once, after upgrading a table made before the index entries; resumable)
     hub keys roll --org ID --mode test|live --type secret|publishable [--expires-in-hours 0-12] [--json]
                   [--data DIR | --table NAME [--endpoint-url URL]]   (a new key, e.g. when the only secret key is lost)
     hub smoke --url URL --key KEY [--webhook-url URL]
@@ -137,6 +138,7 @@ fn main() -> ExitCode {
         }
         ["org", "create"] => rt.block_on(org_create(args)),
         ["table", "create"] => rt.block_on(table_create(args)),
+        ["table", "backfill"] => rt.block_on(table_backfill(args)),
         ["keys", "roll"] => rt.block_on(keys_roll(args)),
         ["audit", rest @ ..] => {
             args.items.splice(0..0, rest.iter().map(|s| s.to_string()));
@@ -288,7 +290,36 @@ async fn table_create(mut args: Args) -> Result<(), String> {
     hub::store::dynamodb::DynamoStore::create_table(&client, &table)
         .await
         .map_err(|e| format!("DynamoDB: {e}"))?;
-    println!("created table {table} (stream, TTL on expiresAt, GSI1-GSI3)");
+    println!("created table {table} (stream, TTL on expiresAt, GSI3 and GSI6)");
+    Ok(())
+}
+
+/// `hub table backfill`: a table made by an earlier version gets its index
+/// entries and counters (resumable, idempotent; docs/aws-deploy.md).
+async fn table_backfill(mut args: Args) -> Result<(), String> {
+    let table = args
+        .value("--table")?
+        .or_else(|| std::env::var("HUB_TABLE").ok())
+        .ok_or("--table NAME is required")?;
+    let endpoint = args.value("--endpoint-url")?;
+    args.done()?;
+    let client = dynamodb_client(endpoint.as_deref()).await;
+    let store = hub::store::dynamodb::DynamoStore::new(client, &table, hub::resources::kinds());
+    let report = store
+        .backfill(|line| eprintln!("backfill: {line}"))
+        .await
+        .map_err(|e| format!("DynamoDB: {e}"))?;
+    println!(
+        "backfilled {table}: {} objects, {} entries written{}, {} counters set",
+        report.objects,
+        report.entries,
+        if report.resumed {
+            " (entries were already complete)"
+        } else {
+            ""
+        },
+        report.counters
+    );
     Ok(())
 }
 

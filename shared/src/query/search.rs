@@ -13,6 +13,12 @@ use unicode_normalization::UnicodeNormalization;
 
 pub const MAX_SEARCH_CHARS: usize = 500;
 pub const MAX_SEARCH_TERMS: usize = 32;
+/// Distinct stems one object may index (DynamoDB: one item each, written in
+/// the object's transaction of at most 100 items). Fields are indexed
+/// shortest first, so names and addresses come before long notes.
+pub const MAX_INDEX_STEMS: usize = 24;
+/// Longer stems are not indexed (a search for one reads no postings).
+pub const MAX_STEM_BYTES: usize = 200;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Search {
@@ -26,6 +32,55 @@ pub struct Search {
     pub diacritic_sensitive: bool,
     pub language: String,
     pub sort_by_relevance: bool,
+    /// The terms in the index's form (default options: folded, English
+    /// stem), `None` where one cannot be indexed.
+    pub index_terms: Option<Vec<String>>,
+    /// Every phrase word in the index's form (those too long left out).
+    pub index_phrases: Vec<String>,
+}
+
+/// What an inverted index reads for a search: the postings of any of these
+/// stems (terms), or of all of them (phrase words: the rarest is enough).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Postings {
+    Any(Vec<String>),
+    All(Vec<String>),
+}
+
+/// The form a word is indexed in: case and diacritics folded, English stem.
+pub fn index_stem(stemmer: &Stemmer, word: &str) -> String {
+    stemmer.stem(&normalize(word, false, false)).into_owned()
+}
+
+/// The distinct stems an object indexes: its text fields' words in the
+/// index's form, shortest field first, at most `MAX_INDEX_STEMS`.
+pub fn index_stems(doc: &Value, fields: &[&str]) -> Vec<String> {
+    let mut texts: Vec<Vec<&str>> = fields
+        .iter()
+        .map(|f| {
+            let mut t = Vec::new();
+            if let Some(v) = doc.get(*f) {
+                collect_text(v, &mut t);
+            }
+            t
+        })
+        .collect();
+    texts.sort_by_key(|t| t.iter().map(|s| s.len()).sum::<usize>());
+    let stemmer = Stemmer::create(Algorithm::English);
+    let mut out: Vec<String> = Vec::new();
+    for t in texts.iter().flatten() {
+        for w in words(t) {
+            let st = index_stem(&stemmer, w);
+            if st.is_empty() || st.len() > MAX_STEM_BYTES || out.contains(&st) {
+                continue;
+            }
+            if out.len() == MAX_INDEX_STEMS {
+                return out;
+            }
+            out.push(st);
+        }
+    }
+    out
 }
 
 fn algorithm(lang: &str) -> Option<Algorithm> {
@@ -179,12 +234,21 @@ impl Search {
             diacritic_sensitive: diacritic,
             language: lang,
             sort_by_relevance: relevance,
+            index_terms: Some(Vec::new()),
+            index_phrases: Vec::new(),
         };
+        let english = Stemmer::create(Algorithm::English);
         // Split out "quoted phrases" first; the rest is terms.
         let mut rest = String::new();
         for (i, part) in text.split('"').enumerate() {
             if i % 2 == 1 {
                 let p: Vec<String> = words(part).map(|w| normalize(w, case, diacritic)).collect();
+                for w in words(part) {
+                    let st = index_stem(&english, w);
+                    if st.len() <= MAX_STEM_BYTES && !s.index_phrases.contains(&st) {
+                        s.index_phrases.push(st);
+                    }
+                }
                 if !p.is_empty() {
                     s.phrases.push(p);
                 }
@@ -207,7 +271,16 @@ impl Search {
                 if neg {
                     s.excluded.push(st)
                 } else {
-                    s.terms.push(st)
+                    s.terms.push(st);
+                    let ix = index_stem(&english, w);
+                    match &mut s.index_terms {
+                        Some(t) if !ix.is_empty() && ix.len() <= MAX_STEM_BYTES => {
+                            if !t.contains(&ix) {
+                                t.push(ix)
+                            }
+                        }
+                        _ => s.index_terms = None,
+                    }
                 }
             }
         }
@@ -218,6 +291,23 @@ impl Search {
             ));
         }
         Ok(s)
+    }
+
+    /// The postings an inverted index reads for this search, if it can
+    /// serve it: English stems (another `language` stems differently from
+    /// what is indexed), and at least one term or phrase word.
+    pub fn postings(&self) -> Option<Postings> {
+        if self.language != "en" {
+            return None;
+        }
+        if !self.phrases.is_empty() {
+            return (!self.index_phrases.is_empty())
+                .then(|| Postings::All(self.index_phrases.clone()));
+        }
+        match &self.index_terms {
+            Some(t) if !t.is_empty() => Some(Postings::Any(t.clone())),
+            _ => None,
+        }
     }
 
     /// Prepare the per-document matcher (builds the stemmer once).
@@ -357,6 +447,51 @@ mod tests {
             ("language".into(), Node::Leaf(vec!["klingon".into()])),
         ]))
         .is_err());
+    }
+
+    #[test]
+    fn index_forms_cover_every_option() {
+        let doc = json!({"name": "Zoë Smith-Jones", "notes": "Runs the Coffee Shop"});
+        let stems = index_stems(&doc, &["name", "notes"]);
+        assert_eq!(
+            stems,
+            vec!["zoe", "smith", "jone", "run", "the", "coffe", "shop"]
+        );
+        let opts = |text: &str, k: &str| {
+            Search::parse(&Node::Map(vec![
+                ("text".into(), Node::Leaf(vec![text.into()])),
+                (k.into(), Node::Leaf(vec!["true".into()])),
+            ]))
+            .unwrap()
+        };
+        // Whatever the options, the postings read are the index's form.
+        for s in [
+            search("Running"),
+            opts("RUNNING", "caseSensitive"),
+            opts("running", "diacriticSensitive"),
+        ] {
+            assert_eq!(s.postings(), Some(Postings::Any(vec!["run".into()])));
+        }
+        assert_eq!(
+            search("\"coffee shop\" zoe").postings(),
+            Some(Postings::All(vec!["coffe".into(), "shop".into()]))
+        );
+        assert_eq!(search("-coffee").postings(), None);
+        let fr = Search::parse(&Node::Map(vec![
+            ("text".into(), Node::Leaf(vec!["chevaux".into()])),
+            ("language".into(), Node::Leaf(vec!["fr".into()])),
+        ]))
+        .unwrap();
+        assert_eq!(fr.postings(), None);
+    }
+
+    #[test]
+    fn an_object_indexes_at_most_the_cap_shortest_fields_first() {
+        let long: String = (0..100).map(|i| format!("word{i} ")).collect();
+        let doc = json!({"notes": long, "name": "Ann Smith"});
+        let stems = index_stems(&doc, &["notes", "name"]);
+        assert_eq!(stems.len(), MAX_INDEX_STEMS);
+        assert_eq!(&stems[..2], &["ann".to_string(), "smith".to_string()]);
     }
 
     #[test]

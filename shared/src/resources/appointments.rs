@@ -758,7 +758,7 @@ pub static RESOURCE: Resource = Resource {
         Lookup::ranged("practitionerId", "startAt"),
         Lookup::ranged("patientId", "startAt"),
         Lookup::ranged("clinicId", "startAt"),
-        Lookup::ranged("status", "startAt"),
+        Lookup::ranged("status", "startAt").counted(),
     ],
     ordered_by: Some("startAt"),
     rules: &AppointmentRules,

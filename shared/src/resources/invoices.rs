@@ -468,7 +468,7 @@ pub static RESOURCE: Resource = Resource {
     description: "A bill: line items, computed totals, and a balance that payments, refunds and credit notes move.",
     lookups: &[
         Lookup::ranged("patientId", "issuedAt"),
-        Lookup::ranged("status", "issuedAt"),
+        Lookup::ranged("status", "issuedAt").counted(),
         Lookup::eq("number"),
         Lookup::eq("appointmentId"),
     ],

@@ -183,7 +183,7 @@ pub static RESOURCE: Resource = Resource {
     ],
     search_fields: &["subject", "body"],
     description: "An outbound SMS or email, recorded and emitted (`message.outbound`) for an external sender.",
-    lookups: &[Lookup::eq("patientId"), Lookup::eq("status")],
+    lookups: &[Lookup::eq("patientId"), Lookup::eq("status").counted()],
     rules: &MessageRules,
     schema_rules: Some(schema_rules),
     events: &["outbound"],

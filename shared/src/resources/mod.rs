@@ -429,10 +429,13 @@ pub fn kinds() -> Kinds {
             .map(|r| KindSpec {
                 kind: r.path,
                 prefix: Some(r.prefix),
-                lookups: r.lookups,
+                lookups: index_lookups(r),
                 by_updated: r.by_updated,
                 ordered_by: r.ordered_by,
                 ttl_ms: r.ttl_ms,
+                search: r.search_fields,
+                sorted: directory_fields(r),
+                counted: r.ttl_ms.is_none(),
             })
             .collect();
         out.push(KindSpec {
@@ -442,6 +445,54 @@ pub fn kinds() -> Kinds {
         out
     });
     Kinds(specs.as_slice())
+}
+
+/// The equality lookups a resource's lists are served by on DynamoDB: the
+/// declared ones, and every reference field (`…Id`, or an array of them),
+/// ordered by the resource's own date where it has one (as the declared
+/// ones are) and counted per value unless the objects expire.
+fn index_lookups(r: &Resource) -> &'static [Lookup] {
+    let mut out: Vec<Lookup> = r.lookups.to_vec();
+    for f in r.fields {
+        let is_ref = match &f.ty {
+            Ty::Ref(_) => true,
+            Ty::Array(inner, _) => matches!(inner, Ty::Ref(_)),
+            _ => false,
+        };
+        if !is_ref || out.iter().any(|l| l.field == f.name) {
+            continue;
+        }
+        let l = match r.ordered_by {
+            Some(date) => Lookup::ranged(f.name, date),
+            None => Lookup::eq(f.name),
+        };
+        out.push(if r.ttl_ms.is_none() { l.counted() } else { l });
+    }
+    if r.ttl_ms.is_none() {
+        // Declared references are counted like derived ones.
+        for l in out.iter_mut() {
+            let is_ref = r
+                .fields
+                .iter()
+                .any(|f| f.name == l.field && matches!(f.ty, Ty::Ref(_)));
+            if is_ref {
+                l.counted = true;
+            }
+        }
+    }
+    Vec::leak(out)
+}
+
+/// The string fields a resource's directory is sorted by: `fullName` and
+/// `name`.
+fn directory_fields(r: &Resource) -> &'static [&'static str] {
+    let out: Vec<&'static str> = r
+        .fields
+        .iter()
+        .filter(|f| matches!(f.name, "fullName" | "name") && matches!(f.ty, Ty::Str))
+        .map(|f| f.name)
+        .collect();
+    Vec::leak(out)
 }
 
 /// Every event type an endpoint may subscribe to (SPEC §6's catalog).
@@ -536,6 +587,61 @@ pub fn strip_sensitive(fields: &[Field], doc: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The worst write of any kind on DynamoDB — an update that changes every
+    /// indexed value, with text enough for the full count of stems both
+    /// before and after — stays within one transaction of 100 items,
+    /// counting the object, its events (one per change plus one) and its
+    /// uniqueness claims (claim and release per unique field).
+    #[test]
+    fn the_worst_write_fits_one_transaction() {
+        use crate::store::derived;
+        for spec in kinds().0 {
+            let mk = |v: &str| {
+                let mut doc =
+                    serde_json::json!({"id": "x_1", "updatedAt": "2026-01-01T00:00:00.000Z"});
+                for l in spec.lookups {
+                    let mut cur = &mut doc;
+                    let segs: Vec<&str> = l.field.split('.').collect();
+                    for (i, seg) in segs.iter().enumerate() {
+                        if i + 1 == segs.len() {
+                            cur[*seg] = Value::String(format!("{v}-{}", l.field));
+                        } else {
+                            if cur.get(*seg).is_none() {
+                                cur[*seg] = serde_json::json!({});
+                            }
+                            cur = &mut cur[*seg];
+                        }
+                    }
+                    if let Some(r) = l.range {
+                        doc[r] = Value::String(format!("2026-0{}", v.len()));
+                    }
+                }
+                for f in spec.sorted {
+                    doc[*f] = Value::String(v.to_string());
+                }
+                for f in spec.search {
+                    let text: Vec<String> = (0..200).map(|i| format!("{v}word{i}")).collect();
+                    doc[*f] = Value::String(text.join(" "));
+                }
+                doc
+            };
+            let (a, b) = (mk("a"), mk("bb"));
+            let (da, db) = (
+                derived::derive(spec, "org#test", &a),
+                derived::derive(spec, "org#test", &b),
+            );
+            let entries = da.entries.symmetric_difference(&db.entries).count();
+            let counts = da.counts.symmetric_difference(&db.counts).count();
+            let unique = by_path(spec.kind).map(|r| r.unique.len()).unwrap_or(0);
+            let items = 1 + 2 + 2 * unique + entries + counts;
+            assert!(
+                items <= crate::store::dynamodb::MAX_TRANSACTION_ITEMS,
+                "{}: {items} items",
+                spec.kind
+            );
+        }
+    }
 
     #[test]
     fn registry_is_consistent() {

@@ -121,7 +121,7 @@ pub static RESOURCE: Resource = Resource {
     ],
     search_fields: &["name", "category", "description"],
     description: "A membership, session pack or intro offer a patient can buy.",
-    lookups: &[Lookup::eq("type")],
+    lookups: &[Lookup::eq("type").counted()],
     rules: &PackageRules,
     schema_rules: Some(schema_rules),
     ..Resource::CRUD

@@ -144,7 +144,12 @@ pub static RESOURCE: Resource = Resource {
     },
     rules: &PatientRules,
     events: &["statusChanged"],
-    lookups: &[Lookup::eq("emailAddress"), Lookup::eq("primaryClinicId")],
+    lookups: &[
+        Lookup::eq("emailAddress"),
+        Lookup::eq("primaryClinicId"),
+        Lookup::eq("primaryPhoneNumber"),
+        Lookup::eq("barcodeId"),
+    ],
     search_fields: &["fullName", "emailAddress", "notes", "address"],
     description: "A person the business cares for.",
     ..Resource::CRUD

@@ -464,7 +464,7 @@ pub static RESOURCE: Resource = Resource {
     lookups: &[
         Lookup::ranged("patientId", "purchasedAt"),
         Lookup::eq("packageId"),
-        Lookup::eq("status"),
+        Lookup::eq("status").counted(),
     ],
     rules: &PurchaseRules,
     schema_rules: Some(schema_rules),

@@ -29,7 +29,32 @@ fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> ApiResult<()> {
     Ok(())
 }
 
+/// Load the sandbox into `tenant` (a new organization's test mode, empty).
+/// A store that loads in bulk (DynamoDB) gets it as one batch of the end
+/// state: the same create path runs against a staging embedded database in
+/// a temporary directory, and what its writes left is put at once, index
+/// entries and counters included — a few seconds on DynamoDB instead of a
+/// transaction per object.
 pub async fn load(store: &dyn Store, tenant: &Tenant) -> ApiResult<()> {
+    if !store.loads_in_bulk() {
+        return load_through(store, tenant).await;
+    }
+    let dir = std::env::temp_dir().join(format!("hub-sandbox-{}", crate::ids::ulid()));
+    let staged = async {
+        let staging = crate::store::embedded::EmbeddedStore::open(&dir, resources::kinds())?;
+        let staging = crate::store::Recorder::new(staging);
+        load_through(&staging, tenant).await?;
+        ApiResult::Ok(staging.take())
+    }
+    .await;
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        crate::log::error("sandbox", &format!("staging directory not removed: {e}"));
+    }
+    store.load_fresh(staged?).await?;
+    Ok(())
+}
+
+async fn load_through(store: &dyn Store, tenant: &Tenant) -> ApiResult<()> {
     let ctx = Ctx::new(store, tenant);
     let mut ids = HashMap::new();
     for mut item in plan() {

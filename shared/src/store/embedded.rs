@@ -838,7 +838,7 @@ impl EmbeddedStore {
             let mut orgs: Vec<String> = m
                 .collections
                 .iter()
-                .filter(|(_, kinds)| kinds.contains_key(crate::org::ORGS_KIND))
+                .filter(|(_, kinds)| kinds.contains_key(super::ORGS_KIND))
                 .map(|(t, _)| t.clone())
                 .collect();
             orgs.sort();

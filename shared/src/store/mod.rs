@@ -5,6 +5,7 @@
 //! events (the outbox) of one API write commit together or not at all.
 
 pub mod bell;
+pub mod derived;
 pub mod dynamodb;
 pub mod embedded;
 
@@ -15,6 +16,9 @@ use std::fmt;
 use std::sync::Arc;
 
 pub type Doc = Arc<Value>;
+
+/// The kind of the organization records (tenant `{org}`).
+pub const ORGS_KIND: &str = "organizations";
 
 /// A condition on the current state of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +252,79 @@ pub trait Store: Send + Sync {
     async fn idle(&self) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await
     }
+
+    /// Does this store take a new tenant's first data (the sandbox) better
+    /// as one bulk load of what the writes left (`load_fresh`) than write by
+    /// write? DynamoDB does: a transaction per object, each with its index
+    /// entries, is several times the work of batched puts of the result.
+    fn loads_in_bulk(&self) -> bool {
+        false
+    }
+
+    /// Apply `txs` — writes made in order against a staging store by one
+    /// loader, into tenants nothing else has written to yet — as their end
+    /// state. By default simply each in order.
+    async fn load_fresh(&self, txs: Vec<WriteTx>) -> StoreResult<()> {
+        for tx in txs {
+            self.commit(tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A store that keeps every write committed through it, in order: a loader
+/// runs against it (on a staging store), then the writes are applied to
+/// the real store at once with `Store::load_fresh`.
+pub struct Recorder<S> {
+    inner: S,
+    txs: std::sync::Mutex<Vec<WriteTx>>,
+}
+
+impl<S: Store> Recorder<S> {
+    pub fn new(inner: S) -> Recorder<S> {
+        Recorder {
+            inner,
+            txs: Default::default(),
+        }
+    }
+
+    /// The writes committed so far, in order.
+    pub fn take(&self) -> Vec<WriteTx> {
+        std::mem::take(&mut *self.txs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Recorder<S> {
+    async fn refresh(&self) -> StoreResult<()> {
+        self.inner.refresh().await
+    }
+    async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
+        self.inner.get(tenant, kind, id).await
+    }
+    async fn get_json(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<DocJson>> {
+        self.inner.get_json(tenant, kind, id).await
+    }
+    async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
+        self.inner.list(tenant, kind, query).await
+    }
+    async fn all(&self, tenant: &str, kind: &str) -> StoreResult<Vec<Doc>> {
+        self.inner.all(tenant, kind).await
+    }
+    async fn find_unique(&self, scope: &str, value: &str) -> StoreResult<Option<UniqueTarget>> {
+        self.inner.find_unique(scope, value).await
+    }
+    async fn commit(&self, tx: WriteTx) -> StoreResult<()> {
+        self.inner.commit(tx.clone()).await?;
+        self.txs.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        Ok(())
+    }
+    async fn pending_events(&self, limit: usize) -> StoreResult<Vec<EventRecord>> {
+        self.inner.pending_events(limit).await
+    }
+    async fn mark_dispatched(&self, ids: &[String]) -> StoreResult<()> {
+        self.inner.mark_dispatched(ids).await
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -305,6 +382,15 @@ pub struct KindSpec {
     pub ordered_by: Option<&'static str>,
     /// Objects are gone this long after their `createdAt` (their TTL).
     pub ttl_ms: Option<i64>,
+    /// Text fields `$search` reads (an inverted index of their stems on
+    /// DynamoDB).
+    pub search: &'static [&'static str],
+    /// String fields lists sort by through a sorted index (the directory:
+    /// `$sort[fullName]`, `$sort[name]`).
+    pub sorted: &'static [&'static str],
+    /// Counts are kept (the whole collection and each counted lookup's
+    /// values) so `$limit=0` and `$total` need not read the objects.
+    pub counted: bool,
 }
 
 /// An equality index on `field`; with `range`, its entries are ordered by
@@ -314,17 +400,29 @@ pub struct KindSpec {
 pub struct Lookup {
     pub field: &'static str,
     pub range: Option<&'static str>,
+    /// The number of objects with each value is kept (`status=open`).
+    pub counted: bool,
 }
 
 impl Lookup {
     pub const fn eq(field: &'static str) -> Lookup {
-        Lookup { field, range: None }
+        Lookup {
+            field,
+            range: None,
+            counted: false,
+        }
     }
     pub const fn ranged(field: &'static str, range: &'static str) -> Lookup {
         Lookup {
             field,
             range: Some(range),
+            counted: false,
         }
+    }
+    /// This lookup with a count per value.
+    pub const fn counted(mut self) -> Lookup {
+        self.counted = true;
+        self
     }
 }
 
@@ -338,7 +436,18 @@ impl KindSpec {
             by_updated: false,
             ordered_by: None,
             ttl_ms: None,
+            search: &[],
+            sorted: &[],
+            counted: false,
         }
+    }
+
+    /// Does a write of this kind keep derived items (entries, counters)?
+    pub fn derives(&self) -> bool {
+        !self.lookups.is_empty()
+            || !self.search.is_empty()
+            || !self.sorted.is_empty()
+            || self.counted
     }
 }
 
