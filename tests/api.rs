@@ -659,6 +659,97 @@ async fn concurrent_patches_lose_no_update() {
     assert_eq!(g.header("etag"), Some(format!("\"{}\"", n + 1).as_str()));
 }
 
+/// A delete racing creates of objects that point at it (messages refer to
+/// their patient, `restrict`): either the delete wins and every racing
+/// create is refused, or a create wins and the delete answers 409 — never a
+/// deleted patient with messages pointing at it.
+#[both_stores]
+async fn references_stay_whole_when_deletes_race_creates() {
+    let s = TestServer::start().await;
+    let org = s.org("Orphans", true).await;
+    let key = org.test.secret.clone();
+    let (clinic, status, referral) = reference_data(&s.http, &key).await;
+    let (mut deleted, mut refused) = (0, 0);
+    for round in 0..24 {
+        let p = s
+            .http
+            .post(
+                "/v1/patients",
+                &key,
+                &json!({"fullName": format!("P {round}"), "primaryPhoneNumber": "07700 900123",
+                        "tracking": {}, "primaryClinicId": clinic, "statusId": status,
+                        "referralId": referral}),
+            )
+            .await
+            .id();
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let http = s.http.clone();
+            let (key, p) = (key.clone(), p.clone());
+            // Staggered differently each round, so the delete runs before,
+            // between and after the creates (which way each round goes
+            // changes nothing in what must hold).
+            let wait = std::time::Duration::from_millis((round % 5) * 6 * (i + 1));
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let body = json!({"channel": "sms", "to": "+447700900123",
+                    "body": format!("hello {i}"), "patientId": p});
+                http.post("/v1/messages", &key, &body).await.status
+            }));
+        }
+        let del = {
+            let http = s.http.clone();
+            let (key, p) = (key.clone(), p.clone());
+            let wait = std::time::Duration::from_millis((round % 4) * 4);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                http.delete(&format!("/v1/patients/{p}"), &key).await.status
+            })
+        };
+        let mut created = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                201 => created += 1,
+                400 | 404 | 409 | 422 => {}
+                other => panic!("a racing create answered {other}"),
+            }
+        }
+        let messages = s
+            .http
+            .get(&format!("/v1/messages?patientId={p}&$limit=0"), &key)
+            .await
+            .expect(200)
+            .body["total"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(messages, created, "round {round}: every 201 is stored");
+        match del.await.unwrap() {
+            200 => {
+                deleted += 1;
+                assert_eq!(
+                    messages, 0,
+                    "round {round}: a deleted patient has {messages} messages"
+                );
+                s.http
+                    .get(&format!("/v1/patients/{p}"), &key)
+                    .await
+                    .expect(404);
+            }
+            409 => {
+                refused += 1;
+                assert!(messages > 0, "round {round}: 409 with nothing referring");
+                s.http
+                    .get(&format!("/v1/patients/{p}"), &key)
+                    .await
+                    .expect(200);
+            }
+            other => panic!("the racing delete answered {other}"),
+        }
+    }
+    eprintln!("deleted {deleted}, refused {refused}");
+    assert_eq!(deleted + refused, 24);
+}
+
 #[both_stores]
 async fn if_match_makes_writes_conditional() {
     let s = TestServer::start().await;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The black-box tests that run on DynamoDB (`#[both_stores]`: tests/api.rs,
-# api_keys.rs, webhooks.rs — their `::dynamodb` variants) through the fault-injection
+# api_keys.rs, webhooks.rs, money.rs, memberships.rs, scheduling.rs — their
+# DynamoDB variants — and the kill -9 crash test) through the fault-injection
 # proxy (tests/faults/proxy.py) in front of DynamoDB Local, at moderate
 # rates, then `hub audit` on every table they made, straight from DynamoDB
 # Local: every derived value must agree with its objects. Last,
@@ -34,11 +35,15 @@ print("\n".join(names))
 PY
 }
 before=$(tables)
-tests=${HUB_FAULT_TESTS:---test api --test api_keys}
+tests=${HUB_FAULT_TESTS:---test api --test api_keys --test webhooks --test money --test memberships --test scheduling}
 status=0
 # shellcheck disable=SC2086
 HUB_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$proxy_port" \
-  cargo nextest run -p hub-tests $tests --no-fail-fast -E 'test(/::dynamodb$/)' || status=$?
+  cargo nextest run -p hub-tests $tests --no-fail-fast -E 'test(/dynamodb$/)' || status=$?
+# The crash test: `hub serve --table` killed with SIGKILL under load, through
+# the same faults; every acknowledged write and its event is there after.
+HUB_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$proxy_port" \
+  cargo nextest run -p hub-functions --test cli --no-fail-fast -E 'test(dynamodb_mode_survives_kill_9)' || status=$?
 echo "injected: $(curl -s "http://127.0.0.1:$proxy_port/__stats")"
 cargo build --quiet -p hub-functions --bin hub
 audited=0

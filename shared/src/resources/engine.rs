@@ -241,18 +241,20 @@ fn collect_refs(
     fields: &[Field],
     doc: &Map<String, Value>,
     prefix: &str,
-    out: &mut Vec<(String, &'static str, String)>,
+    out: &mut Vec<(String, &'static str, String, bool)>,
 ) {
     for f in fields {
         let Some(v) = doc.get(f.name) else { continue };
         let path = format!("{prefix}{}", f.name);
         match (&f.ty, v) {
-            (Ty::Ref(target), Value::String(id)) => out.push((path, target, id.clone())),
+            (Ty::Ref(target), Value::String(id)) => {
+                out.push((path, target, id.clone(), f.restrict))
+            }
             (Ty::Array(inner, _), Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     match (inner, item) {
                         (Ty::Ref(target), Value::String(id)) => {
-                            out.push((format!("{path}[{i}]"), target, id.clone()))
+                            out.push((format!("{path}[{i}]"), target, id.clone(), f.restrict))
                         }
                         (Ty::Object(fs), Value::Object(m)) => {
                             collect_refs(fs, m, &format!("{path}[{i}]."), out)
@@ -279,6 +281,7 @@ async fn check_refs(
     doc: &Map<String, Value>,
     old: Option<&Map<String, Value>>,
     errors: &mut Vec<FieldError>,
+    checks: &mut Vec<WriteOp>,
 ) -> ApiResult<()> {
     let mut refs = Vec::new();
     collect_refs(fields, doc, "", &mut refs);
@@ -287,19 +290,35 @@ async fn check_refs(
         collect_refs(fields, o, "", &mut known);
     }
     let key = ctx.tenant.key();
-    let mut seen: Vec<(&str, String)> = known.into_iter().map(|(_, t, i)| (t, i)).collect();
-    for (path, target, id) in refs {
+    let mut seen: Vec<(&str, String)> = known.into_iter().map(|(_, t, i, _)| (t, i)).collect();
+    for (path, target, id, restrict) in refs {
         if seen.iter().any(|(t, i)| *t == target && *i == id) {
             continue;
         }
-        if ctx.store.get(&key, target, &id).await?.is_none() {
-            let label = by_path(target).map_or(target, |r| r.label);
-            errors.push(FieldError::new(
-                path,
-                format!("no {label} with id `{id}` in this organization and mode"),
-            ));
-        } else {
-            seen.push((target, id));
+        match ctx.store.get(&key, target, &id).await? {
+            None => {
+                let label = by_path(target).map_or(target, |r| r.label);
+                errors.push(FieldError::new(
+                    path,
+                    format!("no {label} with id `{id}` in this organization and mode"),
+                ));
+            }
+            Some(found) if restrict => {
+                // The write holds only if what it points at is still there
+                // as read (a delete meanwhile makes it fail, and retry).
+                // Only for `restrict` references, which keep what they name
+                // from being deleted: others may outlive it, and a condition
+                // on a much-referenced object (a clinic) would make
+                // concurrent writes conflict on it.
+                checks.push(WriteOp::Check {
+                    tenant: key.clone(),
+                    kind: target,
+                    id: id.clone(),
+                    expect: Expect::Version(version_of(&found)),
+                });
+                seen.push((target, id));
+            }
+            Some(_) => seen.push((target, id)),
         }
     }
     Ok(())
@@ -318,6 +337,7 @@ async fn prepare(
     mut input: Map<String, Value>,
     old: Option<&Map<String, Value>>,
     mut errors: Vec<FieldError>,
+    checks: &mut Vec<WriteOp>,
 ) -> ApiResult<Map<String, Value>> {
     // `null` is "no value" for a known field; an unknown one is refused
     // whatever its value.
@@ -334,7 +354,7 @@ async fn prepare(
     resolve_groups(ctx, res, &mut input, &mut errors).await?;
     let clean = validate::object(res.fields, &input, "", &mut errors);
     if errors.is_empty() {
-        check_refs(ctx, res.fields, &clean, old, &mut errors).await?;
+        check_refs(ctx, res.fields, &clean, old, &mut errors, checks).await?;
     }
     if !errors.is_empty() {
         let mut unique = Vec::with_capacity(errors.len());
@@ -543,16 +563,62 @@ fn attach_patient(events: &mut [EventRecord], patient: &Option<Value>) {
     }
 }
 
+/// Add a write's reference checks, but those on objects the write itself
+/// puts, deletes or checks (a hook's update of what it points at carries
+/// its own condition; DynamoDB allows one operation per item in a
+/// transaction).
+fn add_checks(ops: &mut Vec<WriteOp>, checks: Vec<WriteOp>) {
+    for c in checks {
+        let WriteOp::Check {
+            tenant, kind, id, ..
+        } = &c
+        else {
+            continue;
+        };
+        let touched = ops.iter().any(|op| match op {
+            WriteOp::Put {
+                tenant: t,
+                kind: k,
+                id: i,
+                ..
+            }
+            | WriteOp::Delete {
+                tenant: t,
+                kind: k,
+                id: i,
+                ..
+            }
+            | WriteOp::Check {
+                tenant: t,
+                kind: k,
+                id: i,
+                ..
+            } => t == tenant && k == kind && i == id,
+            _ => false,
+        });
+        if !touched {
+            ops.push(c);
+        }
+    }
+}
+
+/// The fields (and their resources) declared `restrict` that refer to
+/// objects of `res`.
+fn restricting(res: &Resource) -> impl Iterator<Item = (&'static Resource, &'static Field)> + '_ {
+    registry().iter().flat_map(move |r| {
+        r.fields
+            .iter()
+            .filter(move |f| f.restrict && matches!(f.ty, Ty::Ref(t) if t == res.path))
+            .map(move |f| (*r, f))
+    })
+}
+
 /// A delete is refused while objects refer to this one through a field
 /// declared `restrict`: 409 naming how many do.
 async fn check_referrers(ctx: &Ctx<'_>, res: &Resource, id: &str) -> ApiResult<()> {
     let key = ctx.tenant.key();
-    for r in registry() {
-        for f in r.fields {
-            let points_here = f.restrict && matches!(f.ty, Ty::Ref(t) if t == res.path);
-            if !points_here {
-                continue;
-            }
+    for (r, f) in restricting(res) {
+        {
             let q = crate::query::ListQuery {
                 filter: crate::query::Filter::Field {
                     path: vec![f.name.to_string()],
@@ -608,7 +674,8 @@ pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Rep
     let created = crate::time::format_ms(created_ms);
     let mut retries = Retries::new();
     loop {
-        let fields = prepare(ctx, res, input.clone(), None, Vec::new()).await?;
+        let mut checks = Vec::new();
+        let fields = prepare(ctx, res, input.clone(), None, Vec::new(), &mut checks).await?;
         let mut change = new_change(Verb::Create, &id, None, None, fields);
         change.now_ms = created_ms;
         res.rules.check(ctx, &mut change).await?;
@@ -622,6 +689,7 @@ pub async fn create(ctx: &Ctx<'_>, res: &Resource, body: Value) -> ApiResult<Rep
         }];
         ops.extend(unique_ops(ctx, res, &id, None, Some(&change.new)));
         ops.append(&mut change.ops);
+        add_checks(&mut ops, checks);
         let mut events = vec![ctx.event(res, "created", &doc)];
         events.extend(change.verbs.iter().map(|v| ctx.event(res, v, &doc)));
         attach_patient(&mut events, &patient_ref(ctx, res, &doc).await?);
@@ -773,7 +841,16 @@ pub async fn update(
         let Value::Object(merged) = base else {
             return Err(ApiError::internal());
         };
-        let mut fields = prepare(ctx, res, merged, Some(&old_fields), unknown.clone()).await?;
+        let mut checks = Vec::new();
+        let mut fields = prepare(
+            ctx,
+            res,
+            merged,
+            Some(&old_fields),
+            unknown.clone(),
+            &mut checks,
+        )
+        .await?;
         // Server-computed fields carry over unless the rules recompute them.
         for f in res.fields.iter().filter(|f| f.read_only) {
             if let Some(v) = current.get(f.name) {
@@ -809,6 +886,7 @@ pub async fn update(
             Some(&change.new),
         ));
         ops.append(&mut change.ops);
+        add_checks(&mut ops, checks);
         let mut events = vec![ctx.updated_event(res, &current, &doc)];
         events.extend(change.verbs.iter().map(|v| ctx.event(res, v, &doc)));
         attach_patient(&mut events, &patient_ref(ctx, res, &doc).await?);
@@ -854,6 +932,16 @@ pub async fn delete(
             id: id.to_string(),
             expect: Expect::Version(version),
         }];
+        // And still none when it is deleted (a referrer created meanwhile
+        // fails this write, which then answers the 409 above).
+        for (r, f) in restricting(res) {
+            ops.push(WriteOp::Unreferenced {
+                tenant: ctx.tenant.key(),
+                kind: r.path,
+                field: f.name,
+                value: id.to_string(),
+            });
+        }
         ops.extend(unique_ops(ctx, res, id, Some(&old_fields), None));
         ops.append(&mut change.ops);
         let mut events = vec![ctx.event(res, "deleted", &current)];

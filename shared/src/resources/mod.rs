@@ -477,6 +477,7 @@ fn index_lookups(r: &Resource) -> &'static [Lookup] {
                 .any(|f| f.name == l.field && matches!(f.ty, Ty::Ref(_)));
             if is_ref {
                 l.counted = true;
+                l.guards = r.fields.iter().any(|f| f.name == l.field && f.restrict);
             }
         }
     }

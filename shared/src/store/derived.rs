@@ -60,6 +60,24 @@ pub fn counter_sk(key: &str, shard: u64) -> String {
     format!("{key}{SEP}{shard}")
 }
 
+/// The shard of an object's count under `key`: spread over the shards by
+/// the object's id, but for a reference that guards deletes (`restrict`),
+/// whose count of each referenced object stays in shard 0, one item a
+/// delete is conditional on (`WriteOp::Unreferenced`).
+pub fn shard_for(spec: &KindSpec, key: &str, id: &str) -> u64 {
+    let guarding = spec.lookups.iter().any(|l| {
+        l.guards
+            && key
+                .strip_prefix(l.field)
+                .is_some_and(|rest| rest.starts_with('='))
+    });
+    if guarding {
+        0
+    } else {
+        shard_of(id)
+    }
+}
+
 /// The shard an object's counts go to (FNV-1a of its id).
 pub fn shard_of(id: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;

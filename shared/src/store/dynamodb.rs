@@ -1367,17 +1367,14 @@ impl DynamoStore {
             for (pk, sk) in now.entries.difference(&was.entries) {
                 entries_put.push((pk.clone(), sk.clone(), id.clone(), expires));
             }
-            let shard = derived::shard_of(id);
             let cpk = derived::counter_pk(tenant, kind);
             for k in was.counts.difference(&now.counts) {
-                *counts
-                    .entry((cpk.clone(), derived::counter_sk(k, shard)))
-                    .or_default() -= 1;
+                let sk = derived::counter_sk(k, derived::shard_for(spec, k, id));
+                *counts.entry((cpk.clone(), sk)).or_default() -= 1;
             }
             for k in now.counts.difference(&was.counts) {
-                *counts
-                    .entry((cpk.clone(), derived::counter_sk(k, shard)))
-                    .or_default() += 1;
+                let sk = derived::counter_sk(k, derived::shard_for(spec, k, id));
+                *counts.entry((cpk.clone(), sk)).or_default() += 1;
             }
         }
         let table = self.table.as_str();
@@ -1418,6 +1415,41 @@ impl DynamoStore {
             out.push(b().update(up).build());
         }
         Ok(out)
+    }
+
+    /// `WriteOp::Unreferenced` as a condition on the count of referrers
+    /// (kept in shard 0 in the referrers' own writes): absent or zero. A
+    /// field whose lookup does not guard gives no item (never the case for
+    /// a `restrict` reference of a kind without a TTL).
+    fn unreferenced_check(&self, op: &WriteOp) -> Result<Option<TransactWriteItem>, StoreError> {
+        let WriteOp::Unreferenced {
+            tenant,
+            kind,
+            field,
+            value,
+        } = op
+        else {
+            return Ok(None);
+        };
+        let counted = self
+            .kinds
+            .get(kind)
+            .is_some_and(|k| k.lookups.iter().any(|l| l.field == *field && l.guards));
+        if !counted {
+            return Ok(None);
+        }
+        let key = derived::count_key(field, value);
+        let check = ConditionCheck::builder()
+            .table_name(self.table.as_str())
+            .key("PK", s(derived::counter_pk(tenant, kind)))
+            .key("SK", s(derived::counter_sk(&key, 0)))
+            .condition_expression("attribute_not_exists(n) OR n <= :z")
+            .expression_attribute_values(":z", n(0))
+            .build()
+            .map_err(backend)?;
+        Ok(Some(
+            TransactWriteItem::builder().condition_check(check).build(),
+        ))
     }
 
     /// The TTL of an object of an expiring kind (seconds).
@@ -1562,6 +1594,12 @@ impl DynamoStore {
                         .map_err(backend)?,
                 )
                 .build(),
+            // Written by commit as a condition on a counter.
+            WriteOp::Unreferenced { .. } => {
+                return Err(StoreError::Backend(
+                    "an Unreferenced condition has no item of its own".into(),
+                ))
+            }
             WriteOp::ReleaseUnique { scope, value } => b
                 .delete(
                     Delete::builder()
@@ -1592,6 +1630,10 @@ fn conflict_for(op: &WriteOp) -> Conflict {
         | WriteOp::Check { kind, id, .. } => Conflict::Version {
             kind: kind.to_string(),
             id: id.clone(),
+        },
+        WriteOp::Unreferenced { kind, value, .. } => Conflict::Version {
+            kind: kind.to_string(),
+            id: value.clone(),
         },
         WriteOp::ClaimUnique { scope, value, .. } | WriteOp::ReleaseUnique { scope, value } => {
             Conflict::Unique {
@@ -1691,16 +1733,28 @@ impl Store for DynamoStore {
             return Ok(());
         }
         let (before, reads) = self.read_before(&tx).await?;
-        let mut items = tx
-            .ops
-            .iter()
-            .zip(&reads)
-            .map(|(op, read)| self.item_for(op, *read))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Each item with the op it is for (a cancellation reason names an
+        // item by its position); derived items are for none.
+        let mut items = Vec::with_capacity(tx.ops.len());
+        let mut owners: Vec<Option<&WriteOp>> = Vec::with_capacity(tx.ops.len());
+        for (op, read) in tx.ops.iter().zip(&reads) {
+            if !matches!(op, WriteOp::Unreferenced { .. }) {
+                items.push(self.item_for(op, *read)?);
+                owners.push(Some(op));
+            }
+        }
         // The token makes the SDK's retries of this call idempotent on
         // DynamoDB (a retry after a reply was lost does not apply it twice).
         let token = crate::ids::ulid();
-        items.extend(self.derived_items(&tx, &before)?);
+        let derived = self.derived_items(&tx, &before)?;
+        owners.extend(derived.iter().map(|_| None));
+        items.extend(derived);
+        for op in &tx.ops {
+            if let Some(check) = self.unreferenced_check(op)? {
+                items.push(check);
+                owners.push(Some(op));
+            }
+        }
         let n_items = items.len() as u64;
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Backend(format!(
@@ -1731,7 +1785,7 @@ impl Store for DynamoStore {
                         .iter()
                         .position(|r| r.code() == Some("ConditionalCheckFailed"))
                     {
-                        if let Some(op) = tx.ops.get(i) {
+                        if let Some(op) = owners.get(i).copied().flatten() {
                             // A retry of a write that was applied but whose
                             // reply was lost fails its own conditions: read
                             // back, and count it done if it is there.
@@ -1808,7 +1862,7 @@ impl Store for DynamoStore {
                 WriteOp::ReleaseUnique { scope, value } => {
                     claims.insert((scope, value), None);
                 }
-                WriteOp::Check { .. } => {}
+                WriteOp::Check { .. } | WriteOp::Unreferenced { .. } => {}
             }
         }
         let mut items = Vec::new();

@@ -636,6 +636,32 @@ impl EmbeddedStore {
                     .map_err(backend)?;
                 change("uniq", scope, value, "")
             }
+            WriteOp::Unreferenced {
+                tenant,
+                kind,
+                field,
+                value,
+            } => {
+                // Read inside the write transaction: a referrer committed
+                // by anyone before it is seen.
+                let path = format!("$.\"{field}\"");
+                let found: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM objects WHERE tenant = ?1 AND kind = ?2 AND json_extract(body, ?3) = ?4 LIMIT 1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![tenant, kind, path, value], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(backend)?;
+                match found {
+                    None => Ok(()),
+                    Some(_) => Err(StoreError::Conflict(Conflict::Version {
+                        kind: kind.to_string(),
+                        id: value.clone(),
+                    })),
+                }
+            }
         };
         done.map(|()| None)
     }
@@ -678,7 +704,7 @@ impl EmbeddedStore {
         let n_changes = tx
             .ops
             .iter()
-            .filter(|op| !matches!(op, WriteOp::Check { .. }))
+            .filter(|op| !matches!(op, WriteOp::Check { .. } | WriteOp::Unreferenced { .. }))
             .count() as i64;
         t.commit().map_err(backend)?;
         drop(conn);
@@ -724,7 +750,7 @@ impl EmbeddedStore {
                 WriteOp::ReleaseUnique { scope, value } => {
                     mirror.set_unique(scope, value, None);
                 }
-                WriteOp::Check { .. } => {}
+                WriteOp::Check { .. } | WriteOp::Unreferenced { .. } => {}
             }
         }
         drop(mirror);

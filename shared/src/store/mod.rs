@@ -52,6 +52,15 @@ pub enum WriteOp {
         id: String,
         expect: Expect,
     },
+    /// No object of `kind` has `field` (a top-level reference) equal to
+    /// `value`: nothing refers to an object this write deletes. Part of the
+    /// write's condition, so a referrer created meanwhile makes it fail.
+    Unreferenced {
+        tenant: String,
+        kind: &'static str,
+        field: &'static str,
+        value: String,
+    },
     /// Claim `value` in `scope` for an object; fails if another object holds it.
     ClaimUnique {
         scope: String,
@@ -402,6 +411,9 @@ pub struct Lookup {
     pub range: Option<&'static str>,
     /// The number of objects with each value is kept (`status=open`).
     pub counted: bool,
+    /// A reference that keeps what it names from being deleted (`restrict`):
+    /// its counts stay in one item (shard 0) a delete is conditional on.
+    pub guards: bool,
 }
 
 impl Lookup {
@@ -410,6 +422,7 @@ impl Lookup {
             field,
             range: None,
             counted: false,
+            guards: false,
         }
     }
     pub const fn ranged(field: &'static str, range: &'static str) -> Lookup {
@@ -417,6 +430,7 @@ impl Lookup {
             field,
             range: Some(range),
             counted: false,
+            guards: false,
         }
     }
     /// This lookup with a count per value.
