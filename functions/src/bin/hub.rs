@@ -44,8 +44,8 @@ USAGE:
                    exit 1 on any failure)
     hub audit [--data DIR | --table NAME [--endpoint-url URL]]
                   (recompute derived values — membership statuses, invoice amounts, balances
-                   and statuses, appointment guards — from the objects; print each difference;
-                   exit 1 if any)
+                   and statuses, appointment guards; on DynamoDB also every index entry and
+                   counter — from the objects; print each difference; exit 1 if any)
     hub generate [--root DIR]   (write template.yaml and events/ from the route table)
     hub openapi   (print the OpenAPI document, as GET /openapi.json answers it)
     hub events fill [--out events/local] [--name NAME] [--data DIR | --table NAME [--endpoint-url URL]]
@@ -236,15 +236,20 @@ async fn audit(mut args: Args) -> Result<(), String> {
         .value("--table")?
         .or_else(|| std::env::var("HUB_TABLE").ok());
     let endpoint = args.value("--endpoint-url")?;
+    let mut dynamo = None;
     let (store, orgs): (DynStore, Vec<String>) = match table {
         Some(table) => {
             let client = dynamodb_client(endpoint.as_deref()).await;
             let orgs = hub::audit::dynamo_orgs(&client, &table)
                 .await
                 .map_err(|e| format!("DynamoDB: {e}"))?;
-            let store =
-                hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
-            (Arc::new(store), orgs)
+            let store = Arc::new(hub::store::dynamodb::DynamoStore::new(
+                client,
+                table,
+                hub::resources::kinds(),
+            ));
+            dynamo = Some(store.clone());
+            (store, orgs)
         }
         None => {
             let dir = data_dir(&mut args)?;
@@ -261,21 +266,46 @@ async fn audit(mut args: Args) -> Result<(), String> {
     for d in &report.differences {
         println!("{d}");
     }
+    let mut differences = report.differences.len();
     let checked: Vec<String> = report
         .checked
         .iter()
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
+    if let Some(dynamo) = dynamo {
+        // The index entries and counters of the whole table, recomputed.
+        let d = dynamo
+            .audit_derived()
+            .await
+            .map_err(|e| format!("audit: {e}"))?;
+        for (pk, sk) in &d.missing {
+            println!("index entry missing: {pk} {sk}");
+        }
+        for (pk, sk) in &d.stray {
+            println!("index entry no object needs: {pk} {sk}");
+        }
+        for (pk, key, have, want) in &d.miscounted {
+            println!("counter {pk} {key}: stored {have}, expected {want}");
+        }
+        differences += d.missing.len() + d.stray.len() + d.miscounted.len();
+        println!(
+            "audit: index entries and counters: {} objects, {} entries, {} counts: {} differences",
+            d.objects,
+            d.entries,
+            d.counters,
+            d.missing.len() + d.stray.len() + d.miscounted.len()
+        );
+    }
     println!(
         "audit: {} organizations ({}): {} differences",
         orgs.len(),
         checked.join(", "),
-        report.differences.len()
+        differences
     );
-    if report.differences.is_empty() {
+    if differences == 0 {
         Ok(())
     } else {
-        Err(format!("audit: {} differences", report.differences.len()))
+        Err(format!("audit: {differences} differences"))
     }
 }
 

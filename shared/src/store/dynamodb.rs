@@ -2151,6 +2151,116 @@ impl DynamoStore {
     }
 }
 
+/// What `DynamoStore::audit_derived` found: index entries and counters
+/// that do not agree with the objects.
+#[derive(Debug, Default, Clone)]
+pub struct DerivedAudit {
+    /// Objects read.
+    pub objects: u64,
+    /// Entries read (lookups, directory, postings).
+    pub entries: u64,
+    /// Counts compared (one per counter key, over its shards).
+    pub counters: u64,
+    /// An entry an object needs and the table lacks: (partition, sort key).
+    pub missing: Vec<(String, String)>,
+    /// An entry no object needs: (partition, sort key).
+    pub stray: Vec<(String, String)>,
+    /// A count that is not the number of its objects: (counter partition,
+    /// key, stored sum of its shards, objects counted).
+    pub miscounted: Vec<(String, String, i64, i64)>,
+}
+
+impl DynamoStore {
+    /// Recompute every index entry and counter from the objects and compare
+    /// with the table (`hub audit --table`): a `Scan` of the whole table, an
+    /// operator's command (no function's role allows `Scan`). Items past
+    /// their TTL that DynamoDB has not deleted yet count as gone.
+    pub async fn audit_derived(&self) -> StoreResult<DerivedAudit> {
+        use std::collections::BTreeSet;
+        let now_secs = crate::time::now_ms() / 1000;
+        let mut report = DerivedAudit::default();
+        let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut stored: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        let mut counted: BTreeMap<(String, String), i64> = BTreeMap::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in page.items() {
+                if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
+                    if exp.parse::<i64>().is_ok_and(|e| e <= now_secs) {
+                        continue;
+                    }
+                }
+                let pk = str_attr(item, "PK").unwrap_or_default();
+                let sk = str_attr(item, "SK").unwrap_or_default();
+                match pk.split('#').next().unwrap_or_default() {
+                    "T" => {
+                        let (Some(tenant), Some(kind)) =
+                            (str_attr(item, "tenant"), str_attr(item, "kind"))
+                        else {
+                            continue;
+                        };
+                        let Some(spec) = self.kinds.get(&kind).filter(|k| k.derives()) else {
+                            continue;
+                        };
+                        report.objects += 1;
+                        let d = derived::derive(spec, &tenant, &*doc_of(item)?);
+                        expected.extend(d.entries);
+                        for key in d.counts {
+                            *counted
+                                .entry((derived::counter_pk(&tenant, &kind), key))
+                                .or_default() += 1;
+                        }
+                    }
+                    "X" | "O" | "S" => {
+                        report.entries += 1;
+                        stored.insert((pk, sk));
+                    }
+                    "C" => {
+                        let key = sk
+                            .rsplit_once(derived::SEP)
+                            .map_or(sk.as_str(), |(k, _)| k)
+                            .to_string();
+                        let n = match item.get("n") {
+                            Some(AttributeValue::N(v)) => v.parse::<i64>().unwrap_or(0),
+                            _ => 0,
+                        };
+                        *counts.entry((pk, key)).or_default() += n;
+                    }
+                    _ => {}
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        report.missing = expected.difference(&stored).cloned().collect();
+        report.stray = stored.difference(&expected).cloned().collect();
+        let keys: BTreeSet<&(String, String)> = counts.keys().chain(counted.keys()).collect();
+        report.counters = keys.len() as u64;
+        for k in keys {
+            let have = counts.get(k).copied().unwrap_or(0);
+            let want = counted.get(k).copied().unwrap_or(0);
+            if have != want {
+                report
+                    .miscounted
+                    .push((k.0.clone(), k.1.clone(), have, want));
+            }
+        }
+        Ok(report)
+    }
+}
+
 impl DynamoStore {
     /// Bulk-load objects as a version before the index entries wrote them:
     /// the object items only (`BatchWriteItem`, no events, no entries, no
