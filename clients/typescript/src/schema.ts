@@ -339,7 +339,7 @@ export interface paths {
         };
         /**
          * List clinics
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["clinics-list"];
         put?: never;
@@ -379,7 +379,7 @@ export interface paths {
         };
         /**
          * List practitioners
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["practitioners-list"];
         put?: never;
@@ -419,7 +419,7 @@ export interface paths {
         };
         /**
          * List referral-sources
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["referral-sources-list"];
         put?: never;
@@ -459,7 +459,7 @@ export interface paths {
         };
         /**
          * List patient-statuses
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["patient-statuses-list"];
         put?: never;
@@ -499,7 +499,7 @@ export interface paths {
         };
         /**
          * List patients
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["patients-list"];
         put?: never;
@@ -539,7 +539,7 @@ export interface paths {
         };
         /**
          * List appointment-types
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["appointment-types-list"];
         put?: never;
@@ -579,7 +579,7 @@ export interface paths {
         };
         /**
          * List appointments
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["appointments-list"];
         put?: never;
@@ -619,7 +619,7 @@ export interface paths {
         };
         /**
          * List invoices
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["invoices-list"];
         put?: never;
@@ -659,7 +659,7 @@ export interface paths {
         };
         /**
          * List transactions
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["transactions-list"];
         put?: never;
@@ -699,7 +699,7 @@ export interface paths {
         };
         /**
          * List credit-notes
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["credit-notes-list"];
         put?: never;
@@ -739,7 +739,7 @@ export interface paths {
         };
         /**
          * List hearing-tests
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["hearing-tests-list"];
         put?: never;
@@ -779,7 +779,7 @@ export interface paths {
         };
         /**
          * List packages
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["packages-list"];
         put?: never;
@@ -819,7 +819,7 @@ export interface paths {
         };
         /**
          * List purchases
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["purchases-list"];
         put?: never;
@@ -859,7 +859,7 @@ export interface paths {
         };
         /**
          * List check-ins
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["check-ins-list"];
         put?: never;
@@ -899,7 +899,7 @@ export interface paths {
         };
         /**
          * List messages
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["messages-list"];
         put?: never;
@@ -939,7 +939,7 @@ export interface paths {
         };
         /**
          * List webhook-endpoints
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["webhook-endpoints-list"];
         put?: never;
@@ -1064,7 +1064,7 @@ export interface paths {
         };
         /**
          * List api-keys
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["api-keys-list"];
         put?: never;
@@ -1121,7 +1121,7 @@ export interface paths {
         };
         /**
          * List events
-         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).
+         * @description Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.
          */
         get: operations["events-list"];
         put?: never;

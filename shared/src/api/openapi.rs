@@ -729,7 +729,7 @@ fn unreachable_shape() -> (u16, Value) {
     (200, json!({"description": "OK"}))
 }
 
-const LIST_HELP: &str = "Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`).";
+const LIST_HELP: &str = "Filter with the Feathers query syntax: `field=value`, `field[$in]=a&field[$in]=b`, `$nin`, `$lt`, `$lte`, `$gt`, `$gte`, `$ne`, `$exists`, `$or[0][field]=v`, `$and`, dotted paths (`address.city=Leeds`); `$search` for words in text fields. Page with `$limit` (default 10, at most 100), `$skip`, or the `next`/`prev` cursors (`$after`, `$before`). Consistency when deployed on DynamoDB: creation-order pages, equality on a reference or lookup field (an object's own children: `invoiceId=…`, `patientId=…`), `$search`, the directory (`$sort[fullName]`, `$sort[name]`) and totals read strongly consistent items and show every earlier write; lists ordered or ranged by `updatedAt`, and date-ordered lists without an equality, come from global secondary indexes, which may lag writes (usually well under a second). On `hub serve` every list shows every earlier write.";
 
 fn list_response(name: &str) -> Value {
     json!({"description": "A page", "headers": {"Link": header_ref("Link")}, "content": json_content(json!({
