@@ -166,6 +166,12 @@ fn str_attr(item: &Item, name: &str) -> Option<String> {
 
 /// The sort key of a uniqueness claim: the value itself, or for values
 /// DynamoDB could not hold as a key (empty, long) a digest of it.
+/// Whether an item is past its TTL (DynamoDB deletes such items lazily:
+/// until then they are filtered out wherever they are read).
+fn expired(item: &Item, now_secs: i64) -> bool {
+    matches!(item.get("expiresAt"), Some(AttributeValue::N(exp)) if exp.parse::<i64>().is_ok_and(|e| e <= now_secs))
+}
+
 /// The item of a unique claim.
 fn claim_item(scope: &str, value: &str, target: &UniqueTarget) -> Item {
     HashMap::from([
@@ -925,10 +931,8 @@ impl DynamoStore {
             let mut live = Vec::with_capacity(page.items().len());
             for item in page.items() {
                 // TTL deletion is lazy: expired items are filtered here.
-                if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
-                    if exp.parse::<i64>().is_ok_and(|e| e <= now_secs) {
-                        continue;
-                    }
+                if expired(item, now_secs) {
+                    continue;
                 }
                 live.push(item);
             }
@@ -1180,10 +1184,8 @@ impl DynamoStore {
                     self.items
                         .fetch_add(items.len() as u64, AtomicOrdering::Relaxed);
                     for item in items {
-                        if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
-                            if exp.parse::<i64>().is_ok_and(|e| e <= now_secs) {
-                                continue;
-                            }
+                        if expired(item, now_secs) {
+                            continue;
                         }
                         let doc = doc_of(item)?;
                         found.insert(id_of(&doc).to_string(), doc);
@@ -1688,13 +1690,8 @@ impl Store for DynamoStore {
         }
         match self.get_item(obj_pk(tenant, kind), id).await? {
             Some(item) => {
-                if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
-                    if exp
-                        .parse::<i64>()
-                        .is_ok_and(|e| e <= crate::time::now_ms() / 1000)
-                    {
-                        return Ok(None);
-                    }
+                if expired(&item, crate::time::now_ms() / 1000) {
+                    return Ok(None);
                 }
                 Ok(Some(doc_of(&item)?))
             }
@@ -1972,18 +1969,12 @@ impl DynamoStore {
                     .map_err(backend)?;
                 let mut puts = Vec::new();
                 for item in page.items() {
-                    let (Some(tenant), Some(kind)) =
-                        (str_attr(item, "tenant"), str_attr(item, "kind"))
-                    else {
-                        continue;
-                    };
-                    let Some(spec) = self.kinds.get(&kind).filter(|k| k.derives()) else {
+                    let Some((_, _, doc, d)) = self.derived_of(item)? else {
                         continue;
                     };
                     report.objects += 1;
-                    let doc = doc_of(item)?;
                     let expires = item.get("expiresAt").cloned();
-                    for (pk, sk) in derived::derive(spec, &tenant, &doc).entries {
+                    for (pk, sk) in d.entries {
                         let mut put = HashMap::from([
                             ("PK".to_string(), s(pk)),
                             ("SK".to_string(), s(sk)),
@@ -2053,20 +2044,13 @@ impl DynamoStore {
                     existing.push((pk, str_attr(item, "SK").unwrap_or_default()));
                     continue;
                 }
-                let (Some(tenant), Some(kind)) = (str_attr(item, "tenant"), str_attr(item, "kind"))
-                else {
+                if expired(item, now_secs) {
                     continue;
-                };
-                let Some(spec) = self.kinds.get(&kind).filter(|k| k.derives()) else {
-                    continue;
-                };
-                if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
-                    if exp.parse::<i64>().is_ok_and(|e| e <= now_secs) {
-                        continue;
-                    }
                 }
-                let doc = doc_of(item)?;
-                for key in derived::derive(spec, &tenant, &doc).counts {
+                let Some((tenant, kind, _, d)) = self.derived_of(item)? else {
+                    continue;
+                };
+                for key in d.counts {
                     *counts
                         .entry((derived::counter_pk(&tenant, &kind), key))
                         .or_default() += 1;
@@ -2171,6 +2155,20 @@ pub struct DerivedAudit {
 }
 
 impl DynamoStore {
+    /// An object item's tenant, kind and what it derives (`None` for an item
+    /// that is not an object of a kind with entries or counters).
+    fn derived_of(&self, item: &Item) -> StoreResult<Option<(String, String, Doc, Derived)>> {
+        let (Some(tenant), Some(kind)) = (str_attr(item, "tenant"), str_attr(item, "kind")) else {
+            return Ok(None);
+        };
+        let Some(spec) = self.kinds.get(&kind).filter(|k| k.derives()) else {
+            return Ok(None);
+        };
+        let doc = doc_of(item)?;
+        let d = derived::derive(spec, &tenant, &doc);
+        Ok(Some((tenant, kind, doc, d)))
+    }
+
     /// Recompute every index entry and counter from the objects and compare
     /// with the table (`hub audit --table`): a `Scan` of the whole table, an
     /// operator's command (no function's role allows `Scan`). Items past
@@ -2195,25 +2193,17 @@ impl DynamoStore {
                 .await
                 .map_err(backend)?;
             for item in page.items() {
-                if let Some(AttributeValue::N(exp)) = item.get("expiresAt") {
-                    if exp.parse::<i64>().is_ok_and(|e| e <= now_secs) {
-                        continue;
-                    }
+                if expired(item, now_secs) {
+                    continue;
                 }
                 let pk = str_attr(item, "PK").unwrap_or_default();
                 let sk = str_attr(item, "SK").unwrap_or_default();
                 match pk.split('#').next().unwrap_or_default() {
                     "T" => {
-                        let (Some(tenant), Some(kind)) =
-                            (str_attr(item, "tenant"), str_attr(item, "kind"))
-                        else {
-                            continue;
-                        };
-                        let Some(spec) = self.kinds.get(&kind).filter(|k| k.derives()) else {
+                        let Some((tenant, kind, _, d)) = self.derived_of(item)? else {
                             continue;
                         };
                         report.objects += 1;
-                        let d = derived::derive(spec, &tenant, &*doc_of(item)?);
                         expected.extend(d.entries);
                         for key in d.counts {
                             *counted
