@@ -926,6 +926,10 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
         "$search=%22coffee%20shop%22".into(),
         "$search[text]=Tinnitus&$search[caseSensitive]=true".into(),
         "$search[text]=zoe&$search[sortByRelevance]=true&$limit=5".into(),
+        // Any of several common words: their postings merged in id order,
+        // read as far as the page goes (their union is past the bound).
+        "$search=hearing%20aids%20tinnitus%20running%20coffee%20shop%20wax%20left&$limit=10".into(),
+        "$search=left%20wax%20shop%20coffee%20running%20tinnitus%20aids%20hearing&$sort[createdAt]=-1&$limit=5".into(),
         format!("primaryPhoneNumber={phone}"),
         "$sort[fullName]=1&$limit=25".into(),
         "$sort[fullName]=-1&$limit=10".into(),
@@ -949,6 +953,24 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
             read < 2 * 100,
             "`{raw}` read {read} items of a tenant of {}",
             docs.len()
+        );
+    }
+    // Those searches match more than the bound: reading their union would
+    // have been refused.
+    {
+        let raw = "$search=hearing%20aids%20tinnitus%20running%20coffee%20shop%20wax%20left";
+        let all = embedded
+            .list(
+                &t,
+                "patients",
+                &patients_query(&format!("{raw}&$total=true&$limit=1")),
+            )
+            .await
+            .unwrap();
+        assert!(
+            all.total.unwrap_or(0) > 100,
+            "`{raw}` matches {:?}",
+            all.total
         );
     }
     let counted = small

@@ -378,6 +378,9 @@ struct Plan {
     stream: Option<Stream>,
     /// Read these postings instead of the range (a search).
     postings: Option<Postings>,
+    /// Read these partitions' like ranges merged with the range's (the
+    /// other words' postings of an any-word search streamed in id order).
+    also: Vec<Source>,
     /// The counter that answers the query's total.
     count: Option<String>,
     advice: String,
@@ -565,8 +568,30 @@ impl Plan {
             ordered.iter().cloned().chain([base.clone()]).collect()
         };
         let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
-        let can_stream = (!q.want_total || count.is_some()) && !relevance && postings.is_none();
         let descending = q.sort.first().is_some_and(|k| k.descending);
+        // A search in creation order without a total streams its words'
+        // postings merged in id order, as far as its page goes.
+        let mut postings = postings;
+        let mut also = Vec::new();
+        let mut candidates = candidates;
+        if let Some(Postings::Any(stems)) = &postings {
+            if !q.want_total && !relevance && base.by.serves(q) {
+                let mut parts = stems.iter().map(|st| {
+                    Source::entries(
+                        tenant,
+                        kind,
+                        derived::posting_pk(tenant, kind, st),
+                        base.by.clone(),
+                    )
+                });
+                if let Some(first) = parts.next() {
+                    candidates = vec![first];
+                    also = parts.collect();
+                    postings = None;
+                }
+            }
+        }
+        let can_stream = (!q.want_total || count.is_some()) && !relevance && postings.is_none();
         let streaming = candidates
             .iter()
             .find(|s| can_stream && s.by.serves(q))
@@ -704,9 +729,26 @@ impl Plan {
             range,
             stream,
             postings,
+            also,
             count,
             advice,
         }
+    }
+}
+
+impl Plan {
+    /// The ranges to read: the plan's, and its others' (`also`) with the
+    /// same bounds, each passed through `cut`.
+    fn ranges(&self, cut: impl Fn(&Range) -> Range) -> Vec<Range> {
+        let mut out = vec![cut(&self.range)];
+        for source in &self.also {
+            out.push(cut(&Range {
+                source: source.clone(),
+                lo: self.range.lo.clone(),
+                hi: self.range.hi.clone(),
+            }));
+        }
+        out
     }
 }
 
@@ -876,6 +918,61 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// One page of a source's key range, in its order (or the reverse), from
+    /// `start`: the live items (expired ones filtered: TTL deletion is lazy)
+    /// and where the next page starts (`None`: the range is done).
+    async fn query_page(
+        &self,
+        range: &Range,
+        reverse: bool,
+        size: usize,
+        start: Option<Item>,
+    ) -> StoreResult<(Vec<Item>, Option<Item>)> {
+        let src = &range.source;
+        let mut cond = format!("{} = :pk", src.pk_attr);
+        match (&range.lo, &range.hi) {
+            (Some(_), Some(_)) => {
+                cond.push_str(&format!(" AND {} BETWEEN :lo AND :hi", src.sk_attr))
+            }
+            (Some(_), None) => cond.push_str(&format!(" AND {} >= :lo", src.sk_attr)),
+            (None, Some(_)) => cond.push_str(&format!(" AND {} <= :hi", src.sk_attr)),
+            (None, None) => {}
+        }
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(&cond)
+            .expression_attribute_values(":pk", s(src.pk.clone()))
+            .scan_index_forward(!reverse)
+            .limit(size.clamp(1, 1000) as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start);
+        if let Some(lo) = &range.lo {
+            req = req.expression_attribute_values(":lo", s(lo.clone()));
+        }
+        if let Some(hi) = &range.hi {
+            req = req.expression_attribute_values(":hi", s(hi.clone()));
+        }
+        req = match src.index {
+            Some(index) => req.index_name(index),
+            None => req.consistent_read(true),
+        };
+        let page = req.send().await.map_err(backend)?;
+        self.count(page.consumed_capacity(), false);
+        self.items
+            .fetch_add(page.items().len() as u64, AtomicOrdering::Relaxed);
+        let now_secs = crate::time::now_ms() / 1000;
+        let next = page.last_evaluated_key.filter(|k| !k.is_empty());
+        let live = page
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|item| !expired(item, now_secs))
+            .collect();
+        Ok((live, next))
+    }
+
     /// Read a source's key range in pages, in its order (or the reverse),
     /// calling `each` on every live item's document until it says stop.
     /// Counts every item read against `budget`; running out is `TooLarge`.
@@ -890,53 +987,11 @@ impl DynamoStore {
         if range.empty() {
             return Ok(());
         }
-        let src = &range.source;
-        let mut cond = format!("{} = :pk", src.pk_attr);
-        match (&range.lo, &range.hi) {
-            (Some(_), Some(_)) => {
-                cond.push_str(&format!(" AND {} BETWEEN :lo AND :hi", src.sk_attr))
-            }
-            (Some(_), None) => cond.push_str(&format!(" AND {} >= :lo", src.sk_attr)),
-            (None, Some(_)) => cond.push_str(&format!(" AND {} <= :hi", src.sk_attr)),
-            (None, None) => {}
-        }
-        let now_secs = crate::time::now_ms() / 1000;
         let mut start = None;
         let mut size = page_size.clamp(2, 1000);
         loop {
-            let mut req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(&cond)
-                .expression_attribute_values(":pk", s(src.pk.clone()))
-                .scan_index_forward(!reverse)
-                .limit(size as i32)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .set_exclusive_start_key(start);
-            if let Some(lo) = &range.lo {
-                req = req.expression_attribute_values(":lo", s(lo.clone()));
-            }
-            if let Some(hi) = &range.hi {
-                req = req.expression_attribute_values(":hi", s(hi.clone()));
-            }
-            req = match src.index {
-                Some(index) => req.index_name(index),
-                None => req.consistent_read(true),
-            };
-            let page = req.send().await.map_err(backend)?;
-            self.count(page.consumed_capacity(), false);
-            self.items
-                .fetch_add(page.items().len() as u64, AtomicOrdering::Relaxed);
-            let mut live = Vec::with_capacity(page.items().len());
-            for item in page.items() {
-                // TTL deletion is lazy: expired items are filtered here.
-                if expired(item, now_secs) {
-                    continue;
-                }
-                live.push(item);
-            }
-            if let Some(objects) = &src.entries {
+            let (live, next) = self.query_page(range, reverse, size, start).await?;
+            if let Some(objects) = &range.source.entries {
                 // Entries are small; their objects are fetched a first
                 // page's worth at a time, only as far as `each` goes (a
                 // group of ties completed reads its ties, not the page).
@@ -950,18 +1005,102 @@ impl DynamoStore {
                     }
                 }
             } else {
-                for item in live {
+                for item in &live {
                     budget.take()?;
                     if !each(doc_of(item)?) {
                         return Ok(());
                     }
                 }
             }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(()),
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(()),
             }
             size = (size * 4).min(1000);
+        }
+    }
+
+    /// Read several ranges of entries whose sort keys are ids (the postings
+    /// of a search's words) as one: merged in id order (or the reverse),
+    /// each object once, its document fetched and given to `each` until it
+    /// says stop. Reads about as far into each list as the merged order
+    /// goes, so a page of an any-word search costs about its page, however
+    /// common the words.
+    async fn read_ranges(
+        &self,
+        ranges: &[Range],
+        reverse: bool,
+        page_size: usize,
+        budget: &mut Budget,
+        mut each: impl FnMut(Doc) -> bool,
+    ) -> StoreResult<()> {
+        let objects = match ranges {
+            [one] => return self.read_range(one, reverse, page_size, budget, each).await,
+            [first, ..] => match &first.source.entries {
+                Some(objects) => objects.clone(),
+                None => return Err(StoreError::Backend("merged ranges must be entries".into())),
+            },
+            [] => return Ok(()),
+        };
+        struct Partition<'r> {
+            range: &'r Range,
+            ids: std::collections::VecDeque<String>,
+            start: Option<Item>,
+            done: bool,
+            size: usize,
+        }
+        let first_size = page_size.clamp(2, 1000);
+        let mut parts: Vec<Partition> = ranges
+            .iter()
+            .map(|range| Partition {
+                range,
+                ids: Default::default(),
+                start: None,
+                done: range.empty(),
+                size: first_size,
+            })
+            .collect();
+        let chunk_size = page_size.clamp(2, 100);
+        let mut chunk: Vec<String> = Vec::with_capacity(chunk_size);
+        loop {
+            for p in parts.iter_mut() {
+                // An empty page with more to come is read past.
+                while p.ids.is_empty() && !p.done {
+                    let (live, next) = self
+                        .query_page(p.range, reverse, p.size, p.start.take())
+                        .await?;
+                    p.ids.extend(live.iter().filter_map(|i| str_attr(i, "id")));
+                    p.done = next.is_none();
+                    p.start = next;
+                    p.size = (p.size * 4).min(1000);
+                }
+            }
+            let heads = parts.iter().filter_map(|p| p.ids.front());
+            let next = if reverse { heads.max() } else { heads.min() }.cloned();
+            let flush = match &next {
+                Some(id) => {
+                    for p in parts.iter_mut() {
+                        if p.ids.front() == Some(id) {
+                            p.ids.pop_front();
+                        }
+                    }
+                    chunk.push(id.clone());
+                    chunk.len() >= chunk_size
+                }
+                None => true,
+            };
+            if flush && !chunk.is_empty() {
+                for d in self.fetch_docs(&objects, &chunk).await? {
+                    budget.take()?;
+                    if !each(d) {
+                        return Ok(());
+                    }
+                }
+                chunk.clear();
+            }
+            if next.is_none() {
+                return Ok(());
+            }
         }
     }
 
@@ -1043,7 +1182,7 @@ impl DynamoStore {
                     Some(p) => admit.against(d, p) == Ordering::Greater,
                 };
                 let need = q.skip.saturating_add(q.limit).saturating_add(1);
-                let range = plan.range.cut_at(stream, pos, reverse);
+                let ranges = plan.ranges(|r| r.cut_at(stream, pos, reverse));
                 let mut boundary: Option<Option<Value>> = None;
                 // The directory groups ties by its (possibly cut) sort key.
                 let sorted = matches!(plan.range.source.by, SkOrder::Sorted(_));
@@ -1056,7 +1195,7 @@ impl DynamoStore {
                     }
                 };
                 let group = stream.group.as_deref();
-                self.read_range(&range, reverse, need + 1, &mut budget, |d| {
+                self.read_ranges(&ranges, reverse, need + 1, &mut budget, |d| {
                     if let (Some(b), Some(path)) = (&boundary, group) {
                         // Complete the last group of ties, then stop.
                         if key_of(&d, path) != *b {
@@ -1079,10 +1218,10 @@ impl DynamoStore {
                 .await?;
                 if let Some(p) = pos {
                     // Is there a match on the other side of the cursor?
-                    let back = plan.range.cut_at(stream, pos, !reverse);
+                    let back = plan.ranges(|r| r.cut_at(stream, pos, !reverse));
                     let mut probe_budget = Budget::new(kind, 1000, String::new());
                     let seen = self
-                        .read_range(&back, !reverse, 2, &mut probe_budget, |d| {
+                        .read_ranges(&back, !reverse, 2, &mut probe_budget, |d| {
                             let side = admit.against(&d, p);
                             let other = if p.before {
                                 side != Ordering::Less
@@ -1209,52 +1348,27 @@ impl DynamoStore {
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
-    /// The ids in a postings partition, in id order, up to `budget`; `None`
-    /// stops early (another list was exhausted first).
-    async fn posting_ids(
-        &self,
-        pk: &str,
-        budget: &mut Budget,
-        stop: Option<usize>,
-    ) -> StoreResult<Option<Vec<String>>> {
+    /// The ids in a postings partition, in id order, each counted against
+    /// `budget`.
+    async fn posting_ids(&self, range: &Range, budget: &mut Budget) -> StoreResult<Vec<String>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .consistent_read(true)
-                .limit(1000)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            self.count(page.consumed_capacity(), false);
-            self.items
-                .fetch_add(page.items().len() as u64, AtomicOrdering::Relaxed);
-            for item in page.items() {
+            let (live, next) = self.query_page(range, false, 1000, start).await?;
+            for item in &live {
                 budget.take()?;
-                if let Some(id) = str_attr(item, "id") {
-                    out.push(id);
-                }
+                out.extend(str_attr(item, "id"));
             }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(Some(out)),
-            }
-            if stop.is_some_and(|n| out.len() > n) {
-                return Ok(None);
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
             }
         }
     }
 
     /// The candidates of a search: the objects in any of the postings
-    /// (`Any`), or in the shortest (`All`: the phrase words' rarest —
-    /// read in turn, 1,000 at a time, until one ends).
+    /// (`Any`, when the whole result is needed: a total, relevance, another
+    /// order), or in the shortest (`All`: the phrase words' rarest).
     async fn search_candidates(
         &self,
         tenant: &str,
@@ -1262,33 +1376,51 @@ impl DynamoStore {
         postings: &Postings,
         budget: &mut Budget,
     ) -> StoreResult<Vec<Doc>> {
-        let pk = |stem: &str| derived::posting_pk(tenant, kind, stem);
+        // A word's whole postings partition, in id order.
+        let whole = |stem: &String| Range {
+            source: Source::entries(
+                tenant,
+                kind,
+                derived::posting_pk(tenant, kind, stem),
+                SkOrder::Id { prefix: None },
+            ),
+            lo: None,
+            hi: None,
+        };
         let mut ids: Vec<String> = match postings {
             Postings::Any(stems) => {
                 let mut all = Vec::new();
                 for st in stems {
-                    if let Some(mut got) = self.posting_ids(&pk(st), budget, None).await? {
-                        all.append(&mut got);
-                    }
+                    all.append(&mut self.posting_ids(&whole(st), budget).await?);
                 }
                 all
             }
             Postings::All(stems) => {
-                // Read each list up to a growing size until one is whole:
-                // that (rarest) list's objects are the candidates.
-                let mut cap = 1000usize;
-                loop {
-                    let mut done = None;
-                    for st in stems {
-                        if let Some(got) = self.posting_ids(&pk(st), budget, Some(cap)).await? {
-                            done = Some(got);
-                            break;
+                // Read the lists side by side, a page of each in turn, each
+                // page larger, until one is whole: that (rarest) list's
+                // objects are the candidates, found after reading about as
+                // far into every list as the rarest is long.
+                let mut parts: Vec<(Range, Vec<String>, Option<Item>)> = stems
+                    .iter()
+                    .map(|st| (whole(st), Vec::new(), None))
+                    .collect();
+                let mut size = 100usize;
+                'lists: loop {
+                    for (range, ids, start) in parts.iter_mut() {
+                        let (live, next) =
+                            self.query_page(range, false, size, start.take()).await?;
+                        for item in &live {
+                            budget.take()?;
+                            if let Some(id) = str_attr(item, "id") {
+                                ids.push(id);
+                            }
                         }
+                        if next.is_none() {
+                            break 'lists std::mem::take(ids);
+                        }
+                        *start = next;
                     }
-                    if let Some(got) = done {
-                        break got;
-                    }
-                    cap = cap.saturating_mul(4);
+                    size = (size * 4).min(1000);
                 }
             }
         };
