@@ -1049,7 +1049,9 @@ impl DynamoStore {
             done: bool,
             size: usize,
         }
-        let first_size = page_size.clamp(2, 1000);
+        // Each list holds about its share of the merged order: pages of a
+        // share of the page at first, doubling as a list is read on.
+        let first_size = (2 * page_size / ranges.len()).clamp(4, 1000);
         let mut parts: Vec<Partition> = ranges
             .iter()
             .map(|range| Partition {
@@ -1072,7 +1074,7 @@ impl DynamoStore {
                     p.ids.extend(live.iter().filter_map(|i| str_attr(i, "id")));
                     p.done = next.is_none();
                     p.start = next;
-                    p.size = (p.size * 4).min(1000);
+                    p.size = (p.size * 2).min(1000);
                 }
             }
             let heads = parts.iter().filter_map(|p| p.ids.front());
@@ -2224,42 +2226,47 @@ impl DynamoStore {
 
     /// Put items 25 at a time, retrying what DynamoDB leaves unprocessed.
     async fn batch_put(&self, items: Vec<Item>) -> StoreResult<()> {
+        use futures::stream::TryStreamExt;
+        // Batches of 25 (BatchWriteItem's most), a few in flight at once.
+        futures::stream::iter(items.chunks(25).map(Ok))
+            .try_for_each_concurrent(4, |chunk| self.batch_put_one(chunk))
+            .await
+    }
+
+    async fn batch_put_one(&self, chunk: &[Item]) -> StoreResult<()> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        for chunk in items.chunks(25) {
-            let mut reqs: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|i| {
-                    PutRequest::builder()
-                        .set_item(Some(i.clone()))
-                        .build()
-                        .map(|p| WriteRequest::builder().put_request(p).build())
-                        .map_err(backend)
-                })
-                .collect::<Result<_, _>>()?;
-            let mut tries = 0u32;
-            while !reqs.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut reqs))
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                if let Some(rest) = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                {
-                    reqs = rest;
-                    if !reqs.is_empty() {
-                        tries += 1;
-                        if tries > 10 {
-                            return Err(StoreError::Backend(
-                                "BatchWriteItem left items unprocessed after 10 tries".into(),
-                            ));
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(20 << tries.min(6)))
-                            .await;
+        let mut reqs: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|i| {
+                PutRequest::builder()
+                    .set_item(Some(i.clone()))
+                    .build()
+                    .map(|p| WriteRequest::builder().put_request(p).build())
+                    .map_err(backend)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut tries = 0u32;
+        while !reqs.is_empty() {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, std::mem::take(&mut reqs))
+                .send()
+                .await
+                .map_err(backend)?;
+            if let Some(rest) = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.table))
+            {
+                reqs = rest;
+                if !reqs.is_empty() {
+                    tries += 1;
+                    if tries > 10 {
+                        return Err(StoreError::Backend(
+                            "BatchWriteItem left items unprocessed after 10 tries".into(),
+                        ));
                     }
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << tries.min(6))).await;
                 }
             }
         }
