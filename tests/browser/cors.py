@@ -10,16 +10,13 @@ let the page read the answer. scripts/test.sh runs it:
     .venv/bin/python tests/browser/cors.py target/debug/hub
 """
 
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dashboard import CHROMIUM, FLAGS, Hub, http  # noqa: E402
+from dashboard import CHROMIUM, FLAGS, Hub, OtherOrigin, http  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 FORM = b"""<!doctype html>
@@ -43,33 +40,10 @@ async function send(base, key, method, path, body) {
 """
 
 
-class FormSite:
-    """The clinic's own site: one static page on its own origin."""
-
-    def __init__(self):
-        class Page(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(FORM)))
-                self.end_headers()
-                self.wfile.write(FORM)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-
-
 def main():
     started = time.time()
     tmp = tempfile.TemporaryDirectory(prefix="hub-cors-")
-    site = FormSite()
+    site = OtherOrigin(lambda path: FORM)
     hub = Hub(tmp.name)
     try:
         org = hub.org("Clinic With A Web Form")

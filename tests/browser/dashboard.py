@@ -26,6 +26,7 @@ import traceback
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
@@ -98,6 +99,31 @@ class Hub:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+
+
+class OtherOrigin:
+    """A site on another origin (a second port on 127.0.0.1), as a clinic's
+    own web pages are: `page(path_and_query)` gives each GET's HTML."""
+
+    def __init__(self, page):
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = page(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
 
 
 class Receiver:

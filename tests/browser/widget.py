@@ -16,11 +16,9 @@ in the taken-slot scenario). scripts/test.sh runs it:
     .venv/bin/python tests/browser/widget.py target/debug/hub
 """
 
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import re
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from datetime import datetime
@@ -28,7 +26,7 @@ from zoneinfo import ZoneInfo
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dashboard import CHROMIUM, FLAGS, PHONE, ROOT, WAIT, Console, Hub, http  # noqa: E402
+from dashboard import CHROMIUM, FLAGS, PHONE, ROOT, WAIT, Console, Hub, OtherOrigin, http  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 SHOTS = ROOT / "target/widget-screenshots"
@@ -50,41 +48,24 @@ window.addEventListener("message", e => { if (e.data && e.data.type) window.mess
 """
 
 
-class Site:
+def make_site(hub, key, aty):
     """The clinic's own site: `/book` (the snippet), `/thanks`."""
 
-    def __init__(self, hub, key, aty):
-        outer = self
+    def page(path):
+        url = urllib.parse.urlsplit(path)
+        if url.path != "/book":
+            return b"<!doctype html><title>Thanks</title><h1>Thanks</h1>"
+        q = urllib.parse.parse_qs(url.query)
+        extra = ""
+        if "redirect" in q:
+            extra = f' data-redirect="{other.base}/thanks?from=widget"'
+        body = PAGE
+        for k, v in {"HUB": hub, "KEY": key, "ATY": aty, "EXTRA": extra}.items():
+            body = body.replace(k, v)
+        return body.encode()
 
-        class Page(BaseHTTPRequestHandler):
-            def do_GET(self):
-                url = urllib.parse.urlsplit(self.path)
-                if url.path == "/book":
-                    q = urllib.parse.parse_qs(url.query)
-                    extra = ""
-                    if "redirect" in q:
-                        extra = f' data-redirect="{outer.base}/thanks?from=widget"'
-                    body = PAGE
-                    for k, v in {"HUB": hub, "KEY": key, "ATY": aty, "EXTRA": extra}.items():
-                        body = body.replace(k, v)
-                    body = body.encode()
-                else:
-                    body = b"<!doctype html><title>Thanks</title><h1>Thanks</h1>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
+    other = OtherOrigin(page)
+    return other
 
 
 def offered(page):
@@ -153,7 +134,7 @@ def main():
         publishable = org["keys"]["test"]["publishable"]
         status, types, _ = http("GET", f"{hub.base}/v1/appointment-types?$limit=100", secret)
         aty = next(t for t in types["data"] if t["bookableOnline"] and t["durationMinutes"] >= 30)
-        site = Site(hub.base, publishable, aty["id"])
+        site = make_site(hub.base, publishable, aty["id"])
         assert site.base != hub.base
 
         status, body, headers = http("GET", f"{hub.base}/widget.js")
