@@ -213,8 +213,8 @@ pub fn version_of(doc: &Value) -> u64 {
 
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Called once at the start of every request, fan-out batch and delivery
-    /// attempt: catch up with writes committed so far — by other processes,
+    /// Called once at the start of every request, fan-out batch and batch
+    /// of deliveries received (or delivery attempt, on AWS): catch up with writes committed so far — by other processes,
     /// and by this one's other threads between their commit and their own
     /// update of what this process keeps — so what follows sees everything
     /// acknowledged (or taken from the outbox) before it began. Backends
