@@ -948,6 +948,10 @@ impl Store for EmbeddedStore {
         self.sync()
     }
 
+    async fn refresh_committed(&self) -> StoreResult<()> {
+        self.catch_up()
+    }
+
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
         self.read(|m| {
             m.coll(tenant, kind)

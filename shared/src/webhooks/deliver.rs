@@ -54,8 +54,11 @@ impl Default for DeliveryConfig {
 /// meanwhile costs a new one (see [`post`]).
 #[derive(Default)]
 pub struct Connections {
-    idle: Mutex<HashMap<ConnKey, Vec<(SendRequest<Full<Bytes>>, Instant)>>>,
+    idle: Mutex<Idle>,
 }
+
+/// Per destination, its idle connections with when each last answered.
+type Idle = HashMap<ConnKey, Vec<(SendRequest<Full<Bytes>>, Instant)>>;
 
 impl std::fmt::Debug for Connections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,9 +94,7 @@ impl ConnKey {
 }
 
 impl Connections {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<ConnKey, Vec<(SendRequest<Full<Bytes>>, Instant)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -509,7 +510,7 @@ pub async fn record_all(store: &dyn Store, made: &[&Attempted]) -> Vec<Result<()
 /// deliver (the event expired, the endpoint was deleted or disabled, or the
 /// message is malformed). The store should be fresh enough to hold the
 /// message's event: the caller refreshes it once the message is received
-/// (an event not found is looked for again after a refresh).
+/// (an event not found is looked for again after reading every commit).
 pub async fn make(
     store: &dyn Store,
     cfg: &DeliveryConfig,
@@ -531,7 +532,10 @@ pub async fn make(
     let event = match store.get_json(tenant_key, EVENTS_KIND, event_id).await? {
         Some(e) => e,
         None => {
-            store.refresh().await?;
+            // Not in this process's view yet: the message was sent after
+            // its event was committed, so look at every commit (the fan-out
+            // can read an outbox row before its writer announced it).
+            store.refresh_committed().await?;
             let Some(e) = store.get_json(tenant_key, EVENTS_KIND, event_id).await? else {
                 return Ok(None);
             };
