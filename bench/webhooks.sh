@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Webhooks from write to verified delivery, 10,000 events, in one process
-# (API, outbox, fan-out, durable queue, delivery, and a local receiver).
-# Results: bench/results/webhooks.json.
+# (API, outbox, fan-out, durable queue, delivery, and local receivers), each
+# event to HUB_BENCH_ENDPOINTS endpoints (default 4; each its own receiver
+# and secret, every delivery's signature checked, none may be missing).
+# Two runs: the writes as fast as 32 writers go (what the pipeline
+# sustains; the latency is then mostly the backlog's, as the deliveries
+# outnumber the writes 4 to 1), then the writes paced at HUB_BENCH_PACED
+# per second (default 600: 2,400 deliveries/s offered) for the latency
+# below capacity. Results: bench/results/webhooks.json (unpaced) and
+# bench/results/webhooks-paced.json.
 #
 # bench/webhooks.sh --dynamodb: the same over the AWS code path of
 # `hub serve --table` (DynamoDB Local and its stream, moto's SQS, the two
@@ -25,4 +32,10 @@ if [[ "${1:-}" == "--dynamodb" ]]; then
   export HUB_BENCH_DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
   export HUB_BENCH_SQS_ENDPOINT="http://127.0.0.1:$moto_port"
 fi
+if [[ "${1:-}" == "--dynamodb" ]]; then
+  cargo bench -q -p practice-hub --bench webhook_delivery
+  exit
+fi
 cargo bench -q -p practice-hub --bench webhook_delivery
+HUB_BENCH_RATE="${HUB_BENCH_PACED:-600}" HUB_BENCH_OUT=webhooks-paced.json \
+  cargo bench -q -p practice-hub --bench webhook_delivery

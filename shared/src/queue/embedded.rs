@@ -40,13 +40,15 @@ impl EmbeddedQueue {
             .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         let conn = Connection::open(path).map_err(backend)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+             PRAGMA wal_autocheckpoint={};
              CREATE TABLE IF NOT EXISTS queue (
                  id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
                  visible_at INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0);
              CREATE INDEX IF NOT EXISTS queue_visible ON queue (visible_at);",
-        )
+            crate::store::embedded::AUTOCHECKPOINT_PAGES
+        ))
         .map_err(backend)?;
         Ok(EmbeddedQueue {
             conn: Mutex::new(conn),
@@ -134,6 +136,22 @@ impl Queue for EmbeddedQueue {
             .and_then(|mut s| s.execute(params![id, count]))
             .map_err(backend)?;
         Ok(())
+    }
+
+    /// One transaction for them all.
+    async fn delete_many(&self, handles: &[String]) -> StoreResult<()> {
+        let handles = handles
+            .iter()
+            .map(|h| Self::parse_handle(h))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction().map_err(backend)?;
+        for (id, count) in handles {
+            tx.prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")
+                .and_then(|mut s| s.execute(params![id, count]))
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
     }
 
     async fn change_visibility(&self, handle: &str, delay: Duration) -> StoreResult<()> {

@@ -28,6 +28,13 @@ pub trait Queue: Send + Sync {
     async fn receive(&self, max: usize, visibility: Duration) -> StoreResult<Vec<Received>>;
     /// Done with a message: remove it.
     async fn delete(&self, handle: &str) -> StoreResult<()>;
+    /// Done with several messages.
+    async fn delete_many(&self, handles: &[String]) -> StoreResult<()> {
+        for h in handles {
+            self.delete(h).await?;
+        }
+        Ok(())
+    }
     /// Make a received message visible again after `delay`.
     async fn change_visibility(&self, handle: &str, delay: Duration) -> StoreResult<()>;
     /// After an empty `receive`: wait until a message may be there. A queue

@@ -189,6 +189,7 @@ pub struct EmbeddedStore {
     /// concurrent requests do not queue for one.
     watches: Vec<Mutex<(Connection, i64)>>,
     next_watch: std::sync::atomic::AtomicUsize,
+    _checkpointer: Checkpointer,
 }
 
 /// How many watch connections a store keeps.
@@ -213,11 +214,72 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     } else {
         "NORMAL"
     };
+    // Checkpoints (copying the WAL back into the database, with an fsync
+    // of each) are made by the store's checkpointer thread, not by the
+    // commit that happens to cross SQLite's 1,000-page default — which
+    // would stall an async worker (and every writer waiting for it) for the
+    // fsyncs. The commit-time checkpoint stays as a backstop, much later.
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;"
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;
+         PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES};"
     ))
     .map_err(backend)?;
     Ok(conn)
+}
+
+/// The WAL size (pages) at which a commit checkpoints by itself: only if
+/// the checkpointer has not kept up.
+pub(crate) const AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// A thread that checkpoints the database's WAL in the background
+/// (`PASSIVE`: it never waits for, or holds up, readers or writers), so
+/// that commits do not; stopped when the store is dropped. Durability is
+/// unchanged: a commit is in the WAL before it is acknowledged either way.
+struct Checkpointer {
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = open_conn(path)?;
+        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("hub-checkpoint".into())
+            .spawn(move || {
+                let (lock, cvar) = &*flag;
+                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    stopped = cvar
+                        .wait_timeout(stopped, CHECKPOINT_EVERY)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    if *stopped {
+                        return;
+                    }
+                    drop(stopped);
+                    // Nothing to copy costs a look at the WAL index, no fsync.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        crate::log::error("store", &format!("checkpoint: {e}"));
+                    }
+                    stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("checkpoint thread: {e}")))?;
+        Ok(Checkpointer { stop })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+    }
 }
 
 fn parse_value(body: &str) -> Result<Value, StoreError> {
@@ -276,6 +338,7 @@ impl EmbeddedStore {
         // Heard before loading: a ring from here on is caught up with.
         let heard = bell.as_ref().map_or(0, |b| b.rung());
         writer.execute_batch(SCHEMA).map_err(backend)?;
+        let checkpointer = Checkpointer::start(&path)?;
         let store = EmbeddedStore {
             path,
             kinds,
@@ -288,6 +351,7 @@ impl EmbeddedStore {
             heard: heard.into(),
             watches,
             next_watch: Default::default(),
+            _checkpointer: checkpointer,
         };
         store.load_all()?;
         Ok(store)
@@ -882,6 +946,10 @@ impl EmbeddedStore {
 impl Store for EmbeddedStore {
     async fn refresh(&self) -> StoreResult<()> {
         self.sync()
+    }
+
+    async fn refresh_committed(&self) -> StoreResult<()> {
+        self.catch_up()
     }
 
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {

@@ -213,14 +213,25 @@ pub fn version_of(doc: &Value) -> u64 {
 
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Called once at the start of every request, fan-out batch and delivery
-    /// attempt: catch up with writes committed so far — by other processes,
-    /// and by this one's other threads between their commit and their own
-    /// update of what this process keeps — so what follows sees everything
-    /// acknowledged (or taken from the outbox) before it began. Backends
-    /// that always read the source of truth do nothing.
+    /// Called once at the start of every request, fan-out batch and batch
+    /// of deliveries received (or delivery attempt, on AWS): catch up with
+    /// writes committed so far — by other processes, and by this one's
+    /// other threads between their commit and their own update of what this
+    /// process keeps — so what follows sees everything acknowledged (or
+    /// taken from the outbox) before it began. Backends that always read
+    /// the source of truth do nothing.
     async fn refresh(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// `refresh` without its shortcuts: every write committed by the time
+    /// it is called, even one whose writer has not yet announced it (the
+    /// embedded store's change bell rings just after each commit, and a
+    /// write's outbox row is readable from the commit itself). For a
+    /// document that must exist — a queued delivery's event — before
+    /// concluding it does not.
+    async fn refresh_committed(&self) -> StoreResult<()> {
+        self.refresh().await
     }
 
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>>;
@@ -307,6 +318,9 @@ impl<S: Store> Recorder<S> {
 impl<S: Store> Store for Recorder<S> {
     async fn refresh(&self) -> StoreResult<()> {
         self.inner.refresh().await
+    }
+    async fn refresh_committed(&self) -> StoreResult<()> {
+        self.inner.refresh_committed().await
     }
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
         self.inner.get(tenant, kind, id).await

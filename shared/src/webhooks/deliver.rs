@@ -2,6 +2,7 @@
 //! Lambda both run. Loads the event and endpoint, checks the destination,
 //! signs afresh, POSTs with a timeout, reads at most 64 KiB of the answer,
 //! and records the attempt and the endpoint's run of failures atomically.
+//! Connections to receivers are kept alive and reused ([`Connections`]).
 
 use super::*;
 use crate::auth::{Mode, Tenant};
@@ -9,9 +10,11 @@ use crate::domain::{parse_url, Url};
 use crate::store::{Conflict, Expect, Store, StoreError, WriteOp, WriteTx};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct DeliveryConfig {
     pub schedule: RetrySchedule,
     /// The TLS client for https endpoints.
     pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// Idle connections to receivers, shared by the clones of this config.
+    pub connections: Arc<Connections>,
 }
 
 impl Default for DeliveryConfig {
@@ -36,7 +41,109 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(30),
             schedule: RetrySchedule::default(),
             tls,
+            connections: Default::default(),
         }
+    }
+}
+
+/// Idle keep-alive connections to receivers, each kept for the URL's scheme,
+/// host and port and the address it was opened to. A delivery takes one
+/// only to an address that its own resolution checked (a live-mode host is
+/// resolved and judged at every delivery, as before), and only within
+/// [`IDLE_FOR`] of its last answer; a receiver that closed a connection
+/// meanwhile costs a new one (see [`post`]).
+#[derive(Default)]
+pub struct Connections {
+    idle: Mutex<Idle>,
+}
+
+/// Per destination, its idle connections with when each last answered.
+type Idle = HashMap<ConnKey, Vec<(SendRequest<Full<Bytes>>, Instant)>>;
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections").finish_non_exhaustive()
+    }
+}
+
+/// An idle connection is not reused after this long: below the 5 s
+/// keep-alive of common servers (Node's), so a receiver seldom closes one
+/// just as it is reused.
+const IDLE_FOR: Duration = Duration::from_secs(4);
+/// Idle connections kept per destination, and in all.
+const IDLE_PER_DESTINATION: usize = 32;
+const IDLE_MAX: usize = 256;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ConnKey {
+    https: bool,
+    host: String,
+    port: u16,
+    addr: SocketAddr,
+}
+
+impl ConnKey {
+    fn new(u: &Url, addr: SocketAddr) -> ConnKey {
+        ConnKey {
+            https: u.https,
+            host: u.host.clone(),
+            port: u.port,
+            addr,
+        }
+    }
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently used idle connection to `key`, if one is fresh.
+    fn take(&self, key: &ConnKey) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.lock();
+        let list = idle.get_mut(key)?;
+        let mut found = None;
+        while let Some((sender, since)) = list.pop() {
+            if since.elapsed() < IDLE_FOR && !sender.is_closed() {
+                found = Some(sender);
+                break;
+            }
+        }
+        if list.is_empty() {
+            idle.remove(key);
+        }
+        found
+    }
+
+    /// Keep a connection that answered in full, if there is room.
+    fn put(&self, key: ConnKey, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.lock();
+        let mut total: usize = idle.values().map(Vec::len).sum();
+        if total >= IDLE_MAX {
+            // Drop what is stale everywhere (a dropped sender closes its
+            // connection), then look again.
+            idle.retain(|_, list| {
+                list.retain(|(s, t)| t.elapsed() < IDLE_FOR && !s.is_closed());
+                !list.is_empty()
+            });
+            total = idle.values().map(Vec::len).sum();
+            if total >= IDLE_MAX {
+                return;
+            }
+        }
+        let list = idle.entry(key).or_default();
+        list.retain(|(s, t)| t.elapsed() < IDLE_FOR && !s.is_closed());
+        if list.len() < IDLE_PER_DESTINATION {
+            list.push((sender, Instant::now()));
+        }
+    }
+
+    /// Idle connections held (for tests).
+    pub fn idle(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
     }
 }
 
@@ -97,23 +204,47 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
 }
 
-/// One HTTP/1.1 exchange over an established stream.
-async fn exchange<S>(
-    stream: S,
-    u: &Url,
-    headers: &[(String, String)],
-    body: Bytes,
-) -> Result<Answer, String>
+/// An HTTP/1.1 connection over an established stream.
+async fn handshake<S>(stream: S) -> Result<SendRequest<Full<Bytes>>, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP handshake: {e}"))?;
+    // Ends when the receiver closes the connection or the sender is dropped.
     tokio::spawn(async move {
         let _ = conn.await;
     });
+    Ok(sender)
+}
+
+/// Why an exchange failed, and whether the request certainly never left
+/// (the connection was found closed before it was written).
+struct Failed {
+    why: String,
+    unsent: bool,
+}
+
+impl From<Failed> for String {
+    fn from(f: Failed) -> String {
+        f.why
+    }
+}
+
+/// One exchange on a connection; the connection comes back when it can
+/// carry another (the answer read to its end, and not closing).
+async fn exchange(
+    mut sender: SendRequest<Full<Bytes>>,
+    u: &Url,
+    headers: &[(String, String)],
+    body: Bytes,
+) -> Result<(Answer, Option<SendRequest<Full<Bytes>>>), Failed> {
+    sender.ready().await.map_err(|e| Failed {
+        why: format!("connection: {e}"),
+        unsent: true,
+    })?;
     let default_port = if u.https { 443 } else { 80 };
     let host = if u.port == default_port {
         u.host.clone()
@@ -127,13 +258,14 @@ where
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|e| format!("request: {e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("sending: {e}"))?;
+    let req = req.body(Full::new(body)).map_err(|e| Failed {
+        why: format!("request: {e}"),
+        unsent: false,
+    })?;
+    let resp = sender.send_request(req).await.map_err(|e| Failed {
+        unsent: e.is_canceled(),
+        why: format!("sending: {e}"),
+    })?;
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -141,12 +273,22 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    // Read at most 64 KiB of the answer, then stop.
+    let closing = resp
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("close"));
+    // Read at most 64 KiB of the answer, then stop (and drop the connection).
     let mut body = resp.into_body();
     let mut read = 0usize;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => {
+    let mut whole = false;
+    loop {
+        match body.frame().await {
+            None => {
+                whole = true;
+                break;
+            }
+            Some(Ok(f)) => {
                 if let Ok(d) = f.into_data() {
                     read += d.len();
                     if read >= MAX_RESPONSE_BYTES {
@@ -154,17 +296,23 @@ where
                     }
                 }
             }
-            Err(_) => break,
+            Some(Err(_)) => break,
         }
     }
-    Ok(Answer {
+    let answer = Answer {
         status,
         retry_after,
-    })
+    };
+    Ok((answer, (whole && !closing).then_some(sender)))
 }
 
 /// POST to one of the checked addresses (never a fresh DNS answer), over
-/// TLS for https (the certificate is checked against the URL's host).
+/// TLS for https (the certificate is checked against the URL's host):
+/// on a kept connection to one of them if there is one, else a new one.
+/// A kept connection found closed before the request was written is
+/// replaced by a new one for the same attempt; one that fails after (the
+/// receiver may have read the request) fails the attempt, as a new
+/// connection's failure does: one request per attempt, always.
 async fn post(
     cfg: &DeliveryConfig,
     u: &Url,
@@ -173,30 +321,51 @@ async fn post(
     body: Bytes,
 ) -> Result<Answer, String> {
     let work = async {
+        let kept = addrs.iter().find_map(|a| {
+            let key = ConnKey::new(u, *a);
+            cfg.connections.take(&key).map(|s| (key, s))
+        });
+        if let Some((key, sender)) = kept {
+            match exchange(sender, u, headers, body.clone()).await {
+                Ok((answer, again)) => {
+                    if let Some(sender) = again {
+                        cfg.connections.put(key, sender);
+                    }
+                    return Ok(answer);
+                }
+                Err(f) if !f.unsent => return Err(f.why),
+                Err(_) => {}
+            }
+        }
         let mut last = String::from("no address");
         let mut stream = None;
         for a in addrs {
             match tokio::net::TcpStream::connect(a).await {
                 Ok(s) => {
-                    stream = Some(s);
+                    stream = Some((s, *a));
                     break;
                 }
                 Err(e) => last = format!("connect to {a}: {e}"),
             }
         }
-        let stream = stream.ok_or(last)?;
+        let (stream, addr) = stream.ok_or(last)?;
         let _ = stream.set_nodelay(true);
-        if u.https {
+        let sender = if u.https {
             let name = rustls_pki_types::ServerName::try_from(u.host.clone())
                 .map_err(|_| format!("`{}` is not a valid TLS server name", u.host))?;
             let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone())
                 .connect(name, stream)
                 .await
                 .map_err(|e| format!("TLS: {e}"))?;
-            exchange(tls, u, headers, body).await
+            handshake(tls).await?
         } else {
-            exchange(stream, u, headers, body).await
+            handshake(stream).await?
+        };
+        let (answer, again) = exchange(sender, u, headers, body).await?;
+        if let Some(sender) = again {
+            cfg.connections.put(ConnKey::new(u, addr), sender);
         }
+        Ok(answer)
     };
     match tokio::time::timeout(cfg.timeout, work).await {
         Ok(r) => r,
@@ -241,40 +410,149 @@ pub fn active_secrets(doc: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Make one attempt; `attempt` is 1 for the first.
+/// Make one attempt and record it; `attempt` is 1 for the first.
 pub async fn attempt(
     store: &dyn Store,
     cfg: &DeliveryConfig,
     msg: &Value,
     attempt: u32,
 ) -> Result<Outcome, StoreError> {
+    // The event may have been committed a moment ago, by another process or
+    // thread: a stale view would drop a delivery that is due.
+    store.refresh().await?;
+    match make(store, cfg, msg, attempt).await? {
+        None => Ok(Outcome::Dropped),
+        Some(made) => {
+            made.record(store).await?;
+            Ok(made.outcome)
+        }
+    }
+}
+
+/// An attempt made and not yet recorded.
+pub struct Attempted {
+    pub outcome: Outcome,
+    tenant: Tenant,
+    endpoint_id: String,
+    record: Value,
+}
+
+impl Attempted {
+    /// Did the receiver take it?
+    pub fn delivered(&self) -> bool {
+        self.outcome == Outcome::Delivered
+    }
+
+    /// Store the attempt (and the endpoint's run of failures) durably.
+    pub async fn record(&self, store: &dyn Store) -> Result<(), StoreError> {
+        record_attempt(
+            store,
+            &self.tenant,
+            &self.endpoint_id,
+            self.record.clone(),
+            self.delivered(),
+        )
+        .await
+    }
+}
+
+/// Record several attempts, each result in their order. Successes at
+/// endpoints with no run of failures to reset (nearly all) are stored
+/// together in one write — each alone touches nothing but its own new
+/// delivery item — and the others one at a time as [`Attempted::record`]
+/// does.
+pub async fn record_all(store: &dyn Store, made: &[&Attempted]) -> Vec<Result<(), StoreError>> {
+    let mut results: Vec<Option<Result<(), StoreError>>> = vec![None; made.len()];
+    let mut plain = Vec::new();
+    for (i, a) in made.iter().enumerate() {
+        let clean = a.delivered()
+            && match store.get(&a.tenant.key(), STATE_KIND, &a.endpoint_id).await {
+                Ok(state) => {
+                    state.is_none_or(|s| s["consecutiveFailures"].as_u64().unwrap_or(0) == 0)
+                }
+                Err(_) => false,
+            };
+        if clean {
+            plain.push(i);
+        }
+    }
+    if plain.len() > 1 {
+        let ops = plain
+            .iter()
+            .map(|&i| WriteOp::Put {
+                tenant: made[i].tenant.key(),
+                kind: DELIVERIES_KIND,
+                id: made[i].record["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                doc: made[i].record.clone(),
+                expect: Expect::Absent,
+            })
+            .collect();
+        if store.commit(WriteTx::of(ops)).await.is_ok() {
+            for &i in &plain {
+                results[i] = Some(Ok(()));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(made.len());
+    for (a, r) in made.iter().zip(results) {
+        out.push(match r {
+            Some(r) => r,
+            None => a.record(store).await,
+        });
+    }
+    out
+}
+
+/// Make one attempt without recording it: `None` when there is nothing to
+/// deliver (the event expired, the endpoint was deleted or disabled, or the
+/// message is malformed). The store should be fresh enough to hold the
+/// message's event: the caller refreshes it once the message is received
+/// (an event not found is looked for again after reading every commit).
+pub async fn make(
+    store: &dyn Store,
+    cfg: &DeliveryConfig,
+    msg: &Value,
+    attempt: u32,
+) -> Result<Option<Attempted>, StoreError> {
     let (Some(tenant_key), Some(event_id), Some(endpoint_id)) = (
         msg["tenant"].as_str(),
         msg["eventId"].as_str(),
         msg["endpointId"].as_str(),
     ) else {
         crate::log::error("delivery", "malformed queue message dropped");
-        return Ok(Outcome::Dropped);
+        return Ok(None);
     };
     let Some(tenant) = tenant_of(tenant_key) else {
-        return Ok(Outcome::Dropped);
+        return Ok(None);
     };
-    // The event may have been committed a moment ago, by another process or
-    // thread: a stale view would drop a delivery that is due.
-    store.refresh().await?;
-    let Some(event) = store.get(tenant_key, EVENTS_KIND, event_id).await? else {
-        return Ok(Outcome::Dropped);
+    // With its stored text: the body is not serialised again.
+    let event = match store.get_json(tenant_key, EVENTS_KIND, event_id).await? {
+        Some(e) => e,
+        None => {
+            // Not in this process's view yet: the message was sent after
+            // its event was committed, so look at every commit (the fan-out
+            // can read an outbox row before its writer announced it).
+            store.refresh_committed().await?;
+            let Some(e) = store.get_json(tenant_key, EVENTS_KIND, event_id).await? else {
+                return Ok(None);
+            };
+            e
+        }
     };
     let Some(endpoint) = store.get(tenant_key, ENDPOINTS_KIND, endpoint_id).await? else {
-        return Ok(Outcome::Dropped);
+        return Ok(None);
     };
     if endpoint["status"] != "enabled" {
-        return Ok(Outcome::Dropped);
+        return Ok(None);
     }
     // Signing secrets and custom header values live apart from the endpoint.
     let private = store.get(tenant_key, SECRETS_KIND, endpoint_id).await?;
     let secrets = private.as_deref().map(active_secrets).unwrap_or_default();
-    let body = Bytes::from(serde_json::to_vec(event.as_ref()).unwrap_or_default());
+    let body = event.json.clone();
+    let event = event.doc;
     // The attempt's `createdAt` is the instant in its id (when it began).
     let (delivery_id, started_ms) = crate::ids::new_id_at("del");
     let event_type = event["type"].as_str().unwrap_or_default().to_string();
@@ -358,8 +636,12 @@ pub async fn attempt(
     if let Outcome::Retry(d) = &outcome {
         record["nextRetryAt"] = json!(crate::time::format_ms(now + d.as_millis() as i64));
     }
-    record_attempt(store, &tenant, endpoint_id, record, ok).await?;
-    Ok(outcome)
+    Ok(Some(Attempted {
+        outcome,
+        tenant,
+        endpoint_id: endpoint_id.to_string(),
+        record,
+    }))
 }
 
 /// Store the attempt and update the endpoint's run of consecutive failures
