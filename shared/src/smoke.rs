@@ -70,26 +70,9 @@ impl Client {
     ) -> Result<Answer, String> {
         let u = &self.base;
         let addrs = crate::webhooks::deliver::resolve(u, false).await?;
-        let mut last = String::from("no address");
-        let mut stream = None;
-        for a in &addrs {
-            match tokio::net::TcpStream::connect(a).await {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = format!("connect to {a}: {e}"),
-            }
-        }
-        let stream = stream.ok_or(last)?;
-        let _ = stream.set_nodelay(true);
+        let (stream, _) = crate::tls::connect_first(&addrs).await?;
         if u.https {
-            let name = rustls_pki_types::ServerName::try_from(u.host.clone())
-                .map_err(|_| format!("`{}` is not a valid TLS server name", u.host))?;
-            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("TLS: {e}"))?;
+            let tls = crate::tls::wrap(&self.tls, &u.host, stream).await?;
             self.http(tls, method, path, body).await
         } else {
             self.http(stream, method, path, body).await

@@ -337,27 +337,9 @@ async fn post(
                 Err(_) => {}
             }
         }
-        let mut last = String::from("no address");
-        let mut stream = None;
-        for a in addrs {
-            match tokio::net::TcpStream::connect(a).await {
-                Ok(s) => {
-                    stream = Some((s, *a));
-                    break;
-                }
-                Err(e) => last = format!("connect to {a}: {e}"),
-            }
-        }
-        let (stream, addr) = stream.ok_or(last)?;
-        let _ = stream.set_nodelay(true);
+        let (stream, addr) = crate::tls::connect_first(addrs).await?;
         let sender = if u.https {
-            let name = rustls_pki_types::ServerName::try_from(u.host.clone())
-                .map_err(|_| format!("`{}` is not a valid TLS server name", u.host))?;
-            let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone())
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("TLS: {e}"))?;
-            handshake(tls).await?
+            handshake(crate::tls::wrap(&cfg.tls, &u.host, stream).await?).await?
         } else {
             handshake(stream).await?
         };
