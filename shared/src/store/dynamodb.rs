@@ -237,6 +237,48 @@ impl Budget {
     }
 }
 
+/// What a reader's `each` wants after a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The next one.
+    More,
+    /// Only the rest of the current group of ties (the page is full).
+    Ties,
+    /// Nothing more.
+    Stop,
+}
+
+/// A reader's page sizes once only ties are wanted: small, doubling (a
+/// group of ties is seldom long).
+#[derive(Default)]
+struct Ties(Option<usize>);
+
+impl Ties {
+    /// Note what `each` said; true to stop.
+    fn heed(&mut self, f: Flow) -> bool {
+        if f == Flow::Ties && self.0.is_none() {
+            self.0 = Some(4);
+        }
+        f == Flow::Stop
+    }
+
+    /// The next page's size: `grown` while filling, else the ties' size.
+    fn page(&mut self, grown: usize) -> usize {
+        match &mut self.0 {
+            None => grown,
+            Some(n) => {
+                *n = (*n * 2).min(1000);
+                *n
+            }
+        }
+    }
+
+    /// How many objects to fetch at once.
+    fn chunk(&self, filling: usize) -> usize {
+        self.0.map_or(filling, |n| n.min(filling))
+    }
+}
+
 /// What a source's sort key orders by.
 #[derive(Debug, Clone, PartialEq)]
 enum SkOrder {
@@ -976,19 +1018,22 @@ impl DynamoStore {
     /// Read a source's key range in pages, in its order (or the reverse),
     /// calling `each` on every live item's document until it says stop.
     /// Counts every item read against `budget`; running out is `TooLarge`.
+    /// Pages grow four-fold while `each` wants more, and restart small once
+    /// it only wants the rest of a group of ties.
     async fn read_range(
         &self,
         range: &Range,
         reverse: bool,
         page_size: usize,
         budget: &mut Budget,
-        mut each: impl FnMut(Doc) -> bool,
+        mut each: impl FnMut(Doc) -> Flow,
     ) -> StoreResult<()> {
         if range.empty() {
             return Ok(());
         }
         let mut start = None;
         let mut size = page_size.clamp(2, 1000);
+        let mut ties = Ties::default();
         loop {
             let (live, next) = self.query_page(range, reverse, size, start).await?;
             if let Some(objects) = &range.source.entries {
@@ -996,10 +1041,14 @@ impl DynamoStore {
                 // page's worth at a time, only as far as `each` goes (a
                 // group of ties completed reads its ties, not the page).
                 let ids: Vec<String> = live.iter().filter_map(|i| str_attr(i, "id")).collect();
-                for chunk in ids.chunks(page_size.clamp(2, 100)) {
+                let mut at = 0;
+                while at < ids.len() {
+                    let n = ties.chunk(page_size.clamp(2, 100));
+                    let chunk = &ids[at..(at + n).min(ids.len())];
+                    at += chunk.len();
                     for d in self.fetch_docs(objects, chunk).await? {
                         budget.take()?;
-                        if !each(d) {
+                        if ties.heed(each(d)) {
                             return Ok(());
                         }
                     }
@@ -1007,7 +1056,7 @@ impl DynamoStore {
             } else {
                 for item in &live {
                     budget.take()?;
-                    if !each(doc_of(item)?) {
+                    if ties.heed(each(doc_of(item)?)) {
                         return Ok(());
                     }
                 }
@@ -1016,7 +1065,7 @@ impl DynamoStore {
                 Some(k) => start = Some(k),
                 None => return Ok(()),
             }
-            size = (size * 4).min(1000);
+            size = ties.page((size * 4).min(1000));
         }
     }
 
@@ -1032,7 +1081,7 @@ impl DynamoStore {
         reverse: bool,
         page_size: usize,
         budget: &mut Budget,
-        mut each: impl FnMut(Doc) -> bool,
+        mut each: impl FnMut(Doc) -> Flow,
     ) -> StoreResult<()> {
         let objects = match ranges {
             [one] => return self.read_range(one, reverse, page_size, budget, each).await,
@@ -1062,8 +1111,8 @@ impl DynamoStore {
                 size: first_size,
             })
             .collect();
-        let chunk_size = page_size.clamp(2, 100);
-        let mut chunk: Vec<String> = Vec::with_capacity(chunk_size);
+        let mut ties = Ties::default();
+        let mut chunk: Vec<String> = Vec::new();
         loop {
             for p in parts.iter_mut() {
                 // An empty page with more to come is read past.
@@ -1074,7 +1123,7 @@ impl DynamoStore {
                     p.ids.extend(live.iter().filter_map(|i| str_attr(i, "id")));
                     p.done = next.is_none();
                     p.start = next;
-                    p.size = (p.size * 2).min(1000);
+                    p.size = ties.page((p.size * 2).min(1000));
                 }
             }
             let heads = parts.iter().filter_map(|p| p.ids.front());
@@ -1087,14 +1136,14 @@ impl DynamoStore {
                         }
                     }
                     chunk.push(id.clone());
-                    chunk.len() >= chunk_size
+                    chunk.len() >= ties.chunk(page_size.clamp(2, 100))
                 }
                 None => true,
             };
             if flush && !chunk.is_empty() {
                 for d in self.fetch_docs(&objects, &chunk).await? {
                     budget.take()?;
-                    if !each(d) {
+                    if ties.heed(each(d)) {
                         return Ok(());
                     }
                 }
@@ -1122,7 +1171,7 @@ impl DynamoStore {
         let mut out = Vec::new();
         self.read_range(&range, false, 1000, &mut budget, |d| {
             out.push(d);
-            true
+            Flow::More
         })
         .await?;
         Ok(out)
@@ -1171,7 +1220,7 @@ impl DynamoStore {
                     if admit.matches(&d) {
                         docs.push(d);
                     }
-                    true
+                    Flow::More
                 })
                 .await?;
             }
@@ -1201,21 +1250,25 @@ impl DynamoStore {
                     if let (Some(b), Some(path)) = (&boundary, group) {
                         // Complete the last group of ties, then stop.
                         if key_of(&d, path) != *b {
-                            return false;
+                            return Flow::Stop;
                         }
                     }
                     if admit.matches(&d) && beyond(&d) {
                         docs.push(d);
                         if docs.len() >= need && boundary.is_none() {
                             match group {
-                                None => return false,
+                                None => return Flow::Stop,
                                 Some(path) => {
                                     boundary = docs.last().map(|l| key_of(l, path));
                                 }
                             }
                         }
                     }
-                    true
+                    if boundary.is_some() {
+                        Flow::Ties
+                    } else {
+                        Flow::More
+                    }
                 })
                 .await?;
                 if let Some(p) = pos {
@@ -1231,7 +1284,11 @@ impl DynamoStore {
                                 side != Ordering::Greater
                             };
                             probe_found = other && admit.matches(&d);
-                            !probe_found
+                            if probe_found {
+                                Flow::Stop
+                            } else {
+                                Flow::More
+                            }
                         })
                         .await;
                     // Past its own small bound the probe assumes there is one.
