@@ -22,6 +22,22 @@ fn tx(ops: Vec<WriteOp>) -> WriteTx {
     WriteTx::of(ops)
 }
 
+/// One transaction creating these patients (each carries its `id`).
+fn patient_creates(tenant: &str, docs: &[Value]) -> WriteTx {
+    tx(docs
+        .iter()
+        .map(|d| {
+            put(
+                tenant,
+                "patients",
+                d["id"].as_str().unwrap(),
+                d.clone(),
+                Expect::Absent,
+            )
+        })
+        .collect())
+}
+
 fn doc(id: &str, version: u64, extra: Value) -> Value {
     let mut d = json!({"id": id, "version": version, "createdAt": "2026-11-25T00:00:00.000Z"});
     if let (Value::Object(m), Value::Object(e)) = (&mut d, extra) {
@@ -1744,19 +1760,7 @@ async fn backfill_gives_an_old_table_its_entries_and_counters() {
     docs.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     dynamo.import(&t, "patients", &docs).await.unwrap();
     for chunk in docs.chunks(25) {
-        let ops = chunk
-            .iter()
-            .map(|d| {
-                put(
-                    &t,
-                    "patients",
-                    d["id"].as_str().unwrap(),
-                    d.clone(),
-                    Expect::Absent,
-                )
-            })
-            .collect();
-        embedded.commit(tx(ops)).await.unwrap();
+        embedded.commit(patient_creates(&t, chunk)).await.unwrap();
     }
     let queries = [
         "$search=tinnitus",
@@ -1936,20 +1940,7 @@ async fn dynamodb_lists_at_scale() {
     // end state (objects, entries, counters: what the writes would leave).
     let txs: Vec<WriteTx> = docs
         .chunks(500)
-        .map(|chunk| {
-            tx(chunk
-                .iter()
-                .map(|d| {
-                    put(
-                        &t,
-                        "patients",
-                        d["id"].as_str().unwrap(),
-                        d.clone(),
-                        Expect::Absent,
-                    )
-                })
-                .collect())
-        })
+        .map(|chunk| patient_creates(&t, chunk))
         .collect();
     let started = Instant::now();
     dynamo.load_fresh(txs.clone()).await.unwrap();

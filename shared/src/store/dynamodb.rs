@@ -164,8 +164,6 @@ fn str_attr(item: &Item, name: &str) -> Option<String> {
     }
 }
 
-/// The sort key of a uniqueness claim: the value itself, or for values
-/// DynamoDB could not hold as a key (empty, long) a digest of it.
 /// Whether an item is past its TTL (DynamoDB deletes such items lazily:
 /// until then they are filtered out wherever they are read).
 fn expired(item: &Item, now_secs: i64) -> bool {
@@ -183,6 +181,8 @@ fn claim_item(scope: &str, value: &str, target: &UniqueTarget) -> Item {
     ])
 }
 
+/// The sort key of a uniqueness claim: the value itself, or for values
+/// DynamoDB could not hold as a key (empty, long) a digest of it.
 fn claim_key(value: &str) -> String {
     if !value.is_empty() && value.len() <= MAX_KEY_BYTES && !value.starts_with("sha256:") {
         return value.to_string();

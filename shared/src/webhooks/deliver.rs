@@ -402,7 +402,13 @@ pub async fn attempt(
     // The event may have been committed a moment ago, by another process or
     // thread: a stale view would drop a delivery that is due.
     store.refresh().await?;
-    match make(store, cfg, msg, attempt).await? {
+    settle(store, make(store, cfg, msg, attempt).await?).await
+}
+
+/// Record an attempt made (none: the delivery was dropped) and say what to
+/// do with its message.
+pub async fn settle(store: &dyn Store, made: Option<Attempted>) -> Result<Outcome, StoreError> {
+    match made {
         None => Ok(Outcome::Dropped),
         Some(made) => {
             made.record(store).await?;

@@ -109,7 +109,8 @@ pub async fn run_delivery(store: DynStore, queue: DynQueue, cfg: DeliveryConfig)
                 let made =
                     match deliver::make(store.as_ref(), &cfg, &msg.body, msg.receive_count).await {
                         Ok(Some(made)) if made.delivered() => {
-                            // The permit is held until the finisher takes it.
+                            // The permit is held while the finisher's queue
+                            // is full.
                             let _ = done.send((made, msg.handle)).await;
                             return;
                         }
@@ -120,10 +121,7 @@ pub async fn run_delivery(store: DynStore, queue: DynQueue, cfg: DeliveryConfig)
                             return;
                         }
                     };
-                let outcome = match made {
-                    None => Ok(Outcome::Dropped),
-                    Some(made) => made.record(store.as_ref()).await.map(|()| made.outcome),
-                };
+                let outcome = deliver::settle(store.as_ref(), made).await;
                 let done = match outcome {
                     Ok(Outcome::Retry(d)) => queue.change_visibility(&msg.handle, d).await,
                     Ok(_) => queue.delete(&msg.handle).await,
