@@ -237,11 +237,8 @@ async fn conformance(store: DynStore) {
         ids.push(id);
     }
     let page = store.list(&t, k, &list_query("$limit=100")).await.unwrap();
-    let got: Vec<&str> = page
-        .data
-        .iter()
-        .map(|d| d["id"].as_str().unwrap())
-        .collect();
+    let docs = page.docs();
+    let got: Vec<&str> = docs.iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(
         got,
         ids.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -252,7 +249,7 @@ async fn conformance(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(page.total, Some(2));
-    assert_eq!(page.data[0]["id"], ids[0].as_str());
+    assert_eq!(page.docs()[0]["id"], ids[0].as_str());
     let page = store
         .list(
             &t,
@@ -261,11 +258,8 @@ async fn conformance(store: DynStore) {
         )
         .await
         .unwrap();
-    let names: Vec<&str> = page
-        .data
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
+    let docs = page.docs();
+    let names: Vec<&str> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Hull", "Leeds"]);
     assert!(page.has_prev && page.has_next);
     assert_eq!(page.total, Some(5));
@@ -606,7 +600,7 @@ fn patients_query(raw: &str) -> query::ListQuery {
 }
 
 fn page_ids(p: &hub::store::ListPage) -> Vec<String> {
-    p.data
+    p.docs()
         .iter()
         .map(|d| d["id"].as_str().unwrap_or_default().to_string())
         .collect()
@@ -882,7 +876,7 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
                 break;
             };
             let Some(doc) = doc else { break };
-            q.position = Some(hub::query::eval::position_of(doc, &q, fields, before));
+            q.position = Some(doc.position(&q, fields, before));
         }
     }
     assert!(pages > queries, "cursor walks happened: {pages} pages");

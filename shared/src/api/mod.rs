@@ -177,18 +177,6 @@ fn json_body(req: &Request) -> ApiResult<Value> {
         .map_err(|e| ApiError::invalid(format!("The request body is not valid JSON: {e}.")))
 }
 
-#[derive(serde::Serialize)]
-struct ListBody<'a> {
-    object: &'static str,
-    data: Vec<std::borrow::Cow<'a, Value>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total: Option<usize>,
-    skip: usize,
-    limit: usize,
-    next: Option<String>,
-    prev: Option<String>,
-}
-
 /// The request's own query string without paging parameters, for `Link`.
 fn query_without_paging(raw: &str) -> String {
     raw.split('&')
@@ -208,26 +196,35 @@ fn list_response(
     path: &str,
     raw_query: &str,
 ) -> Response {
-    use std::borrow::Cow;
-    let data = page
-        .data
-        .iter()
-        .map(|d| match &q.select {
-            Some(sel) => Cow::Owned(query::project(d, sel)),
-            None => Cow::Borrowed(d.as_ref()),
-        })
-        .collect();
-    let body = ListBody {
-        object: "list",
-        data,
-        total: page.total,
-        skip: q.skip,
-        limit: q.limit,
-        next: cursors.0,
-        prev: cursors.1,
-    };
-    let mut r = Response::json_from(200, &body);
-    if let Some(link) = page_links(path, raw_query, &body.next, &body.prev) {
+    use std::io::Write;
+    let (next, prev) = cursors;
+    // `{"object":"list","data":[…],"total":…,"skip":…,"limit":…,"next":…,
+    // "prev":…}`, written out directly: an item kept packed is copied out
+    // as JSON without being parsed. Writing to a Vec cannot fail.
+    let mut out = Vec::with_capacity(128 + 768 * page.data.len());
+    out.extend_from_slice(br#"{"object":"list","data":["#);
+    for (i, d) in page.data.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match &q.select {
+            Some(sel) => {
+                let _ = serde_json::to_writer(&mut out, &query::project(&d.doc(), sel));
+            }
+            None => d.write_json(&mut out),
+        }
+    }
+    out.push(b']');
+    if let Some(total) = page.total {
+        let _ = write!(out, r#","total":{total}"#);
+    }
+    let _ = write!(out, r#","skip":{},"limit":{},"next":"#, q.skip, q.limit);
+    let _ = serde_json::to_writer(&mut out, &next);
+    out.extend_from_slice(br#","prev":"#);
+    let _ = serde_json::to_writer(&mut out, &prev);
+    out.push(b'}');
+    let mut r = Response::json_text(200, Bytes::from(out));
+    if let Some(link) = page_links(path, raw_query, &next, &prev) {
         r.headers.push(("link", link));
     }
     r
@@ -764,9 +761,9 @@ impl App {
             )?);
         }
         let page = resources::list(ctx, res, &q).await?;
-        let cursor_at = |doc: Option<&Doc>, before: bool, wanted: bool| {
-            doc.filter(|_| wanted).map(|d| {
-                let pos = query::eval::position_of(d, &q, res.search_fields, before);
+        let cursor_at = |item: Option<&crate::store::Item>, before: bool, wanted: bool| {
+            item.filter(|_| wanted).map(|d| {
+                let pos = d.position(&q, res.search_fields, before);
                 query::cursor::encode(&self.cursor_key, &binding, &pos)
             })
         };

@@ -3,8 +3,12 @@
 //! match a missing field) and adapter-commons' sorter (missing first when
 //! ascending, then numbers, strings, booleans; stable, so creation order
 //! breaks ties). Order of work: filter, stable sort, skip, limit.
+//!
+//! Documents are read through [`View`]: parsed values and packed ones
+//! evaluate alike.
 
 use super::index::{Column, Index};
+use super::view::{same, Document, Scalar, View};
 use super::{Filter, ListQuery, Op};
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -12,40 +16,30 @@ use std::sync::Arc;
 
 /// Does any value a dotted path reaches satisfy `pred`? Looks through
 /// arrays like sift does: the array itself and each element count.
-fn any_at(v: &Value, path: &[String], pred: &mut dyn FnMut(&Value) -> bool) -> bool {
+fn any_at<'a, J: View<'a>>(v: J, path: &[String], pred: &mut dyn FnMut(J) -> bool) -> bool {
     match path.split_first() {
-        None => match v {
-            Value::Array(items) => pred(v) || items.iter().any(&mut *pred),
-            _ => pred(v),
+        None => match v.items() {
+            Some(mut items) => pred(v) || items.any(&mut *pred),
+            None => pred(v),
         },
-        Some((head, rest)) => match v {
-            Value::Object(m) => m
-                .get(head.as_str())
-                .is_some_and(|child| any_at(child, rest, pred)),
-            Value::Array(items) => items.iter().any(|item| any_at(item, path, pred)),
-            _ => false,
+        Some((head, rest)) => match v.items() {
+            Some(mut items) => items.any(|item| any_at(item, path, pred)),
+            None => v.get(head).is_some_and(|child| any_at(child, rest, pred)),
         },
     }
 }
 
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => a == b,
-    }
-}
-
-fn ordered(a: &Value, b: &Value) -> Option<Ordering> {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
-        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
-        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+fn ordered<'a, 'b, A: View<'a>, B: View<'b>>(a: A, b: B) -> Option<Ordering> {
+    match (a.scalar(), b.scalar()) {
+        (Scalar::Num(x), Scalar::Num(y)) => x.partial_cmp(&y),
+        (Scalar::Str(x), Scalar::Str(y)) => Some(x.cmp(y)),
+        (Scalar::Bool(x), Scalar::Bool(y)) => Some(x.cmp(&y)),
         _ => None,
     }
 }
 
-fn field_matches(doc: &Value, path: &[String], op: &Op) -> bool {
-    let any = |pred: &mut dyn FnMut(&Value) -> bool| any_at(doc, path, pred);
+fn field_matches<'a, J: View<'a>>(doc: J, path: &[String], op: &Op) -> bool {
+    let any = |pred: &mut dyn FnMut(J) -> bool| any_at(doc, path, pred);
     match op {
         Op::Eq(x) => any(&mut |v| same(v, x)),
         Op::Ne(x) => !any(&mut |v| same(v, x)),
@@ -61,7 +55,7 @@ fn field_matches(doc: &Value, path: &[String], op: &Op) -> bool {
     }
 }
 
-pub fn matches(doc: &Value, filter: &Filter) -> bool {
+pub fn matches<'a, J: View<'a>>(doc: J, filter: &Filter) -> bool {
     match filter {
         Filter::And(fs) => fs.iter().all(|f| matches(doc, f)),
         Filter::Or(fs) => fs.iter().any(|f| matches(doc, f)),
@@ -70,68 +64,71 @@ pub fn matches(doc: &Value, filter: &Filter) -> bool {
 }
 
 /// The value a sort key reads: plain object traversal (no array mapping).
-fn sort_value<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
+fn sort_value<'a, J: View<'a>>(doc: J, path: &[String]) -> Option<J> {
     let mut cur = doc;
     for seg in path {
-        cur = cur.as_object()?.get(seg.as_str())?;
+        cur = cur.get(seg)?;
     }
-    match cur {
-        Value::Null => None,
-        v => Some(v),
+    match cur.scalar() {
+        Scalar::Null => None,
+        _ => Some(cur),
     }
 }
 
-fn rank(v: &Value) -> u8 {
+fn rank(v: Scalar<'_>) -> u8 {
     match v {
-        Value::Null => 0,
-        Value::Number(_) => 1,
-        Value::String(_) => 2,
-        Value::Bool(_) => 3,
-        Value::Array(_) => 4,
-        Value::Object(_) => 5,
+        Scalar::Null => 0,
+        Scalar::Num(_) => 1,
+        Scalar::Str(_) => 2,
+        Scalar::Bool(_) => 3,
+        Scalar::Array => 4,
+        Scalar::Object => 5,
     }
 }
 
 /// adapter-commons `compare`: missing/null < numbers < strings < booleans < arrays < objects.
-pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+pub fn compare<'a, 'b, A: View<'a>, B: View<'b>>(a: Option<A>, b: Option<B>) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
-        (Some(x), Some(y)) => match rank(x).cmp(&rank(y)) {
-            Ordering::Equal => match (x, y) {
-                (Value::Array(p), Value::Array(q)) => {
-                    for (i, j) in p.iter().zip(q) {
-                        let c = compare(Some(i), Some(j));
+        (Some(x), Some(y)) => match rank(x.scalar()).cmp(&rank(y.scalar())) {
+            Ordering::Equal => match (x.items(), y.items()) {
+                (Some(p), Some(q)) => {
+                    let (p, q): (Vec<A>, Vec<B>) = (p.collect(), q.collect());
+                    for (i, j) in p.iter().zip(&q) {
+                        let c = compare(Some(*i), Some(*j));
                         if c != Ordering::Equal {
                             return c;
                         }
                     }
                     p.len().cmp(&q.len())
                 }
-                (Value::Object(p), Value::Object(q)) => {
-                    // adapter-commons: values at the i-th sorted key of each, then key count.
-                    let mut pk: Vec<&String> = p.keys().collect();
-                    let mut qk: Vec<&String> = q.keys().collect();
-                    pk.sort();
-                    qk.sort();
-                    for (i, j) in pk.iter().zip(&qk) {
-                        let c = compare(p.get(i.as_str()), q.get(j.as_str()));
-                        if c != Ordering::Equal {
-                            return c;
+                _ => match (x.entries(), y.entries()) {
+                    (Some(p), Some(q)) => {
+                        // adapter-commons: values at the i-th sorted key of each, then key count.
+                        let mut p: Vec<(&str, A)> = p.collect();
+                        let mut q: Vec<(&str, B)> = q.collect();
+                        p.sort_by(|a, b| a.0.cmp(b.0));
+                        q.sort_by(|a, b| a.0.cmp(b.0));
+                        for (i, j) in p.iter().zip(&q) {
+                            let c = compare(Some(i.1), Some(j.1));
+                            if c != Ordering::Equal {
+                                return c;
+                            }
                         }
+                        p.len().cmp(&q.len())
                     }
-                    pk.len().cmp(&qk.len())
-                }
-                _ => ordered(x, y).unwrap_or(Ordering::Equal),
+                    _ => ordered(x, y).unwrap_or(Ordering::Equal),
+                },
             },
             other => other,
         },
     }
 }
 
-fn id_of(doc: &Value) -> &str {
-    doc.get("id").and_then(Value::as_str).unwrap_or_default()
+fn id_of<'a, J: View<'a>>(doc: J) -> &'a str {
+    doc.get("id").and_then(View::as_str).unwrap_or_default()
 }
 
 /// The result of a query over one collection.
@@ -152,7 +149,7 @@ enum Compiled<'q> {
     Doc(&'q [String], &'q Op),
 }
 
-fn compile<'q, T: AsRef<Value>>(f: &'q Filter, idx: &Index<T>) -> Compiled<'q> {
+fn compile<'q, T: Document>(f: &'q Filter, idx: &Index<T>) -> Compiled<'q> {
     match f {
         Filter::And(fs) => Compiled::And(fs.iter().map(|f| compile(f, idx)).collect()),
         Filter::Or(fs) => Compiled::Or(fs.iter().map(|f| compile(f, idx)).collect()),
@@ -163,11 +160,11 @@ fn compile<'q, T: AsRef<Value>>(f: &'q Filter, idx: &Index<T>) -> Compiled<'q> {
     }
 }
 
-fn test_row<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, row: usize) -> bool {
+fn test_row<T: Document>(c: &Compiled<'_>, idx: &Index<T>, row: usize) -> bool {
     match c {
         Compiled::And(cs) => cs.iter().all(|c| test_row(c, idx, row)),
         Compiled::Or(cs) => cs.iter().any(|c| test_row(c, idx, row)),
-        Compiled::Doc(path, op) => field_matches(idx.docs[row].as_ref(), path, op),
+        Compiled::Doc(path, op) => field_matches(idx.docs[row].root(), path, op),
         Compiled::Col(col, op) => match op {
             Op::Eq(x) => col.eq_value(row, x),
             Op::Ne(x) => !col.eq_value(row, x),
@@ -191,7 +188,7 @@ fn test_row<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, row: usize) -> bo
 /// Keep the rows of `rows` that pass `c`, a clause at a time over the
 /// whole candidate list (an `and` narrows it clause by clause), with each
 /// operator chosen once per clause rather than once per row.
-fn narrow<T: AsRef<Value>>(c: &Compiled<'_>, idx: &Index<T>, rows: &mut Vec<usize>) {
+fn narrow<T: Document>(c: &Compiled<'_>, idx: &Index<T>, rows: &mut Vec<usize>) {
     match c {
         Compiled::And(cs) => {
             for c in cs {
@@ -224,21 +221,50 @@ enum SortBy<'q> {
 /// filter and search, then (stable) sort, then the cursor, skip and limit.
 /// Ties keep creation (id) order, which makes the order total, so cursors
 /// are exact.
-pub fn run<'a, T: AsRef<Value>>(
+pub fn run<'a, T: Document>(
     idx: &'a Index<T>,
     q: &ListQuery,
     search_fields: &[&str],
 ) -> Run<'a, T> {
+    let filter = compile(&q.filter, idx);
+    let n = idx.docs.len();
+    if q.search.is_none() && q.sort.is_empty() && q.position.is_none() {
+        // In creation order with nothing to score, sort or pass: the page
+        // is a slice of the matches (of the whole collection, unfiltered).
+        let want = q.skip.saturating_add(q.limit);
+        let (total, page): (usize, Vec<&'a T>) = match &q.filter {
+            Filter::And(fs) if fs.is_empty() => (
+                n,
+                (q.skip.min(n)..want.min(n)).map(|r| &idx.docs[r]).collect(),
+            ),
+            _ => {
+                let mut rows: Vec<usize> = (0..n).collect();
+                narrow(&filter, idx, &mut rows);
+                let total = rows.len();
+                let page = rows[q.skip.min(total)..want.min(total)]
+                    .iter()
+                    .map(|&r| &idx.docs[r])
+                    .collect();
+                (total, page)
+            }
+        };
+        let nonempty = !page.is_empty();
+        return Run {
+            page,
+            total,
+            has_prev: q.skip > 0 && total > 0 && nonempty,
+            has_next: total > want && nonempty,
+        };
+    }
     let matcher = q.search.as_ref().map(|s| s.matcher());
     let relevance = q.search.as_ref().is_some_and(|s| s.sort_by_relevance);
-    let filter = compile(&q.filter, idx);
     // (row, relevance score)
     let mut hits: Vec<(usize, u32)> = Vec::new();
-    let mut rows: Vec<usize> = (0..idx.docs.len()).collect();
+    let mut rows: Vec<usize> = (0..n).collect();
     narrow(&filter, idx, &mut rows);
     for row in rows {
         let score = match &matcher {
-            Some(m) => match m.score(idx.docs[row].as_ref(), search_fields) {
+            Some(m) => match m.score(idx.docs[row].root(), search_fields) {
                 Some(s) => s,
                 None => continue,
             },
@@ -256,7 +282,7 @@ pub fn run<'a, T: AsRef<Value>>(
         })
         .collect();
     let ids = idx.column(&["id".to_string()]);
-    let doc = |row: usize| idx.docs[row].as_ref();
+    let doc = |row: usize| idx.docs[row].root();
     let by_id = |a: usize, b: usize| match &ids {
         Some(c) => c.compare_rows(a, b),
         None => id_of(doc(a)).cmp(id_of(doc(b))),
@@ -348,12 +374,12 @@ pub fn run<'a, T: AsRef<Value>>(
 
 /// Where a row stands relative to a cursor position.
 #[allow(clippy::too_many_arguments)]
-fn against_position(
+fn against_position<'a, J: View<'a>>(
     row: usize,
     score: u32,
     relevance: bool,
     sort: &[SortBy<'_>],
-    doc: &Value,
+    doc: J,
     ids: Option<&Column>,
     pos: &super::cursor::Position,
     pos_id: &Value,
@@ -410,7 +436,7 @@ impl<'q> Admit<'q> {
     }
 
     /// Does the document match the filter and the search?
-    pub fn matches(&self, doc: &Value) -> bool {
+    pub fn matches<'a, J: View<'a>>(&self, doc: J) -> bool {
         matches(doc, &self.q.filter)
             && self
                 .matcher
@@ -420,15 +446,15 @@ impl<'q> Admit<'q> {
 
     /// Where the document stands against a position, in the query's order
     /// (without relevance).
-    pub fn against(&self, doc: &Value, pos: &super::cursor::Position) -> Ordering {
+    pub fn against<'a, J: View<'a>>(&self, doc: J, pos: &super::cursor::Position) -> Ordering {
         let pos_id = Value::String(pos.id.clone());
         against_position(0, 0, false, &self.sort, doc, None, pos, &pos_id)
     }
 }
 
 /// The cursor position of a document in a query's order.
-pub fn position_of(
-    doc: &Value,
+pub fn position_of<'a, J: View<'a>>(
+    doc: J,
     q: &ListQuery,
     search_fields: &[&str],
     before: bool,
@@ -440,7 +466,7 @@ pub fn position_of(
         )));
     }
     for k in &q.sort {
-        keys.push(sort_value(doc, &k.path).cloned());
+        keys.push(sort_value(doc, &k.path).map(View::to_value));
     }
     super::cursor::Position {
         keys,

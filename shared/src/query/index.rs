@@ -5,6 +5,7 @@
 //! JSON document. A path whose values are not plain scalars in some document
 //! (arrays, objects) has no column; evaluation then reads the documents.
 
+use super::view::{Document, Scalar, View};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -30,30 +31,30 @@ pub struct Column {
 
 /// The cell of one document at `path`, its string pushed onto `arena`;
 /// `None` when the value there is not a scalar (the path gets no column).
-fn cell_of(doc: &Value, path: &[String], arena: &mut String) -> Option<Cell> {
+fn cell_of<'a, J: View<'a>>(doc: J, path: &[String], arena: &mut String) -> Option<Cell> {
     let mut cur = doc;
     for seg in path {
-        match cur {
-            Value::Object(m) => match m.get(seg.as_str()) {
+        match cur.scalar() {
+            Scalar::Object => match cur.get(seg) {
                 Some(v) => cur = v,
                 None => return Some(Cell::Missing),
             },
-            Value::Array(_) => return None,
+            Scalar::Array => return None,
             _ => return Some(Cell::Missing),
         }
     }
-    Some(match cur {
-        Value::Null => Cell::Null,
-        Value::Bool(b) => Cell::Bool(*b),
-        Value::Number(n) => Cell::Num(n.as_f64()?),
-        Value::String(s) => {
+    Some(match cur.scalar() {
+        Scalar::Null => Cell::Null,
+        Scalar::Bool(b) => Cell::Bool(b),
+        Scalar::Num(n) => Cell::Num(n),
+        Scalar::Str(s) => {
             let off = u32::try_from(arena.len()).ok()?;
             let len = u32::try_from(s.len()).ok()?;
             off.checked_add(len)?;
             arena.push_str(s);
             Cell::Str(off, len)
         }
-        Value::Array(_) | Value::Object(_) => return None,
+        Scalar::Array | Scalar::Object => return None,
     })
 }
 
@@ -67,11 +68,11 @@ impl Column {
         &self.arena.as_bytes()[off as usize..(off + len) as usize]
     }
 
-    fn build<T: AsRef<Value>>(docs: &[T], path: &[String]) -> Option<Column> {
+    fn build<T: Document>(docs: &[T], path: &[String]) -> Option<Column> {
         let mut cells = Vec::with_capacity(docs.len());
         let mut arena = String::new();
         for d in docs {
-            cells.push(cell_of(d.as_ref(), path, &mut arena)?);
+            cells.push(cell_of(d.root(), path, &mut arena)?);
         }
         let built_arena = arena.len();
         Some(Column {
@@ -190,11 +191,11 @@ impl<T: Clone> Clone for Index<T> {
     }
 }
 
-fn id_of(v: &Value) -> Option<&str> {
-    v.get("id").and_then(Value::as_str)
+fn id_of<'a, J: View<'a>>(v: J) -> Option<&'a str> {
+    v.get("id").and_then(View::as_str)
 }
 
-impl<T: AsRef<Value>> Index<T> {
+impl<T: Document> Index<T> {
     pub fn new(docs: Vec<T>) -> Index<T> {
         Index {
             docs,
@@ -207,7 +208,7 @@ impl<T: AsRef<Value>> Index<T> {
     pub fn ordered_by_id(&self) -> bool {
         let mut prev: Option<&str> = None;
         for d in &self.docs {
-            match id_of(d.as_ref()) {
+            match id_of(d.root()) {
                 Some(id) if prev.is_none_or(|p| p < id) => prev = Some(id),
                 _ => return false,
             }
@@ -223,13 +224,13 @@ impl<T: AsRef<Value>> Index<T> {
         for Change { id, doc } in changes {
             let found = self
                 .docs
-                .binary_search_by(|d| id_of(d.as_ref()).unwrap_or("").cmp(id.as_str()));
+                .binary_search_by(|d| id_of(d.root()).unwrap_or("").cmp(id.as_str()));
             match (found, doc) {
                 (Ok(row), Some(doc)) => {
                     for (path, col) in columns.iter_mut() {
                         if let Some(c) = col {
                             let c = Arc::make_mut(c);
-                            match cell_of(doc.as_ref(), path, &mut c.arena) {
+                            match cell_of(doc.root(), path, &mut c.arena) {
                                 Some(cell) => c.cells[row] = cell,
                                 None => *col = None,
                             }
@@ -241,7 +242,7 @@ impl<T: AsRef<Value>> Index<T> {
                     for (path, col) in columns.iter_mut() {
                         if let Some(c) = col {
                             let c = Arc::make_mut(c);
-                            match cell_of(doc.as_ref(), path, &mut c.arena) {
+                            match cell_of(doc.root(), path, &mut c.arena) {
                                 Some(cell) => c.cells.insert(row, cell),
                                 None => *col = None,
                             }

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod index;
 pub mod qs;
 pub mod search;
+pub mod view;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::{path_type, Field, PathTy, Ty};

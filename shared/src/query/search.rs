@@ -6,6 +6,7 @@
 //! language's stop words from the terms), `sortByRelevance`.
 
 use super::qs::{truncate, Node};
+use super::view::{Scalar, View};
 use crate::error::{ApiError, ApiResult};
 use rust_stemmers::{Algorithm, Stemmer};
 use serde_json::Value;
@@ -324,22 +325,30 @@ pub struct Matcher<'a> {
     stemmer: Stemmer,
 }
 
-fn collect_text<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
-    match v {
-        Value::String(s) => out.push(s),
-        Value::Array(items) => items.iter().for_each(|i| collect_text(i, out)),
-        Value::Object(m) => m.values().for_each(|i| collect_text(i, out)),
+fn collect_text<'v, J: View<'v>>(v: J, out: &mut Vec<&'v str>) {
+    match v.scalar() {
+        Scalar::Str(s) => out.push(s),
+        Scalar::Array => v
+            .items()
+            .into_iter()
+            .flatten()
+            .for_each(|i| collect_text(i, out)),
+        Scalar::Object => v
+            .entries()
+            .into_iter()
+            .flatten()
+            .for_each(|(_, i)| collect_text(i, out)),
         _ => {}
     }
 }
 
 impl Matcher<'_> {
     /// `None` when the document does not match; else its relevance score.
-    pub fn score(&self, doc: &Value, fields: &[&str]) -> Option<u32> {
+    pub fn score<'a, J: View<'a>>(&self, doc: J, fields: &[&str]) -> Option<u32> {
         let s = self.search;
         let mut texts = Vec::new();
         for f in fields {
-            if let Some(v) = doc.get(*f) {
+            if let Some(v) = doc.get(f) {
                 collect_text(v, &mut texts);
             }
         }

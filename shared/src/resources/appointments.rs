@@ -456,7 +456,7 @@ async fn busy(
         .list(&ctx.tenant.key(), "appointments", &q)
         .await?;
     let mut out: Vec<(i64, i64, String)> = page
-        .data
+        .docs()
         .iter()
         .filter_map(|a| {
             Some((

@@ -34,7 +34,7 @@ async fn by_patient(ctx: &Ctx<'_>, kind: &str, patient: &str) -> ApiResult<Vec<c
         limit: 100_000,
         ..Default::default()
     };
-    Ok(ctx.store.list(&ctx.tenant.key(), kind, &q).await?.data)
+    Ok(ctx.store.list(&ctx.tenant.key(), kind, &q).await?.docs())
 }
 
 /// The local day of an instant in a clinic's time zone, as `YYYY-MM-DD`.

@@ -7,7 +7,7 @@
 use super::*;
 use crate::error::{ApiError, ErrorKind, FieldError};
 use crate::store::{
-    version_of, Conflict, Doc, Expect, ListPage, StoreError, UniqueTarget, WriteTx,
+    version_of, Conflict, Doc, Expect, Item, ListPage, StoreError, UniqueTarget, WriteTx,
 };
 use crate::webhooks::{event as new_event, previous_attributes, with_events};
 use serde_json::{json, Map, Value};
@@ -752,7 +752,7 @@ pub async fn get_with_json(
         return Ok(crate::store::DocJson::new(get(ctx, res, id).await?));
     }
     match ctx.store.get_json(&ctx.tenant.key(), res.path, id).await? {
-        Some(shown) if !expired(res, &shown.doc) => Ok(shown),
+        Some(shown) if res.ttl_ms.is_none() || !expired(res, &shown.doc()?) => Ok(shown),
         _ => Err(ApiError::not_found(res.label, id)),
     }
 }
@@ -786,7 +786,11 @@ pub async fn list(
 ) -> ApiResult<ListPage> {
     let mut page = ctx.store.list(&ctx.tenant.key(), res.path, query).await?;
     if res.on_read.is_some() {
-        page.data = page.data.into_iter().map(|d| presented(res, d)).collect();
+        page.data = page
+            .data
+            .into_iter()
+            .map(|d| Item::Parsed(presented(res, d.doc())))
+            .collect();
     }
     Ok(page)
 }

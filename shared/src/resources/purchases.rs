@@ -108,7 +108,7 @@ pub async fn restate(
     };
     let stored = ctx.store.list(&key, RESOURCE.path, &q).await?;
     let mut all: Vec<Value> = stored
-        .data
+        .docs()
         .iter()
         .filter(|p| !changed.iter().any(|(id, _)| p["id"] == id.as_str()))
         .map(|p| (**p).clone())
@@ -351,7 +351,7 @@ pub async fn expire_due(store: &dyn Store, now: i64, limit: usize) -> ApiResult<
     };
     let due = store.list(SYSTEM, EXPIRIES_KIND, &q).await?;
     let mut n = 0;
-    for item in &due.data {
+    for item in &due.docs() {
         let (Some((org, mode)), Some(id)) = (
             item["tenant"].as_str().and_then(|t| t.split_once('#')),
             item["purchaseId"].as_str(),

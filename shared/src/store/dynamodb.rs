@@ -1209,7 +1209,7 @@ impl DynamoStore {
                     .search_candidates(tenant, kind, postings, &mut budget)
                     .await?
                 {
-                    if admit.matches(&d) {
+                    if admit.matches(&*d) {
                         docs.push(d);
                     }
                 }
@@ -1217,7 +1217,7 @@ impl DynamoStore {
             (None, None) => {
                 // Read the whole range; the evaluation decides.
                 self.read_range(&plan.range, false, 1000, &mut budget, |d| {
-                    if admit.matches(&d) {
+                    if admit.matches(&*d) {
                         docs.push(d);
                     }
                     Flow::More
@@ -1253,7 +1253,7 @@ impl DynamoStore {
                             return Flow::Stop;
                         }
                     }
-                    if admit.matches(&d) && beyond(&d) {
+                    if admit.matches(&*d) && beyond(&d) {
                         docs.push(d);
                         if docs.len() >= need && boundary.is_none() {
                             match group {
@@ -1277,13 +1277,13 @@ impl DynamoStore {
                     let mut probe_budget = Budget::new(kind, 1000, String::new());
                     let seen = self
                         .read_ranges(&back, !reverse, 2, &mut probe_budget, |d| {
-                            let side = admit.against(&d, p);
+                            let side = admit.against(&*d, p);
                             let other = if p.before {
                                 side != Ordering::Less
                             } else {
                                 side != Ordering::Greater
                             };
-                            probe_found = other && admit.matches(&d);
+                            probe_found = other && admit.matches(&*d);
                             if probe_found {
                                 Flow::Stop
                             } else {
@@ -1305,7 +1305,12 @@ impl DynamoStore {
         let index = Index::new(docs);
         let r = eval::run(&index, q, q.search_fields);
         let mut page = ListPage {
-            data: r.page.into_iter().cloned().collect(),
+            data: r
+                .page
+                .into_iter()
+                .cloned()
+                .map(super::Item::Parsed)
+                .collect(),
             total: q.want_total.then_some(counted.unwrap_or(r.total)),
             has_prev: r.has_prev,
             has_next: r.has_next,

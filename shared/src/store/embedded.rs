@@ -10,6 +10,8 @@
 use super::*;
 use crate::query::eval;
 use crate::query::index::{Change, Index};
+use crate::query::view::View;
+use crate::store::packed::{Node, Packed, ParsedCache};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -43,13 +45,12 @@ type Nested<V> = HashMap<String, HashMap<String, V>>;
 
 /// One collection: documents in id (creation) order, and a columnar index
 /// for list queries, kept up to date with the writes since it was built.
+/// Documents are kept packed (one allocation each, smaller than their JSON
+/// text: `packed`); the list engine reads them in place, and a read by id
+/// writes the text from them.
 #[derive(Default)]
 struct Coll {
-    /// In id order, for list snapshots.
-    docs: BTreeMap<String, Doc>,
-    /// By id, with the JSON text made once per write: a read by id is one
-    /// hash lookup and serialises nothing.
-    by_id: HashMap<String, DocJson>,
+    docs: BTreeMap<Box<str>, Packed>,
     index: Mutex<IndexState>,
 }
 
@@ -57,32 +58,28 @@ struct Coll {
 /// applied to it (columns updated, not rebuilt) by the next list.
 #[derive(Default)]
 struct IndexState {
-    built: Option<Arc<Index<Doc>>>,
+    built: Option<Arc<Index<Packed>>>,
     /// Every document carries its id, in order: changes can be applied.
     keyed: bool,
-    pending: Vec<Change<Doc>>,
+    pending: Vec<Change<Packed>>,
 }
 
 /// Past this many writes since the last list, rebuilding is cheaper.
 const MAX_PENDING: usize = 4096;
 
 impl Coll {
-    /// `shown`: the document with the text it is stored as (read from
-    /// SQLite or just written there), so it is never serialised again.
-    fn insert(&mut self, id: String, shown: DocJson) {
-        self.note(&id, Some(shown.doc.clone()));
-        self.docs.insert(id.clone(), shown.doc.clone());
-        self.by_id.insert(id, shown);
+    fn insert(&mut self, id: String, doc: Packed) {
+        self.note(&id, Some(doc.clone()));
+        self.docs.insert(id.into_boxed_str(), doc);
     }
 
     fn remove(&mut self, id: &str) {
         if self.docs.remove(id).is_some() {
-            self.by_id.remove(id);
             self.note(id, None);
         }
     }
 
-    fn note(&mut self, id: &str, doc: Option<Doc>) {
+    fn note(&mut self, id: &str, doc: Option<Packed>) {
         let limit = MAX_PENDING.min(self.docs.len() / 4 + 16);
         let state = self.index.get_mut().unwrap_or_else(|e| e.into_inner());
         if state.built.is_none() {
@@ -99,7 +96,7 @@ impl Coll {
         });
     }
 
-    fn index(&self) -> Arc<Index<Doc>> {
+    fn index(&self) -> Arc<Index<Packed>> {
         let mut state = self.index.lock().unwrap_or_else(|e| e.into_inner());
         let IndexState {
             built,
@@ -190,7 +187,12 @@ pub struct EmbeddedStore {
     watches: Vec<Mutex<(Connection, i64)>>,
     next_watch: std::sync::atomic::AtomicUsize,
     _checkpointer: Checkpointer,
+    /// Documents read by id (or whole kinds) lately, parsed.
+    parsed: ParsedCache,
 }
+
+/// How many parsed documents reads keep (a bounded few megabytes).
+const PARSED_KEPT: usize = 1024;
 
 /// How many watch connections a store keeps.
 const WATCHES: usize = 4;
@@ -282,36 +284,11 @@ impl Drop for Checkpointer {
     }
 }
 
-fn parse_value(body: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(body)
-        .map(compact)
+/// A stored object's text, packed for the mirror.
+fn pack(body: &str) -> Result<Packed, StoreError> {
+    serde_json::from_str::<Value>(body)
+        .map(|v| Packed::new(&v))
         .map_err(|e| StoreError::Backend(format!("corrupt document: {e}")))
-}
-
-/// The same value with every map, array and string at its exact size (a
-/// parsed or built map grows by doubling: up to half of it unused), for
-/// the documents the mirror keeps for the process's life.
-fn compact(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut out = serde_json::Map::with_capacity(m.len());
-            for (k, v) in m {
-                out.insert(k, compact(v));
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(compact).collect()),
-        Value::String(mut s) => {
-            s.shrink_to_fit();
-            Value::String(s)
-        }
-        other => other,
-    }
-}
-
-/// A stored object, kept with its text.
-fn parse_doc(body: String) -> Result<DocJson, StoreError> {
-    Ok(DocJson::with_text(Arc::new(parse_value(&body)?), body))
 }
 
 impl EmbeddedStore {
@@ -352,6 +329,7 @@ impl EmbeddedStore {
             watches,
             next_watch: Default::default(),
             _checkpointer: checkpointer,
+            parsed: ParsedCache::new(PARSED_KEPT),
         };
         store.load_all()?;
         Ok(store)
@@ -398,7 +376,7 @@ impl EmbeddedStore {
                         row.get(2).map_err(backend)?,
                         row.get(3).map_err(backend)?,
                     );
-                    mirror.coll_entry(t, k).insert(id, parse_doc(body)?);
+                    mirror.coll_entry(t, k).insert(id, pack(&body)?);
                 }
                 let mut stmt = conn
                     .prepare("SELECT scope, value, tenant, kind, id FROM uniques")
@@ -516,7 +494,7 @@ impl EmbeddedStore {
                                 s.query_row(params![a, b, c], |r| r.get(0)).optional()
                             })
                             .map_err(backend)?;
-                        let doc = body.map(parse_doc).transpose()?;
+                        let doc = body.as_deref().map(pack).transpose()?;
                         objects.push(((a.clone(), b.clone()), c.clone(), doc));
                     } else {
                         let target: Option<UniqueTarget> = conn
@@ -562,9 +540,8 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Apply one op in `tx`; a `Put` returns the text its document is
-    /// stored as.
-    fn apply(tx: &rusqlite::Transaction<'_>, op: &WriteOp) -> Result<Option<String>, StoreError> {
+    /// Apply one op in `tx`.
+    fn apply(tx: &rusqlite::Transaction<'_>, op: &WriteOp) -> Result<(), StoreError> {
         let change = |what: &str, a: &str, b: &str, c: &str| -> Result<(), StoreError> {
             tx.prepare_cached("INSERT INTO changes (what, a, b, c) VALUES (?1, ?2, ?3, ?4)")
                 .and_then(|mut s| s.execute(params![what, a, b, c]))
@@ -609,7 +586,7 @@ impl EmbeddedStore {
                     }));
                 }
                 change("obj", tenant, kind, id)?;
-                return Ok(Some(body));
+                return Ok(());
             }
             WriteOp::Delete {
                 tenant,
@@ -727,7 +704,7 @@ impl EmbeddedStore {
                 }
             }
         };
-        done.map(|()| None)
+        done
     }
 
     fn commit_sync(&self, tx: WriteTx) -> Result<(), StoreError> {
@@ -735,10 +712,9 @@ impl EmbeddedStore {
         let t = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let mut texts = Vec::with_capacity(tx.ops.len());
         for op in &tx.ops {
             match Self::apply(&t, op) {
-                Ok(text) => texts.push(text),
+                Ok(()) => {}
                 Err(e) => {
                     drop(t);
                     drop(conn);
@@ -782,7 +758,7 @@ impl EmbeddedStore {
             return self.catch_up();
         }
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
-        for (op, text) in tx.ops.into_iter().zip(texts) {
+        for op in tx.ops {
             match op {
                 WriteOp::Put {
                     tenant,
@@ -791,11 +767,9 @@ impl EmbeddedStore {
                     doc,
                     ..
                 } => {
-                    // The text just written to SQLite, not serialised again.
-                    let text = text.unwrap_or_else(|| doc.to_string());
                     mirror
                         .coll_entry(tenant, kind.to_string())
-                        .insert(id, DocJson::with_text(Arc::new(compact(doc)), text));
+                        .insert(id, Packed::new(&doc));
                 }
                 WriteOp::Delete {
                     tenant, kind, id, ..
@@ -953,15 +927,16 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<Doc>> {
-        self.read(|m| {
-            m.coll(tenant, kind)
-                .and_then(|c| c.by_id.get(id))
-                .map(|s| s.doc.clone())
-        })
+        let found = self.read(|m| m.coll(tenant, kind).and_then(|c| c.docs.get(id)).cloned())?;
+        Ok(found.map(|p| self.parsed.parsed(&p)))
     }
 
     async fn get_json(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<DocJson>> {
-        self.read(|m| m.coll(tenant, kind).and_then(|c| c.by_id.get(id)).cloned())
+        let found = self.read(|m| m.coll(tenant, kind).and_then(|c| c.docs.get(id)).cloned())?;
+        Ok(found.map(|p| {
+            let version = p.node().get("version").and_then(Node::as_u64).unwrap_or(1);
+            DocJson::text(p.to_json(), version)
+        }))
     }
 
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
@@ -975,7 +950,7 @@ impl Store for EmbeddedStore {
         };
         let r = eval::run(&index, query, query.search_fields);
         Ok(ListPage {
-            data: r.page.into_iter().cloned().collect(),
+            data: r.page.into_iter().cloned().map(Item::Packed).collect(),
             total: query.want_total.then_some(r.total),
             has_prev: r.has_prev,
             has_next: r.has_next,
@@ -983,11 +958,12 @@ impl Store for EmbeddedStore {
     }
 
     async fn all(&self, tenant: &str, kind: &str) -> StoreResult<Vec<Doc>> {
-        self.read(|m| {
+        let found: Vec<Packed> = self.read(|m| {
             m.coll(tenant, kind)
                 .map(|c| c.docs.values().cloned().collect())
                 .unwrap_or_default()
-        })
+        })?;
+        Ok(found.iter().map(|p| self.parsed.parsed(p)).collect())
     }
 
     async fn find_unique(&self, scope: &str, value: &str) -> StoreResult<Option<UniqueTarget>> {
@@ -1044,7 +1020,7 @@ impl Store for EmbeddedStore {
             let mut out = Vec::new();
             for row in rows {
                 let (id, tenant, event_type, created_at_ms, body) = row.map_err(backend)?;
-                out.push(EventRecord { id, tenant, event_type, created_at_ms, envelope: parse_value(&body)? });
+                out.push(EventRecord { id, tenant, event_type, created_at_ms, envelope: serde_json::from_str(&body).map_err(|e| StoreError::Backend(format!("corrupt event: {e}")))? });
             }
             Ok(out)
         })
@@ -1147,7 +1123,7 @@ mod tests {
             for s in [&a, &b] {
                 s.refresh().await.unwrap();
                 let got = s.list(&tenant, "patients", &q).await.unwrap();
-                let got: Vec<Value> = got.data.iter().map(|d| (**d).clone()).collect();
+                let got: Vec<Value> = got.docs().iter().map(|d| (**d).clone()).collect();
                 assert_eq!(got, want, "step {step}");
             }
         }

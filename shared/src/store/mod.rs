@@ -8,6 +8,7 @@ pub mod bell;
 pub mod derived;
 pub mod dynamodb;
 pub mod embedded;
+pub mod packed;
 
 use crate::query::ListQuery;
 use async_trait::async_trait;
@@ -168,40 +169,125 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A document of a list page: parsed, or packed (the embedded store keeps
+/// its documents packed, and a page shown as stored is written out from
+/// them without being parsed).
+#[derive(Clone)]
+pub enum Item {
+    Parsed(Doc),
+    Packed(packed::Packed),
+}
+
+impl Item {
+    /// The document, parsed.
+    pub fn doc(&self) -> Doc {
+        match self {
+            Item::Parsed(d) => d.clone(),
+            Item::Packed(p) => Arc::new(p.to_value()),
+        }
+    }
+
+    /// Append its JSON text.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            // Writing to a Vec cannot fail.
+            Item::Parsed(d) => {
+                let _ = serde_json::to_writer(out, &**d);
+            }
+            Item::Packed(p) => p.node().write_json(out),
+        }
+    }
+
+    /// Its cursor position in a query's order.
+    pub fn position(
+        &self,
+        q: &ListQuery,
+        search_fields: &[&str],
+        before: bool,
+    ) -> crate::query::cursor::Position {
+        use crate::query::eval::position_of;
+        match self {
+            Item::Parsed(d) => position_of(&**d, q, search_fields, before),
+            Item::Packed(p) => position_of(p.node(), q, search_fields, before),
+        }
+    }
+}
+
+impl From<Doc> for Item {
+    fn from(d: Doc) -> Item {
+        Item::Parsed(d)
+    }
+}
+
+impl fmt::Debug for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.doc())
+    }
+}
+
+impl serde::Serialize for Item {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Item::Parsed(d) => d.serialize(s),
+            Item::Packed(p) => p.node().serialize(s),
+        }
+    }
+}
+
 /// One page of a list: the matching documents after skip/limit, and the
 /// number of matches when asked for.
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
-    pub data: Vec<Doc>,
+    pub data: Vec<Item>,
     pub total: Option<usize>,
     /// Are there matches before the first / after the last of this page?
     pub has_prev: bool,
     pub has_next: bool,
 }
 
-/// A document with its JSON text and version (`ETag`), as a read by id
-/// answers it.
+impl ListPage {
+    /// The page's documents, parsed.
+    pub fn docs(&self) -> Vec<Doc> {
+        self.data.iter().map(Item::doc).collect()
+    }
+}
+
+/// A document's JSON text and version (`ETag`), as a read by id answers
+/// it, and the document when the store had it parsed.
 #[derive(Clone)]
 pub struct DocJson {
-    pub doc: Doc,
     pub json: bytes::Bytes,
     pub version: u64,
+    parsed: Option<Doc>,
 }
 
 impl DocJson {
     pub fn new(doc: Doc) -> DocJson {
         // Serialising a JSON value cannot fail.
         let json = serde_json::to_vec(&*doc).unwrap_or_default();
-        DocJson::with_text(doc, json)
+        DocJson {
+            version: version_of(&doc),
+            json: json.into(),
+            parsed: Some(doc),
+        }
     }
 
-    /// With `json`, the text `doc` was parsed from or serialised to.
-    pub fn with_text(doc: Doc, json: impl Into<bytes::Bytes>) -> DocJson {
-        let version = version_of(&doc);
+    /// From the text alone (parsed if [`DocJson::doc`] is asked for).
+    pub fn text(json: impl Into<bytes::Bytes>, version: u64) -> DocJson {
         DocJson {
-            doc,
             json: json.into(),
             version,
+            parsed: None,
+        }
+    }
+
+    /// The document.
+    pub fn doc(&self) -> StoreResult<Doc> {
+        match &self.parsed {
+            Some(d) => Ok(d.clone()),
+            None => serde_json::from_slice(&self.json)
+                .map(Arc::new)
+                .map_err(|e| StoreError::Backend(format!("corrupt document: {e}"))),
         }
     }
 }

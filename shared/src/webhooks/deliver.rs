@@ -540,7 +540,7 @@ pub async fn make(
     let private = store.get(tenant_key, SECRETS_KIND, endpoint_id).await?;
     let secrets = private.as_deref().map(active_secrets).unwrap_or_default();
     let body = event.json.clone();
-    let event = event.doc;
+    let event = event.doc()?;
     // The attempt's `createdAt` is the instant in its id (when it began).
     let (delivery_id, started_ms) = crate::ids::new_id_at("del");
     let event_type = event["type"].as_str().unwrap_or_default().to_string();

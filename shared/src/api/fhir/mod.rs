@@ -648,7 +648,7 @@ pub async fn search(app: &App, ctx: &Ctx<'_>, t: &FhirType, req: &Request) -> Ap
             _ => e,
         })?;
     let total = (s.page.is_none() && next.is_none()).then_some(page.data.len());
-    let resources = page.data.iter().map(|d| map_doc(t, d)).collect();
+    let resources = page.docs().iter().map(|d| map_doc(t, d)).collect();
     Ok(bundle(&base_url(req), t, &s, resources, total, next))
 }
 
