@@ -275,14 +275,19 @@ impl<T: Document> Index<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A small deterministic generator (xorshift).
-    struct Rng(u64);
+    /// A small deterministic generator (xorshift), for this crate's tests.
+    pub(crate) struct Rng(u64);
     impl Rng {
-        fn next(&mut self, n: u64) -> u64 {
+        pub(crate) fn seeded(seed: u64) -> Rng {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        }
+
+        /// 0..n (n > 0).
+        pub(crate) fn next(&mut self, n: u64) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
@@ -323,7 +328,7 @@ mod tests {
         .collect()
     }
 
-    fn cells(idx: &Index<Arc<Value>>, path: &[String]) -> Option<Vec<Option<Value>>> {
+    fn cells<T: Document>(idx: &Index<T>, path: &[String]) -> Option<Vec<Option<Value>>> {
         let col = idx.column(path)?;
         Some(
             (0..idx.docs.len())
@@ -345,22 +350,12 @@ mod tests {
         let p = |s: &str| s.split('.').map(String::from).collect::<Vec<_>>();
         let field = |path: &str, op| Filter::Field { path: p(path), op };
         for seed in 1..30u64 {
-            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = Rng::seeded(seed);
             let parsed: Vec<Arc<Value>> = (0..80).map(|i| doc(&mut rng, i)).collect();
             let packed: Vec<Packed> = parsed.iter().map(|d| Packed::new(d)).collect();
             let (a, b) = (Index::new(parsed.clone()), Index::new(packed));
             for path in paths() {
-                assert_eq!(cells(&a, &path), {
-                    let col = b.column(&path);
-                    col.map(|col| {
-                        (0..b.docs.len())
-                            .map(|r| match col.cells[r] {
-                                Cell::Missing => Some(json!("<missing>")),
-                                _ => col.value(r).or(Some(Value::Null)),
-                            })
-                            .collect()
-                    })
-                });
+                assert_eq!(cells(&a, &path), cells(&b, &path));
             }
             let filters = [
                 Filter::all(),
@@ -418,7 +413,7 @@ mod tests {
     #[test]
     fn applied_changes_equal_a_fresh_build() {
         for seed in 1..40u64 {
-            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = Rng::seeded(seed);
             let mut truth: std::collections::BTreeMap<u64, Arc<Value>> = Default::default();
             for id in 0..50 {
                 if rng.next(3) > 0 {

@@ -32,6 +32,9 @@ pub trait View<'a>: Copy + 'a {
     /// The value, parsed (for the rare comparisons of arrays and objects,
     /// and for cursor positions).
     fn to_value(self) -> Value;
+    /// A non-negative integer's value (`None` for a float, as
+    /// `Value::as_u64`).
+    fn as_u64(self) -> Option<u64>;
 
     fn as_str(self) -> Option<&'a str> {
         match self.scalar() {
@@ -82,6 +85,10 @@ impl<'a> View<'a> for &'a Value {
     fn to_value(self) -> Value {
         self.clone()
     }
+
+    fn as_u64(self) -> Option<u64> {
+        Value::as_u64(self)
+    }
 }
 
 /// A stored document the list engine reads: its root value as a view.
@@ -93,13 +100,6 @@ pub trait Document {
 }
 
 impl Document for Arc<Value> {
-    type Root<'a> = &'a Value;
-    fn root(&self) -> &Value {
-        self
-    }
-}
-
-impl Document for Value {
     type Root<'a> = &'a Value;
     fn root(&self) -> &Value {
         self

@@ -10,8 +10,7 @@
 use super::*;
 use crate::query::eval;
 use crate::query::index::{Change, Index};
-use crate::query::view::View;
-use crate::store::packed::{Node, Packed, ParsedCache};
+use crate::store::packed::{Packed, ParsedCache};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -933,10 +932,7 @@ impl Store for EmbeddedStore {
 
     async fn get_json(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<DocJson>> {
         let found = self.read(|m| m.coll(tenant, kind).and_then(|c| c.docs.get(id)).cloned())?;
-        Ok(found.map(|p| {
-            let version = p.node().get("version").and_then(Node::as_u64).unwrap_or(1);
-            DocJson::text(p.to_json(), version)
-        }))
+        Ok(found.map(|p| DocJson::text(p.to_json(), version_in(p.node()))))
     }
 
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {

@@ -213,24 +213,9 @@ impl Item {
     }
 }
 
-impl From<Doc> for Item {
-    fn from(d: Doc) -> Item {
-        Item::Parsed(d)
-    }
-}
-
 impl fmt::Debug for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.doc())
-    }
-}
-
-impl serde::Serialize for Item {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Item::Parsed(d) => d.serialize(s),
-            Item::Packed(p) => p.node().serialize(s),
-        }
     }
 }
 
@@ -294,7 +279,14 @@ impl DocJson {
 
 /// A stored object's version (its `ETag`); 1 before it had one.
 pub fn version_of(doc: &Value) -> u64 {
-    doc.get("version").and_then(Value::as_u64).unwrap_or(1)
+    version_in(doc)
+}
+
+/// [`version_of`] for any view of a document (a packed one too).
+pub fn version_in<'a>(doc: impl crate::query::view::View<'a>) -> u64 {
+    doc.get("version")
+        .and_then(crate::query::view::View::as_u64)
+        .unwrap_or(1)
 }
 
 #[async_trait]

@@ -540,10 +540,18 @@ pub async fn make(
     let private = store.get(tenant_key, SECRETS_KIND, endpoint_id).await?;
     let secrets = private.as_deref().map(active_secrets).unwrap_or_default();
     let body = event.json.clone();
-    let event = event.doc()?;
+    // Only the type is read from the event: the rest of its text is skipped,
+    // not parsed.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        event_type: String,
+    }
+    let event_type = serde_json::from_slice::<Head>(&body)
+        .map(|h| h.event_type)
+        .unwrap_or_default();
     // The attempt's `createdAt` is the instant in its id (when it began).
     let (delivery_id, started_ms) = crate::ids::new_id_at("del");
-    let event_type = event["type"].as_str().unwrap_or_default().to_string();
     let timestamp = crate::time::now_ms() / 1000;
     let (hub_sig, std_sig) = sign(&secrets, event_id, timestamp, &body);
     let mut headers: Vec<(String, String)> = Vec::new();
