@@ -698,3 +698,332 @@ async fn a_closed_shard_is_read_to_its_end_and_marked_done() {
         assert_eq!(counts.get(ev), Some(&1), "{ev}: {counts:?}");
     }
 }
+
+/// The DynamoDB operations a client made, by name, in order.
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Calls {
+    /// The operations since the last take, counted by name.
+    fn take(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for op in std::mem::take(&mut *self.0.lock().unwrap()) {
+            *counts.entry(op).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    /// Each request sent, by its operation (DynamoDB's `X-Amz-Target`).
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("?");
+        let op = target.rsplit('.').next().unwrap_or(target).to_string();
+        self.0.lock().unwrap().push(op);
+        Ok(())
+    }
+}
+
+/// The Lambda event of a queue batch of these messages (each received for
+/// the `count`th time).
+fn queue_batch(messages: &[Value], count: u32) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            json!({"messageId": format!("m{count}-{i}"), "receiptHandle": format!("h{count}-{i}"), "body": m.to_string(),
+                   "attributes": {"ApproximateReceiveCount": count.to_string()}})
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+/// A queue batch costs the delivery function one `BatchGetItem` (every
+/// event, and every endpoint's object, secrets and state) and one
+/// `TransactWriteItems` (the attempts at endpoints with no run of failures);
+/// an endpoint with failures to reset, or a failed attempt, is recorded on
+/// its own, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_batch_is_read_once_and_recorded_once() {
+    let rx = Receiver::start();
+    let calls = Calls::default();
+    let plain =
+        hub::store::dynamodb::local_client(&env("HUB_TEST_DYNAMODB_ENDPOINT"), "us-east-1").await;
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        plain
+            .config()
+            .to_builder()
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let table = format!("hub-batch-{}", hub::ids::ulid().to_lowercase());
+    DynamoStore::create_table(&ddb, &table).await.unwrap();
+    let store: hub::store::DynStore =
+        Arc::new(DynamoStore::new(ddb, table, hub::resources::kinds()));
+    let sqs = hub::queue::sqs::local_client(&env("HUB_TEST_SQS_ENDPOINT"), "us-east-1").await;
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("batch-{}", hub::ids::ulid().to_lowercase()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue = Arc::new(SqsQueue::new(sqs, url));
+    let config = hub::api::Config {
+        rate_limits: hub::auth::ratelimit::Limits::OFF,
+        ..Default::default()
+    };
+    let app = hub::api::App::with_queue(store.clone(), Some(queue.clone()), config);
+    let org = hub::org::create(store.as_ref(), "Batch", true)
+        .await
+        .unwrap();
+    let tenant = format!("{}#test", org.organization_id);
+    let key = org.test.secret.clone();
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        let (app, ev) = (app.clone(), api_event(method, path, &key, body));
+        async move {
+            let out = lambda::invoke_http(&app, ev, "batch").await.unwrap();
+            let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+            (out["statusCode"].as_u64().unwrap(), body)
+        }
+    };
+    // Endpoint `ok` always takes a delivery; `flaky` fails each event's first.
+    let mut endpoints = Vec::new();
+    for path in ["/ok", "/flaky?n=1"] {
+        let (st, ep) = call(
+            "POST",
+            "/v1/webhook-endpoints",
+            Some(json!({"url": format!("{}{path}", rx.base), "enabledEvents": ["clinic.created"]})),
+        )
+        .await;
+        assert_eq!(st, 201, "{ep}");
+        rx.secrets(
+            path.split('?').next().unwrap(),
+            &[ep["secret"].as_str().unwrap()],
+        )
+        .await;
+        endpoints.push(ep["id"].as_str().unwrap().to_string());
+    }
+    let clinics = |names: &'static [&'static str]| {
+        let call = &call;
+        async move {
+            for name in names {
+                assert_eq!(
+                    call("POST", "/v1/clinics", Some(json!({"name": name})))
+                        .await
+                        .0,
+                    201
+                );
+            }
+        }
+    };
+    let events_now = || async {
+        let mut ids: Vec<String> = store
+            .all(&tenant, hub::webhooks::EVENTS_KIND)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "clinic.created")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let tenant_ref = &tenant;
+    let messages = |events: &[String], to: &[String]| -> Vec<Value> {
+        events
+            .iter()
+            .flat_map(|e| {
+                to.iter()
+                    .map(move |ep| hub::webhooks::deliver::message(tenant_ref, e, ep))
+            })
+            .collect()
+    };
+    let state = |id: String| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .get(&tenant, hub::webhooks::STATE_KIND, &id)
+                .await
+                .unwrap()
+                .map(|s| s["consecutiveFailures"].clone())
+        }
+    };
+    let cfg = DeliveryConfig {
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let counts = |pairs: &[(&str, usize)]| -> std::collections::BTreeMap<String, usize> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+
+    // Four events to both endpoints: the four at `ok` are recorded in one
+    // write; the four failures at `flaky` one at a time (each reads the
+    // endpoint's state and writes it with its attempt).
+    clinics(&["A", "B", "C", "D"]).await;
+    let first = events_now().await;
+    assert_eq!(first.len(), 4);
+    calls.take();
+    let result = lambda::handle_sqs_json(
+        store.as_ref(),
+        queue.as_ref(),
+        &cfg,
+        &queue_batch(&messages(&first, &endpoints), 1),
+    )
+    .await;
+    let failed: Vec<&str> = result["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        ["m1-1", "m1-3", "m1-5", "m1-7"],
+        "the flaky endpoint's first attempts fail: {result}"
+    );
+    assert_eq!(
+        calls.take(),
+        counts(&[
+            ("BatchGetItem", 1),
+            ("GetItem", 4),
+            ("TransactWriteItems", 5)
+        ])
+    );
+    assert_eq!(
+        state(endpoints[0].clone()).await,
+        None,
+        "no run of failures at ok"
+    );
+    assert_eq!(state(endpoints[1].clone()).await, Some(json!(4)));
+
+    // Their second attempts: `flaky` takes them now, and its run of
+    // failures is reset (each on its own, as the state changes).
+    calls.take();
+    let result = lambda::handle_sqs_json(
+        store.as_ref(),
+        queue.as_ref(),
+        &cfg,
+        &queue_batch(&messages(&first, &endpoints[1..]), 2),
+    )
+    .await;
+    assert_eq!(result, json!({"batchItemFailures": []}));
+    assert_eq!(
+        calls.take(),
+        counts(&[
+            ("BatchGetItem", 1),
+            ("GetItem", 4),
+            ("TransactWriteItems", 4)
+        ])
+    );
+    assert_eq!(state(endpoints[1].clone()).await, Some(json!(0)));
+
+    // Two new events to both, all taken: one read, one write.
+    clinics(&["E", "F"]).await;
+    let second: Vec<String> = events_now()
+        .await
+        .into_iter()
+        .filter(|e| !first.contains(e))
+        .collect();
+    assert_eq!(second.len(), 2);
+    let batch = messages(&second, &endpoints);
+    calls.take();
+    let result = lambda::handle_sqs_json(
+        store.as_ref(),
+        queue.as_ref(),
+        &cfg,
+        &queue_batch(&batch, 1),
+    )
+    .await;
+    let failed = result["batchItemFailures"].as_array().unwrap().len();
+    assert_eq!(
+        failed, 2,
+        "flaky fails each new event's first attempt: {result}"
+    );
+    calls.take();
+    let result = lambda::handle_sqs_json(
+        store.as_ref(),
+        queue.as_ref(),
+        &cfg,
+        &queue_batch(&messages(&second, &endpoints[..1]), 2),
+    )
+    .await;
+    assert_eq!(result, json!({"batchItemFailures": []}));
+    assert_eq!(
+        calls.take(),
+        counts(&[("BatchGetItem", 1), ("TransactWriteItems", 1)])
+    );
+
+    // Every attempt is in its endpoint's log, and the receiver verified
+    // every signature at `ok` (twice each for the last two events).
+    let (_, rows) = call(
+        "GET",
+        &format!(
+            "/v1/webhook-endpoints/{}/deliveries?$limit=100",
+            endpoints[0]
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(rows["data"].as_array().unwrap().len(), 8, "{rows}");
+    assert!(rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "succeeded"));
+    let (_, rows) = call(
+        "GET",
+        &format!(
+            "/v1/webhook-endpoints/{}/deliveries?$limit=100",
+            endpoints[1]
+        ),
+        None,
+    )
+    .await;
+    let mut statuses: Vec<String> = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            "failed",
+            "failed",
+            "failed",
+            "failed",
+            "failed",
+            "failed",
+            "succeeded",
+            "succeeded",
+            "succeeded",
+            "succeeded"
+        ]
+    );
+    let log = rx.log().await;
+    let at_ok: Vec<&Value> = log.iter().filter(|e| e["path"] == "/ok").collect();
+    assert_eq!(at_ok.len(), 8);
+    assert!(
+        at_ok
+            .iter()
+            .all(|e| e["stripe"] == json!([true]) && e["standard"] == json!([true])),
+        "{at_ok:?}"
+    );
+}

@@ -216,28 +216,13 @@ pub async fn handle_stream(
     response
 }
 
-/// What one queue message came to: whether it failed (stays queued).
-async fn handle_message(
-    store: &dyn Store,
+/// What one message's attempt came to: whether it failed (stays queued).
+async fn settle_message(
     queue: &dyn Queue,
-    cfg: &DeliveryConfig,
-    record: &aws_lambda_events::event::sqs::SqsMessage,
+    handle: &str,
+    outcome: Result<Outcome, crate::store::StoreError>,
 ) -> bool {
-    let handle = record.receipt_handle.as_deref().unwrap_or_default();
-    let count: u32 = record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
-    let Some(body) = record
-        .body
-        .as_deref()
-        .and_then(|b| serde_json::from_str::<Value>(b).ok())
-    else {
-        crate::log::error("delivery", "unreadable queue message dropped");
-        return false;
-    };
-    match deliver::attempt(store, cfg, &body, count).await {
+    match outcome {
         Ok(Outcome::Delivered) | Ok(Outcome::Dropped) => false,
         Ok(Outcome::Retry(d)) => {
             if let Err(e) = queue.change_visibility(handle, d).await {
@@ -257,11 +242,15 @@ async fn handle_message(
 }
 
 /// An SQS batch → one attempt per message, up to [`DELIVERY_CONCURRENCY`]
-/// at once. A retry sets the message's visibility to the back-off delay and
-/// reports it failed (it stays queued); the last failed attempt reports it
-/// failed with no delay, so the redrive policy (maxReceiveCount = attempts)
-/// moves it to the dead-letter queue. Each failed message is reported; the
-/// others are deleted by the mapping.
+/// at once. What the attempts read (each event, and each endpoint's object,
+/// secrets and state) is read first in one batch read, and the successes
+/// are recorded together in one write ([`deliver::record_all`]): a batch of
+/// ten costs two DynamoDB calls, not fifty. A retry sets the message's
+/// visibility to the back-off delay and reports it failed (it stays
+/// queued); the last failed attempt reports it failed with no delay, so
+/// the redrive policy (maxReceiveCount = attempts) moves it to the
+/// dead-letter queue. Each failed message is reported; the others are
+/// deleted by the mapping.
 pub async fn handle_sqs(
     store: &dyn Store,
     queue: &dyn Queue,
@@ -269,21 +258,75 @@ pub async fn handle_sqs(
     event: &SqsEvent,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    let permits = tokio::sync::Semaphore::new(DELIVERY_CONCURRENCY);
-    let permits = &permits;
-    let attempts: Vec<_> = event
+    let bodies: Vec<Option<Value>> = event
         .records
         .iter()
-        .map(|record| async move {
-            let _permit = permits.acquire().await;
-            handle_message(store, queue, cfg, record).await
+        .map(|r| {
+            let body = r.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+            if body.is_none() {
+                crate::log::error("delivery", "unreadable queue message dropped");
+            }
+            body
         })
         .collect();
-    let failed = futures::future::join_all(attempts).await;
-    for (i, _) in failed.iter().enumerate().filter(|(_, f)| **f) {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = event.records[i].message_id.clone().unwrap_or_default();
-        response.batch_item_failures.push(failure);
+    let msgs: Vec<&Value> = bodies.iter().flatten().collect();
+    // A failed read fails every readable message: they come back.
+    let reads = match store.refresh().await {
+        Ok(()) => deliver::Reads::batch(store, &msgs).await,
+        Err(e) => Err(e),
+    };
+    let reads = match reads {
+        Ok(r) => r,
+        Err(e) => {
+            crate::log::error("delivery", &e.to_string());
+            for (record, body) in event.records.iter().zip(&bodies) {
+                if body.is_some() {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = record.message_id.clone().unwrap_or_default();
+                    response.batch_item_failures.push(failure);
+                }
+            }
+            return response;
+        }
+    };
+    let permits = tokio::sync::Semaphore::new(DELIVERY_CONCURRENCY);
+    let (permits, reads) = (&permits, &reads);
+    let made = futures::future::join_all(event.records.iter().zip(&bodies).map(
+        |(record, body)| async move {
+            let Some(body) = body else {
+                return Ok(None);
+            };
+            let count: u32 = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            let _permit = permits.acquire().await;
+            deliver::make_from(store, cfg, reads, body, count).await
+        },
+    ))
+    .await;
+    let attempted: Vec<&deliver::Attempted> = made
+        .iter()
+        .filter_map(|m| m.as_ref().ok()?.as_ref())
+        .collect();
+    let mut recorded = deliver::record_all(store, &attempted).await.into_iter();
+    for (record, made) in event.records.iter().zip(made) {
+        let outcome = match made {
+            Ok(None) => Ok(Outcome::Dropped),
+            Ok(Some(a)) => match recorded.next() {
+                Some(Ok(())) => Ok(a.outcome),
+                Some(Err(e)) => Err(e),
+                None => Err(crate::store::StoreError::Busy),
+            },
+            Err(e) => Err(e),
+        };
+        let handle = record.receipt_handle.as_deref().unwrap_or_default();
+        if settle_message(queue, handle, outcome).await {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = record.message_id.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
     }
     response
 }

@@ -17,7 +17,8 @@ at the rates given injects what DynamoDB Local never does:
                    --stale-age seconds old (default 1.0): an index not caught up
 
 Prints "PID PORT" once listening on 127.0.0.1 (a free port unless --port).
-GET /__stats answers the counts injected so far as JSON; POST /__rates with
+GET /__stats answers the counts injected so far as JSON, and under "ops"
+each operation's calls forwarded and their total upstream milliseconds; POST /__rates with
 {"throttle": 1.0, ...} changes rates from then on. Python's standard library
 only.
 """
@@ -35,7 +36,7 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
 args = None
-stats = {"calls": 0, "throttle": 0, "conflict": 0, "error": 0, "error_after": 0, "stale": 0}
+stats = {"calls": 0, "throttle": 0, "conflict": 0, "error": 0, "error_after": 0, "stale": 0, "ops": {}}
 lock = threading.Lock()
 # Query body (bytes) -> list of (time, status, headers, body) answers.
 answers = {}
@@ -148,7 +149,13 @@ class Handler(BaseHTTPRequestHandler):
                 count("stale")
                 _, status, headers, data = earlier[0]
                 return self.reply(status, headers, data)
+        began = time.monotonic()
         status, headers, data = self.forward(body)
+        took = (time.monotonic() - began) * 1000.0
+        with lock:
+            op = stats["ops"].setdefault(target, {"calls": 0, "ms": 0.0})
+            op["calls"] += 1
+            op["ms"] = round(op["ms"] + took, 1)
         if index_query and status == 200:
             now = time.monotonic()
             with lock:

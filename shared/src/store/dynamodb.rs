@@ -1350,18 +1350,39 @@ impl DynamoStore {
     /// The objects with these ids in partition `objects`, in this order (those
     /// gone or expired left out); strongly consistent `BatchGetItem`s.
     async fn fetch_docs(&self, objects: &str, ids: &[String]) -> StoreResult<Vec<Doc>> {
-        let mut found: HashMap<String, Doc> = HashMap::with_capacity(ids.len());
+        let keys: Vec<(String, String)> = ids
+            .iter()
+            .map(|id| (objects.to_string(), id.clone()))
+            .collect();
+        let mut found = self.batch_get(&keys).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for key in &keys {
+            if let Some(item) = found.remove(key) {
+                out.push(doc_of(&item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live items at these keys (`PK`, `SK`), by key (those absent or
+    /// expired left out): strongly consistent `BatchGetItem`s of up to 100
+    /// keys, unprocessed keys asked again with a back-off.
+    async fn batch_get(
+        &self,
+        keys: &[(String, String)],
+    ) -> StoreResult<HashMap<(String, String), Item>> {
+        let mut found = HashMap::with_capacity(keys.len());
         let now_secs = crate::time::now_ms() / 1000;
-        let mut unique: Vec<&String> = ids.iter().collect();
+        let mut unique: Vec<&(String, String)> = keys.iter().collect();
         unique.sort();
         unique.dedup();
         for chunk in unique.chunks(100) {
             let mut keys: Vec<Item> = chunk
                 .iter()
-                .map(|id| {
+                .map(|(pk, sk)| {
                     HashMap::from([
-                        ("PK".to_string(), s(objects)),
-                        ("SK".to_string(), s(id.as_str())),
+                        ("PK".to_string(), s(pk.as_str())),
+                        ("SK".to_string(), s(sk.as_str())),
                     ])
                 })
                 .collect();
@@ -1390,8 +1411,9 @@ impl DynamoStore {
                         if expired(item, now_secs) {
                             continue;
                         }
-                        let doc = doc_of(item)?;
-                        found.insert(id_of(&doc).to_string(), doc);
+                        if let (Some(pk), Some(sk)) = (str_attr(item, "PK"), str_attr(item, "SK")) {
+                            found.insert((pk, sk), item.clone());
+                        }
                     }
                 }
                 if let Some(rest) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
@@ -1409,7 +1431,7 @@ impl DynamoStore {
                 }
             }
         }
-        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+        Ok(found)
     }
 
     /// The ids in a postings partition, in id order, each counted against
@@ -1893,6 +1915,25 @@ impl Store for DynamoStore {
             }
             None => Ok(None),
         }
+    }
+
+    async fn get_many(&self, keys: &[DocKey]) -> StoreResult<Vec<Option<DocJson>>> {
+        let wanted: Vec<Option<(String, String)>> = keys
+            .iter()
+            .map(|k| {
+                (!k.id.is_empty() && k.id.len() <= MAX_KEY_BYTES)
+                    .then(|| (obj_pk(&k.tenant, k.kind), k.id.clone()))
+            })
+            .collect();
+        let asked: Vec<(String, String)> = wanted.iter().flatten().cloned().collect();
+        let found = self.batch_get(&asked).await?;
+        wanted
+            .iter()
+            .map(|k| match k.as_ref().and_then(|k| found.get(k)) {
+                Some(item) => doc_of(item).map(|d| Some(DocJson::new(d))),
+                None => Ok(None),
+            })
+            .collect()
     }
 
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {

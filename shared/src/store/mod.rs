@@ -237,6 +237,24 @@ impl ListPage {
     }
 }
 
+/// Where an object is: its tenant, kind and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DocKey {
+    pub tenant: String,
+    pub kind: &'static str,
+    pub id: String,
+}
+
+impl DocKey {
+    pub fn new(tenant: &str, kind: &'static str, id: &str) -> DocKey {
+        DocKey {
+            tenant: tenant.to_string(),
+            kind,
+            id: id.to_string(),
+        }
+    }
+}
+
 /// A document's JSON text and version (`ETag`), as a read by id answers
 /// it, and the document when the store had it parsed.
 #[derive(Clone)]
@@ -318,6 +336,16 @@ pub trait Store: Send + Sync {
     /// them answers a read by id without serialising).
     async fn get_json(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<DocJson>> {
         Ok(self.get(tenant, kind, id).await?.map(DocJson::new))
+    }
+
+    /// Several documents, each as `get_json` answers it, in the keys' order:
+    /// one strongly consistent batch read (or a few) where the store has one.
+    async fn get_many(&self, keys: &[DocKey]) -> StoreResult<Vec<Option<DocJson>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get_json(&k.tenant, k.kind, &k.id).await?);
+        }
+        Ok(out)
     }
 
     /// Evaluate a list query (filter, sort, skip, limit) over one collection.
@@ -405,6 +433,9 @@ impl<S: Store> Store for Recorder<S> {
     }
     async fn get_json(&self, tenant: &str, kind: &str, id: &str) -> StoreResult<Option<DocJson>> {
         self.inner.get_json(tenant, kind, id).await
+    }
+    async fn get_many(&self, keys: &[DocKey]) -> StoreResult<Vec<Option<DocJson>>> {
+        self.inner.get_many(keys).await
     }
     async fn list(&self, tenant: &str, kind: &str, query: &ListQuery) -> StoreResult<ListPage> {
         self.inner.list(tenant, kind, query).await

@@ -7,7 +7,7 @@
 use super::*;
 use crate::auth::{Mode, Tenant};
 use crate::domain::{parse_url, Url};
-use crate::store::{Conflict, Expect, Store, StoreError, WriteOp, WriteTx};
+use crate::store::{Conflict, Doc, DocJson, DocKey, Expect, Store, StoreError, WriteOp, WriteTx};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -392,19 +392,6 @@ pub fn active_secrets(doc: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Make one attempt and record it; `attempt` is 1 for the first.
-pub async fn attempt(
-    store: &dyn Store,
-    cfg: &DeliveryConfig,
-    msg: &Value,
-    attempt: u32,
-) -> Result<Outcome, StoreError> {
-    // The event may have been committed a moment ago, by another process or
-    // thread: a stale view would drop a delivery that is due.
-    store.refresh().await?;
-    settle(store, make(store, cfg, msg, attempt).await?).await
-}
-
 /// Record an attempt made (none: the delivery was dropped) and say what to
 /// do with its message.
 pub async fn settle(store: &dyn Store, made: Option<Attempted>) -> Result<Outcome, StoreError> {
@@ -423,6 +410,9 @@ pub struct Attempted {
     tenant: Tenant,
     endpoint_id: String,
     record: Value,
+    /// The endpoint's state (its run of failures) as read before the
+    /// attempt; `None`: it had none.
+    state: Option<Doc>,
 }
 
 impl Attempted {
@@ -446,26 +436,21 @@ impl Attempted {
 
 /// Record several attempts, each result in their order. Successes at
 /// endpoints with no run of failures to reset (nearly all) are stored
-/// together in one write — each alone touches nothing but its own new
-/// delivery item — and the others one at a time as [`Attempted::record`]
-/// does.
+/// together in one write — each touches nothing but its own new delivery
+/// item, on condition that its endpoint's state is still the one read
+/// before the attempt — and the others (or all, if that write fails) one
+/// at a time as [`Attempted::record`] does.
 pub async fn record_all(store: &dyn Store, made: &[&Attempted]) -> Vec<Result<(), StoreError>> {
     let mut results: Vec<Option<Result<(), StoreError>>> = vec![None; made.len()];
-    let mut plain = Vec::new();
-    for (i, a) in made.iter().enumerate() {
-        let clean = a.delivered()
-            && match store.get(&a.tenant.key(), STATE_KIND, &a.endpoint_id).await {
-                Ok(state) => {
-                    state.is_none_or(|s| s["consecutiveFailures"].as_u64().unwrap_or(0) == 0)
-                }
-                Err(_) => false,
-            };
-        if clean {
-            plain.push(i);
-        }
-    }
-    if plain.len() > 1 {
-        let ops = plain
+    let clean = |a: &Attempted| {
+        a.delivered()
+            && a.state
+                .as_ref()
+                .is_none_or(|s| s["consecutiveFailures"].as_u64().unwrap_or(0) == 0)
+    };
+    let plain: Vec<usize> = (0..made.len()).filter(|&i| clean(made[i])).collect();
+    if !plain.is_empty() {
+        let mut ops: Vec<WriteOp> = plain
             .iter()
             .map(|&i| WriteOp::Put {
                 tenant: made[i].tenant.key(),
@@ -478,6 +463,21 @@ pub async fn record_all(store: &dyn Store, made: &[&Attempted]) -> Vec<Result<()
                 expect: Expect::Absent,
             })
             .collect();
+        let mut checked = std::collections::HashSet::new();
+        for &i in &plain {
+            let a = made[i];
+            if checked.insert((a.tenant.key(), a.endpoint_id.as_str())) {
+                ops.push(WriteOp::Check {
+                    tenant: a.tenant.key(),
+                    kind: STATE_KIND,
+                    id: a.endpoint_id.clone(),
+                    expect: match &a.state {
+                        Some(s) => Expect::Version(crate::store::version_of(s)),
+                        None => Expect::Absent,
+                    },
+                });
+            }
+        }
         if store.commit(WriteTx::of(ops)).await.is_ok() {
             for &i in &plain {
                 results[i] = Some(Ok(()));
@@ -494,6 +494,91 @@ pub async fn record_all(store: &dyn Store, made: &[&Attempted]) -> Vec<Result<()
     out
 }
 
+/// A queue message's tenant, event id and endpoint id.
+fn parts(msg: &Value) -> Option<(&str, &str, &str)> {
+    Some((
+        msg["tenant"].as_str()?,
+        msg["eventId"].as_str()?,
+        msg["endpointId"].as_str()?,
+    ))
+}
+
+/// What an attempt reads before it is made: the message's event (its
+/// stored text) and its endpoint's object, secrets and state.
+pub struct Reads(HashMap<DocKey, Read>);
+
+enum Read {
+    Json(DocJson),
+    Doc(Doc),
+}
+
+/// The keys an attempt at `msg` reads.
+fn keys_of(msg: &Value) -> Option<[DocKey; 4]> {
+    let (tenant, event_id, endpoint_id) = parts(msg)?;
+    Some([
+        DocKey::new(tenant, EVENTS_KIND, event_id),
+        DocKey::new(tenant, ENDPOINTS_KIND, endpoint_id),
+        DocKey::new(tenant, SECRETS_KIND, endpoint_id),
+        DocKey::new(tenant, STATE_KIND, endpoint_id),
+    ])
+}
+
+impl Reads {
+    /// For a batch of messages at once: one strongly consistent read
+    /// (`BatchGetItem` on DynamoDB) of every event and every endpoint's
+    /// object, secrets and state.
+    pub async fn batch(store: &dyn Store, msgs: &[&Value]) -> Result<Reads, StoreError> {
+        let mut keys: Vec<DocKey> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for key in msgs.iter().filter_map(|m| keys_of(m)).flatten() {
+            if seen.insert(key.clone()) {
+                keys.push(key);
+            }
+        }
+        let found = store.get_many(&keys).await?;
+        Ok(Reads(
+            keys.into_iter()
+                .zip(found)
+                .filter_map(|(k, d)| Some((k, Read::Json(d?))))
+                .collect(),
+        ))
+    }
+
+    /// For one message: its event's text and the endpoint's documents as
+    /// the store keeps them parsed.
+    pub async fn one(store: &dyn Store, msg: &Value) -> Result<Reads, StoreError> {
+        let mut found = HashMap::new();
+        if let Some([event, rest @ ..]) = keys_of(msg) {
+            if let Some(e) = store.get_json(&event.tenant, event.kind, &event.id).await? {
+                found.insert(event, Read::Json(e));
+            }
+            for key in rest {
+                if let Some(d) = store.get(&key.tenant, key.kind, &key.id).await? {
+                    found.insert(key, Read::Doc(d));
+                }
+            }
+        }
+        Ok(Reads(found))
+    }
+
+    /// The text read at this key (`None`: absent, or not read).
+    fn json(&self, tenant: &str, kind: &'static str, id: &str) -> Option<DocJson> {
+        match self.0.get(&DocKey::new(tenant, kind, id))? {
+            Read::Json(j) => Some(j.clone()),
+            Read::Doc(d) => Some(DocJson::new(d.clone())),
+        }
+    }
+
+    /// The document read at this key (`None`: absent, or not read).
+    fn doc(&self, tenant: &str, kind: &'static str, id: &str) -> Result<Option<Doc>, StoreError> {
+        match self.0.get(&DocKey::new(tenant, kind, id)) {
+            None => Ok(None),
+            Some(Read::Json(j)) => j.doc().map(Some),
+            Some(Read::Doc(d)) => Ok(Some(d.clone())),
+        }
+    }
+}
+
 /// Make one attempt without recording it: `None` when there is nothing to
 /// deliver (the event expired, the endpoint was deleted or disabled, or the
 /// message is malformed). The store should be fresh enough to hold the
@@ -505,11 +590,20 @@ pub async fn make(
     msg: &Value,
     attempt: u32,
 ) -> Result<Option<Attempted>, StoreError> {
-    let (Some(tenant_key), Some(event_id), Some(endpoint_id)) = (
-        msg["tenant"].as_str(),
-        msg["eventId"].as_str(),
-        msg["endpointId"].as_str(),
-    ) else {
+    let reads = Reads::one(store, msg).await?;
+    make_from(store, cfg, &reads, msg, attempt).await
+}
+
+/// [`make`] with what it reads already read ([`Reads::batch`], for a batch
+/// of messages at once).
+pub async fn make_from(
+    store: &dyn Store,
+    cfg: &DeliveryConfig,
+    reads: &Reads,
+    msg: &Value,
+    attempt: u32,
+) -> Result<Option<Attempted>, StoreError> {
+    let Some((tenant_key, event_id, endpoint_id)) = parts(msg) else {
         crate::log::error("delivery", "malformed queue message dropped");
         return Ok(None);
     };
@@ -517,7 +611,7 @@ pub async fn make(
         return Ok(None);
     };
     // With its stored text: the body is not serialised again.
-    let event = match store.get_json(tenant_key, EVENTS_KIND, event_id).await? {
+    let event = match reads.json(tenant_key, EVENTS_KIND, event_id) {
         Some(e) => e,
         None => {
             // Not in this process's view yet: the message was sent after
@@ -530,14 +624,15 @@ pub async fn make(
             e
         }
     };
-    let Some(endpoint) = store.get(tenant_key, ENDPOINTS_KIND, endpoint_id).await? else {
+    let Some(endpoint) = reads.doc(tenant_key, ENDPOINTS_KIND, endpoint_id)? else {
         return Ok(None);
     };
     if endpoint["status"] != "enabled" {
         return Ok(None);
     }
     // Signing secrets and custom header values live apart from the endpoint.
-    let private = store.get(tenant_key, SECRETS_KIND, endpoint_id).await?;
+    let private = reads.doc(tenant_key, SECRETS_KIND, endpoint_id)?;
+    let state = reads.doc(tenant_key, STATE_KIND, endpoint_id)?;
     let secrets = private.as_deref().map(active_secrets).unwrap_or_default();
     let body = event.json.clone();
     // Only the type is read from the event: the rest of its text is skipped,
@@ -637,6 +732,7 @@ pub async fn make(
         tenant,
         endpoint_id: endpoint_id.to_string(),
         record,
+        state,
     }))
 }
 
@@ -719,6 +815,14 @@ async fn record_attempt(
         let tx: WriteTx = with_events(ops, events);
         match store.commit(tx).await {
             Ok(()) => return Ok(()),
+            // Its own new id already there: this attempt was recorded
+            // already (a write applied whose answer was lost, or a batch
+            // write of it that failed after applying).
+            Err(StoreError::Conflict(Conflict::Exists { kind, id }))
+                if kind == DELIVERIES_KIND && id == delivery_id =>
+            {
+                return Ok(())
+            }
             Err(StoreError::Conflict(Conflict::Version { .. } | Conflict::Exists { .. })) => {
                 continue
             }

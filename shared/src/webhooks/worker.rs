@@ -1,6 +1,6 @@
 //! The in-process webhook runtime of `hub serve`: the fan-out loop over the
 //! store's outbox and the delivery loop over the embedded queue. The AWS
-//! deployment runs the same `fan_out` and `deliver::attempt` from Lambdas.
+//! deployment runs the same `fan_out` and `deliver::make_from` from Lambdas.
 
 use super::deliver::{self, DeliveryConfig, Outcome};
 use super::fanout;
