@@ -20,6 +20,12 @@
 //! `HUB_BENCH_CONCURRENCY` the writers (32), `HUB_BENCH_RATE` paces the
 //! writes (per second) so latency is measured below the pipeline's capacity,
 //! `HUB_BENCH_OUT` names the results file in bench/results/.
+//!
+//! `HUB_BENCH_BACKLOG=1` (AWS path): the pollers start only once every
+//! write is acknowledged, so the fan-out and delivery functions drain a
+//! backlog without competing with the writes for DynamoDB Local; reports
+//! that drain's deliveries/s (`drain_deliveries_per_sec`) from the pollers'
+//! start to the last delivery.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -148,7 +154,9 @@ fn main() {
             }
             _ => None,
         };
-        let (store, queue, _workers): (hub::store::DynStore, hub::queue::DynQueue, _) = match &aws {
+        let backlog = aws.is_some() && std::env::var("HUB_BENCH_BACKLOG").is_ok_and(|v| v == "1");
+        let (store, queue, mut _workers): (hub::store::DynStore, hub::queue::DynQueue, _) = match &aws {
+            Some(aws) if backlog => (aws.dyn_store(), aws.dyn_queue(), Vec::new()),
             Some(aws) => (aws.dyn_store(), aws.dyn_queue(), aws.spawn_pollers(Default::default(), Default::default())),
             None => {
                 let store: hub::store::DynStore = Arc::new(EmbeddedStore::open(&dir, hub::resources::kinds()).unwrap());
@@ -231,6 +239,10 @@ fn main() {
             t.await.unwrap();
         }
         let writes_done = started.elapsed();
+        let drain_started = Instant::now();
+        if let (true, Some(aws)) = (backlog, &aws) {
+            _workers = aws.spawn_pollers(Default::default(), Default::default());
+        }
         let expected = events * endpoints;
         let deadline = Instant::now() + Duration::from_secs(120);
         while seen.lock().unwrap().len() < expected && Instant::now() < deadline {
@@ -263,6 +275,7 @@ fn main() {
             "deliveries_expected": expected, "delivered_and_verified": seen.len(), "repeated_deliveries": counts.repeats, "bad_signatures": counts.bad_signatures,
             "writes_per_sec": events as f64 / writes_done.as_secs_f64(),
             "deliveries_per_sec": seen.len() as f64 / total,
+            "drain_deliveries_per_sec": backlog.then(|| seen.len() as f64 / last.saturating_duration_since(drain_started).as_secs_f64()),
             "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": lat.last().copied().unwrap_or(f64::NAN)},
         });
         println!("{out:#}");
