@@ -14,9 +14,15 @@ fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 dir=$(mktemp -d)
 log="$dir/log"
+# Its gateway also listens for TLS and makes itself a certificate with an
+# OpenSSL API that the pinned pyOpenSSL no longer has; given one (key and
+# certificate in one file, which it splits), it makes none.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$dir/server.key" -out "$dir/server.crt" 2>/dev/null
+cat "$dir/server.key" "$dir/server.crt" >"$dir/server.pem"
 env SERVICES=sqs EAGER_SERVICE_LOADING=1 GATEWAY_LISTEN="127.0.0.1:$port" LOCALSTACK_HOST="127.0.0.1:$port" \
   DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 PERSISTENCE=0 DEBUG=0 DNS_ADDRESS=0 \
-  LOCALSTACK_VOLUME_DIR="$dir/volume" FILESYSTEM_ROOT="$dir/root" \
+  CUSTOM_SSL_CERT_PATH="$dir/server.pem" LOCALSTACK_VOLUME_DIR="$dir/volume" FILESYSTEM_ROOT="$dir/root" \
   .venv-localstack/bin/python -m localstack.runtime.main >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do

@@ -2025,3 +2025,88 @@ async fn dynamodb_lists_at_scale() {
         std::fs::write(path, out).unwrap();
     }
 }
+
+/// A write of several objects moves each counter they share on one shard
+/// item, not one item per object (a batch of recorded deliveries would
+/// otherwise update up to eight); single deletes then move the counter on
+/// their own objects' shards, and every count stays the number of its
+/// objects: the audit finds none wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_many_objects_moves_each_counter_on_one_shard() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
+    let table = format!("hub-shards-{}", hub::ids::ulid().to_lowercase());
+    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
+        .await
+        .unwrap();
+    let store = hub::store::dynamodb::DynamoStore::new(
+        client.clone(),
+        table.clone(),
+        hub::resources::kinds(),
+    );
+    let t = format!("org_{}#test", hub::ids::ulid());
+    let ids: Vec<String> = (0..8).map(|_| hub::ids::new_id("cli")).collect();
+    let ops = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            put(
+                &t,
+                "clinics",
+                id,
+                doc(id, 1, json!({"name": format!("Clinic {i}")})),
+                Expect::Absent,
+            )
+        })
+        .collect();
+    store.commit(tx(ops)).await.unwrap();
+    let shards = || async {
+        let out = client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", A::S(format!("C#{t}#clinics")))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.items()
+            .iter()
+            .map(|i| match (i.get("SK"), i.get("n")) {
+                (Some(A::S(sk)), Some(A::N(n))) => (sk.clone(), n.parse::<i64>().unwrap()),
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let after_create = shards().await;
+    let everything: Vec<_> = after_create
+        .iter()
+        .filter(|(sk, _)| sk.starts_with("*\u{1}"))
+        .collect();
+    assert_eq!(everything.len(), 1, "{after_create:?}");
+    assert_eq!(everything[0].1, 8, "{after_create:?}");
+    for id in &ids[..3] {
+        store
+            .commit(tx(vec![WriteOp::Delete {
+                tenant: t.clone(),
+                kind: "clinics",
+                id: id.clone(),
+                expect: Expect::Version(1),
+            }]))
+            .await
+            .unwrap();
+    }
+    let total: i64 = shards()
+        .await
+        .iter()
+        .filter(|(sk, _)| sk.starts_with("*\u{1}"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(total, 5);
+    let audit = store.audit_derived().await.unwrap();
+    assert!(audit.counters > 0, "{audit:?}");
+    assert!(
+        audit.missing.is_empty() && audit.stray.is_empty() && audit.miscounted.is_empty(),
+        "{audit:?}"
+    );
+}

@@ -18,7 +18,10 @@ at the rates given injects what DynamoDB Local never does:
 
 Prints "PID PORT" once listening on 127.0.0.1 (a free port unless --port).
 GET /__stats answers the counts injected so far as JSON, and under "ops"
-each operation's calls forwarded and their total upstream milliseconds; POST /__rates with
+each operation's calls forwarded, their total upstream milliseconds and
+(for transactions and batches) the items they carried; with
+HUB_PROXY_DUMP=FILE about 1 % of those calls' bodies are appended to FILE,
+one JSON per line (to replay a write as the hub makes it); POST /__rates with
 {"throttle": 1.0, ...} changes rates from then on. Python's standard library
 only.
 """
@@ -152,10 +155,26 @@ class Handler(BaseHTTPRequestHandler):
         began = time.monotonic()
         status, headers, data = self.forward(body)
         took = (time.monotonic() - began) * 1000.0
+        items = 0
+        if target in ("TransactWriteItems", "TransactGetItems", "BatchWriteItem", "BatchGetItem"):
+            try:
+                doc = json.loads(body)
+                if target.startswith("Transact"):
+                    items = len(doc.get("TransactItems", []))
+                elif target == "BatchWriteItem":
+                    items = sum(len(v) for v in doc.get("RequestItems", {}).values())
+                else:
+                    items = sum(len(v.get("Keys", [])) for v in doc.get("RequestItems", {}).values())
+            except (ValueError, AttributeError):
+                pass
+            if os.environ.get("HUB_PROXY_DUMP") and random.random() < 0.01:
+                with open(os.environ["HUB_PROXY_DUMP"], "a") as f:
+                    f.write(body.decode() + "\n")
         with lock:
-            op = stats["ops"].setdefault(target, {"calls": 0, "ms": 0.0})
+            op = stats["ops"].setdefault(target, {"calls": 0, "ms": 0.0, "items": 0})
             op["calls"] += 1
             op["ms"] = round(op["ms"] + took, 1)
+            op["items"] += items
         if index_query and status == 200:
             now = time.monotonic()
             with lock:

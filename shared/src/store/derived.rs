@@ -60,7 +60,8 @@ pub fn counter_sk(key: &str, shard: u64) -> String {
     format!("{key}{SEP}{shard}")
 }
 
-/// The shard of an object's count under `key`: spread over the shards by
+/// The shard of an object's count under `key` (a write of several objects
+/// moves each counter on its first object's): spread over the shards by
 /// the object's id, but for a reference that guards deletes (`restrict`),
 /// whose count of each referenced object stays in shard 0, one item a
 /// delete is conditional on (`WriteOp::Unreferenced`).

@@ -1551,7 +1551,13 @@ impl DynamoStore {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut entries_del: Vec<(String, String)> = Vec::new();
         let mut entries_put: Vec<(String, String, String, Option<i64>)> = Vec::new();
-        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        // Per counter (its item key and count key): the shard this write
+        // moves it on, and by how much. One shard per counter per write —
+        // the first object's — whatever the number of objects: a counter is
+        // the sum of its shards, so any shard holds a move as well as
+        // another, and a batch of ten new deliveries updates one counter
+        // item instead of up to eight.
+        let mut counts: BTreeMap<(String, String), (u64, i64)> = BTreeMap::new();
         for op in &tx.ops {
             let (tenant, kind, id, new_doc) = match op {
                 WriteOp::Put {
@@ -1588,13 +1594,16 @@ impl DynamoStore {
                 entries_put.push((pk.clone(), sk.clone(), id.clone(), expires));
             }
             let cpk = derived::counter_pk(tenant, kind);
-            for k in was.counts.difference(&now.counts) {
-                let sk = derived::counter_sk(k, derived::shard_for(spec, k, id));
-                *counts.entry((cpk.clone(), sk)).or_default() -= 1;
-            }
-            for k in now.counts.difference(&was.counts) {
-                let sk = derived::counter_sk(k, derived::shard_for(spec, k, id));
-                *counts.entry((cpk.clone(), sk)).or_default() += 1;
+            let moves = was
+                .counts
+                .difference(&now.counts)
+                .map(|k| (k, -1))
+                .chain(now.counts.difference(&was.counts).map(|k| (k, 1)));
+            for (k, delta) in moves {
+                counts
+                    .entry((cpk.clone(), k.clone()))
+                    .or_insert_with(|| (derived::shard_for(spec, k, id), 0))
+                    .1 += delta;
             }
         }
         let table = self.table.as_str();
@@ -1620,14 +1629,14 @@ impl DynamoStore {
             }
             out.push(b().put(put.build().map_err(backend)?).build());
         }
-        for ((pk, sk), delta) in counts {
+        for ((pk, key), (shard, delta)) in counts {
             if delta == 0 {
                 continue;
             }
             let up = Update::builder()
                 .table_name(table)
                 .key("PK", s(pk))
-                .key("SK", s(sk))
+                .key("SK", s(derived::counter_sk(&key, shard)))
                 .update_expression("ADD n :d")
                 .expression_attribute_values(":d", n(delta))
                 .build()
