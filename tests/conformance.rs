@@ -330,6 +330,17 @@ async fn embedded_store_conforms() {
     .await;
 }
 
+/// A new table on DynamoDB Local (no stream), named `{prefix}-{ulid}`, and
+/// the client that made it.
+async fn fresh_table(prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
+    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
+    let table = format!("{prefix}-{}", hub::ids::ulid().to_lowercase());
+    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
+        .await
+        .unwrap();
+    (client, table)
+}
+
 /// DynamoDB Local's endpoint; scripts/test.sh starts it and sets this.
 pub fn dynamodb_endpoint() -> String {
     std::env::var("HUB_TEST_DYNAMODB_ENDPOINT").expect(
@@ -339,11 +350,7 @@ pub fn dynamodb_endpoint() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_store_conforms() {
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-test-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-test").await;
     let store = hub::store::dynamodb::DynamoStore::new(client, table, hub::resources::kinds());
     store.warm_up().await.unwrap();
     conformance(Arc::new(store)).await;
@@ -353,11 +360,7 @@ async fn dynamodb_store_conforms() {
 /// isolation and concurrent PATCHes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_works_over_dynamodb() {
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-api-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-api").await;
     let s = TestServer::start_on(Arc::new(hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
@@ -707,11 +710,7 @@ fn random_query(r: &mut Rng, docs: &[Value]) -> String {
 /// after updates that change indexed values and deletes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_lists_agree_with_the_embedded_store() {
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-plan-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-plan").await;
     let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
@@ -1029,11 +1028,7 @@ async fn dynamodb_lists_agree_with_the_embedded_store() {
 /// that a page read in key order costs a page, not the collection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_units_per_route() {
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-units-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-units").await;
     let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(
         client,
         table,
@@ -1438,11 +1433,7 @@ async fn embedded_purge_drops_expired_events_everywhere() {
 /// bookings still give exactly one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appointments_read_only_their_range_on_dynamodb() {
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-apt-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-apt").await;
     let dynamo = Arc::new(hub::store::dynamodb::DynamoStore::new(
         client,
         table,
@@ -1633,11 +1624,7 @@ async fn appointments_read_only_their_range_on_dynamodb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_index_entries_and_counters_that_disagree() {
     use aws_sdk_dynamodb::types::AttributeValue as A;
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-audit-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-audit").await;
     let store = Arc::new(hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
@@ -1720,11 +1707,7 @@ async fn audit_finds_index_entries_and_counters_that_disagree() {
 /// resumed from a checkpoint part-way finishes the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_gives_an_old_table_its_entries_and_counters() {
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-backfill-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-backfill").await;
     let dynamo = hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
@@ -1876,11 +1859,7 @@ async fn dynamodb_lists_at_scale() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-scale-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = fresh_table("hub-scale").await;
     let dynamo = hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
@@ -2034,11 +2013,8 @@ async fn dynamodb_lists_at_scale() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_of_many_objects_moves_each_counter_on_one_shard() {
     use aws_sdk_dynamodb::types::AttributeValue as A;
-    let client = hub::store::dynamodb::local_client(&dynamodb_endpoint(), "us-east-1").await;
-    let table = format!("hub-shards-{}", hub::ids::ulid().to_lowercase());
-    hub::store::dynamodb::DynamoStore::create_table_without_stream(&client, &table)
-        .await
-        .unwrap();
+    use hub::store::derived;
+    let (client, table) = fresh_table("hub-shards").await;
     let store = hub::store::dynamodb::DynamoStore::new(
         client.clone(),
         table.clone(),
@@ -2065,7 +2041,7 @@ async fn a_write_of_many_objects_moves_each_counter_on_one_shard() {
             .query()
             .table_name(&table)
             .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", A::S(format!("C#{t}#clinics")))
+            .expression_attribute_values(":pk", A::S(derived::counter_pk(&t, "clinics")))
             .consistent_read(true)
             .send()
             .await
@@ -2078,10 +2054,11 @@ async fn a_write_of_many_objects_moves_each_counter_on_one_shard() {
             })
             .collect::<Vec<_>>()
     };
+    let everything_key = format!("{}{}", derived::ALL, derived::SEP);
     let after_create = shards().await;
     let everything: Vec<_> = after_create
         .iter()
-        .filter(|(sk, _)| sk.starts_with("*\u{1}"))
+        .filter(|(sk, _)| sk.starts_with(&everything_key))
         .collect();
     assert_eq!(everything.len(), 1, "{after_create:?}");
     assert_eq!(everything[0].1, 8, "{after_create:?}");
@@ -2099,7 +2076,7 @@ async fn a_write_of_many_objects_moves_each_counter_on_one_shard() {
     let total: i64 = shards()
         .await
         .iter()
-        .filter(|(sk, _)| sk.starts_with("*\u{1}"))
+        .filter(|(sk, _)| sk.starts_with(&everything_key))
         .map(|(_, n)| n)
         .sum();
     assert_eq!(total, 5);
