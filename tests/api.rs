@@ -1121,6 +1121,9 @@ async fn rate_limits_answer_429_with_retry_after() {
 struct FailingStore {
     inner: hub::store::DynStore,
     mode: std::sync::atomic::AtomicU8,
+    /// Commits still to cancel for contention (`Busy`: DynamoDB's
+    /// `TransactionConflict`, nothing written).
+    busy_commits: std::sync::atomic::AtomicU32,
 }
 
 #[async_trait::async_trait]
@@ -1163,6 +1166,14 @@ impl hub::store::Store for FailingStore {
         self.inner.find_unique(scope, value).await
     }
     async fn commit(&self, tx: hub::store::WriteTx) -> hub::store::StoreResult<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let cancel = self
+            .busy_commits
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if cancel {
+            return Err(hub::store::StoreError::Busy);
+        }
         self.inner.commit(tx).await
     }
     async fn pending_events(
@@ -1186,6 +1197,7 @@ async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
     let failing = std::sync::Arc::new(FailingStore {
         inner,
         mode: Default::default(),
+        busy_commits: Default::default(),
     });
     let app = hub::api::App::new(failing.clone(), Config::default());
     let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
@@ -1213,6 +1225,107 @@ async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
     set(0);
     http.get("/v1/clinics", &org.test.secret).await.expect(200);
     task.abort();
+}
+
+/// DynamoDB cancels a transaction that meets another on an item
+/// (`TransactionConflict`, nothing written): every write a request makes
+/// is sent again, never answered 429 while the conflict is passing. Each
+/// write path below meets three cancelled commits in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_cancelled_for_contention_are_sent_again() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = TempDir::new("contention");
+    let inner: hub::store::DynStore = std::sync::Arc::new(
+        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
+    );
+    let org = hub::org::create(inner.as_ref(), "Contended", true)
+        .await
+        .unwrap();
+    let failing = std::sync::Arc::new(FailingStore {
+        inner,
+        mode: Default::default(),
+        busy_commits: Default::default(),
+    });
+    let s = TestServer::start_on(failing.clone()).await;
+    let key = org.test.secret.as_str();
+    let cancel = |n: u32| failing.busy_commits.store(n, SeqCst);
+    let consumed = |what: &str| assert_eq!(failing.busy_commits.load(SeqCst), 0, "{what}");
+
+    cancel(3);
+    let c = s
+        .http
+        .post("/v1/clinics", key, &json!({"name": "Contended"}))
+        .await;
+    c.expect(201);
+    consumed("a create");
+
+    cancel(3);
+    let body = Bytes::from(json!({"name": "Once"}).to_string());
+    let first = s
+        .http
+        .send(
+            "POST",
+            "/v1/clinics",
+            Some(key),
+            Some(body.clone()),
+            &[("idempotency-key", "contended-1")],
+        )
+        .await;
+    first.expect(201);
+    consumed("a create with an Idempotency-Key");
+    let again = s
+        .http
+        .send(
+            "POST",
+            "/v1/clinics",
+            Some(key),
+            Some(body),
+            &[("idempotency-key", "contended-1")],
+        )
+        .await;
+    again.expect(201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.id(), first.id());
+
+    cancel(3);
+    let ep = s
+        .http
+        .post(
+            "/v1/webhook-endpoints",
+            key,
+            &json!({"url": "http://127.0.0.1:9/hook", "enabledEvents": ["clinic.*"]}),
+        )
+        .await;
+    ep.expect(201);
+    consumed("an endpoint create");
+
+    cancel(3);
+    let t = s
+        .http
+        .post(
+            &format!("/v1/webhook-endpoints/{}/test", ep.id()),
+            key,
+            &json!({}),
+        )
+        .await;
+    t.expect(202);
+    consumed("a test event");
+    let ev = t.body["id"].as_str().unwrap();
+    s.http
+        .get(&format!("/v1/events/{ev}"), key)
+        .await
+        .expect(200);
+
+    cancel(3);
+    s.http
+        .patch(
+            &format!("/v1/clinics/{}", c.id()),
+            key,
+            &json!({"name": "Still contended"}),
+        )
+        .await
+        .expect(200);
+    consumed("an update");
 }
 
 #[both_stores]

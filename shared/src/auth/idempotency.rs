@@ -205,7 +205,9 @@ pub async fn begin(
         doc,
         expect,
     };
-    match store.commit(WriteTx::of(vec![claim])).await {
+    // Its condition is the whole decision: a claim cancelled for contention
+    // (nothing written) is sent again as it is.
+    match crate::store::commit_retrying(store, WriteTx::of(vec![claim])).await {
         Ok(()) => Ok(Before::Run(Claim {
             tenant: tenant.to_string(),
             id,
@@ -273,7 +275,7 @@ pub async fn finish(store: &dyn Store, claim: Claim, answer: Option<Answered<'_>
             expect: Expect::Version(claim.version),
         },
     };
-    if let Err(e) = store.commit(WriteTx::of(vec![op])).await {
+    if let Err(e) = crate::store::commit_retrying(store, WriteTx::of(vec![op])).await {
         // The key stays claimed until its lease ends.
         crate::log::error("idempotency", &e.to_string());
     }

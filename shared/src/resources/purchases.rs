@@ -374,7 +374,8 @@ pub async fn expire_due(store: &dyn Store, now: i64, limit: usize) -> ApiResult<
                     id: item["id"].as_str().unwrap_or_default().to_string(),
                     expect: Expect::Absent,
                 };
-                store.commit(crate::store::WriteTx::of(vec![stale])).await?;
+                crate::store::commit_retrying(store, crate::store::WriteTx::of(vec![stale]))
+                    .await?;
             }
         }
     }

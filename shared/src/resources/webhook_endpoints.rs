@@ -361,7 +361,8 @@ fn send_test<'a>(
         // endpoint only.
         let mut tx = with_events(Vec::new(), vec![ev]);
         tx.events.clear();
-        ctx.store.commit(tx).await?;
+        // New ids only: a write cancelled for contention is sent again.
+        crate::store::commit_retrying(ctx.store, tx).await?;
         let id_of = envelope["id"].as_str().unwrap_or_default();
         queue
             .send(

@@ -823,9 +823,13 @@ async fn record_attempt(
             {
                 return Ok(())
             }
-            Err(StoreError::Conflict(Conflict::Version { .. } | Conflict::Exists { .. })) => {
-                continue
-            }
+            // The state moved meanwhile, or the write was cancelled for
+            // contention (nothing written): read it again and retry, rather
+            // than have the queue send the attempt again.
+            Err(
+                StoreError::Conflict(Conflict::Version { .. } | Conflict::Exists { .. })
+                | StoreError::Busy,
+            ) => continue,
             Err(e) => return Err(e),
         }
     }
