@@ -100,6 +100,8 @@ faults_pid=$!
 echo "== the API contract: schemathesis against hub serve's /openapi.json (loopback-only network namespace)"
 cargo build --quiet -p hub-functions --bin hub
 tests/contract/schemathesis.sh target/debug/hub
+echo "== the API contract on DynamoDB: the same, against hub serve --table over its own DynamoDB Local and moto (20 examples per operation)"
+SCHEMATHESIS_EXAMPLES=20 tests/contract/schemathesis.sh target/debug/hub dynamodb
 
 echo "== the FHIR R4 facade: everything the sandbox serves validated with fhir.resources (FHIR 4.0.1; own venv: pydantic 1)"
 cargo build --quiet -p hub-functions --bin hub

@@ -5,7 +5,7 @@ with comes from an auth provider, because generated requests may roll it
 for the key again and replays the request once: the provider keeps the
 key while it works, and otherwise rolls the sandbox's working test secret
 key with the operator's command, `hub keys roll` (beside the running
-server, over the same data directory)."""
+server, over the same data directory or table)."""
 
 import json
 import os
@@ -16,7 +16,8 @@ import urllib.request
 import schemathesis
 
 HUB = os.environ["HUB"]
-DATA = os.environ["HUB_CONTRACT_DATA"]
+# Where the running server keeps its data: "--data DIR" or "--table NAME --endpoint-url URL".
+STORE_ARGS = os.environ["HUB_CONTRACT_STORE_ARGS"].split()
 BASE = os.environ["HUB_CONTRACT_BASE"]
 ORG = os.environ["HUB_CONTRACT_ORG"]
 
@@ -40,7 +41,7 @@ class SandboxKey:
     def get(self, case, ctx):
         if not works(SandboxKey.key):
             out = subprocess.run(
-                [HUB, "keys", "roll", "--org", ORG, "--mode", "test", "--type", "secret", "--json", "--data", DATA],
+                [HUB, "keys", "roll", "--org", ORG, "--mode", "test", "--type", "secret", "--json", *STORE_ARGS],
                 check=True,
                 capture_output=True,
                 text=True,
