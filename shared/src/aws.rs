@@ -8,6 +8,7 @@ pub async fn local_config(endpoint: &str, region: &str) -> aws_config::SdkConfig
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http::client())
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .region(aws_config::Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(creds)
@@ -31,6 +32,28 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
         .with_initial_backoff(std::time::Duration::from_millis(25))
         .with_max_backoff(std::time::Duration::from_secs(1))
 }
+
+/// How long the hub waits for AWS: a call that has not answered in 10 s is
+/// abandoned (its connection dropped) and retried as a timeout, and an
+/// operation gives up after 25 s in all — under API Gateway's 29 s, so the
+/// API answers 503 with `Retry-After` itself. Without these the SDK waits
+/// for ever on a connection that stopped answering (connecting is bounded
+/// at 3.1 s either way). A write retried after a timeout is safe for the
+/// same reasons as after a 500 (see [`retry_config`]). SQS long polls set
+/// their own longer bound (`queue_poller`).
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(std::time::Duration::from_secs(25))
+        .build()
+}
+
+/// How long opening a connection may take (the SDK's default).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3100);
+
+/// The longest one attempt of an AWS call may take ([`timeout_config`]).
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The AWS code path on one machine: the table and queues, and the two
 /// pollers that stand in for Lambda's event source mappings.

@@ -386,6 +386,7 @@ pub async fn deployment() -> Result<Deployment, String> {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(crate::aws::http::client())
         .retry_config(crate::aws::retry_config())
+        .timeout_config(crate::aws::timeout_config())
         .load()
         .await;
     let store = DynamoStore::new(

@@ -11,6 +11,9 @@ at the rates given injects what DynamoDB Local never does:
   --error-after R  InternalServerError (500) after a write (PutItem, UpdateItem,
                    DeleteItem, TransactWriteItems, BatchWriteItem) is applied:
                    the reply is lost, the write is not
+  --hang R         no answer at all, before the call: the request is held
+                   until the client gives up and closes the connection (or
+                   300 s pass), as a connection that stopped answering
   --latency MS     up to MS of added latency on every call (uniform)
   --stale R        a Query on an index (IndexName) answered, at rate R, with an
                    earlier answer to the same request if one is at most
@@ -22,7 +25,9 @@ each operation's calls forwarded, their total upstream milliseconds and
 (for transactions and batches) the items they carried; with
 HUB_PROXY_DUMP=FILE about 1 % of those calls' bodies are appended to FILE,
 one JSON per line (to replay a write as the hub makes it); POST /__rates with
-{"throttle": 1.0, ...} changes rates from then on. Python's standard library
+{"throttle": 1.0, ...} changes rates from then on; {"lose_next_write": N}
+makes the next TransactWriteItems that is applied answer a 500 and the N
+after it be throttled (once: an applied write whose every retry fails). Python's standard library
 only.
 """
 import argparse
@@ -30,6 +35,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -39,11 +45,13 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
 args = None
-stats = {"calls": 0, "throttle": 0, "conflict": 0, "error": 0, "error_after": 0, "stale": 0, "ops": {}}
+stats = {"calls": 0, "throttle": 0, "conflict": 0, "error": 0, "error_after": 0, "stale": 0, "hang": 0, "ops": {}}
 lock = threading.Lock()
 # Query body (bytes) -> list of (time, status, headers, body) answers.
 answers = {}
 rng = random.Random()
+# Transactions still to throttle after a lost write (lose_next_write).
+throttle_writes = [0]
 
 
 def count(name):
@@ -89,6 +97,22 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, [("Content-Type", "application/x-amz-json-1.0"),
                             ("x-amzn-RequestId", "fault-%d" % rng.randrange(1 << 30))], body)
 
+    def hold(self):
+        """Answer nothing; return once the client has closed (or 300 s)."""
+        self.close_connection = True
+        self.connection.settimeout(1.0)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if not self.connection.recv(1, socket.MSG_PEEK):
+                    return
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            # The client sent more on this connection: stop holding it.
+            return
+
     def do_GET(self):
         if self.path == "/__stats":
             with lock:
@@ -124,6 +148,18 @@ class Handler(BaseHTTPRequestHandler):
         count("calls")
         if args.latency > 0:
             time.sleep(rng.uniform(0, args.latency) / 1000.0)
+        if target == "TransactWriteItems":
+            with lock:
+                storm = throttle_writes[0] > 0
+                if storm:
+                    throttle_writes[0] -= 1
+            if storm:
+                count("throttle")
+                return self.error(400, "ProvisionedThroughputExceededException",
+                                  "The level of configured provisioned throughput for the table was exceeded.")
+        if chance(args.hang):
+            count("hang")
+            return self.hold()
         if chance(args.throttle):
             count("throttle")
             return self.error(400, "ProvisionedThroughputExceededException",
@@ -183,6 +219,12 @@ class Handler(BaseHTTPRequestHandler):
                 answers[body] = kept
                 if len(answers) > 20000:
                     answers.clear()
+        if target == "TransactWriteItems" and status == 200 and args.lose_next_write > 0:
+            with lock:
+                throttle_writes[0] = int(args.lose_next_write)
+                args.lose_next_write = 0
+            count("error_after")
+            return self.error(500, "InternalServerError", "Internal server error")
         if target in WRITES and status == 200 and chance(args.error_after):
             count("error_after")
             return self.error(500, "InternalServerError", "Internal server error")
@@ -203,10 +245,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT of DynamoDB Local")
     p.add_argument("--port", type=int, default=0)
-    for name in ("throttle", "conflict", "error", "error-after", "stale"):
+    for name in ("throttle", "conflict", "error", "error-after", "stale", "hang"):
         p.add_argument("--" + name, type=float, default=0.0)
     p.add_argument("--latency", type=float, default=0.0, help="max added ms")
     p.add_argument("--stale-age", type=float, default=1.0)
+    p.add_argument("--lose-next-write", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args()
     if args.seed is not None:

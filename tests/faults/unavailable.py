@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """`hub serve --table` when DynamoDB keeps throttling or failing (issue 22):
 started through the fault-injection proxy with no fault, then every call
-throttled, then every call failing with a 500: a read and a write each
-answer 503 SERVICE_UNAVAILABLE with Retry-After and the error envelope
-(never a 500), and the write left nothing behind; with the faults gone the
-same requests succeed.
+throttled, then every call failing with a 500, then no call answered at all
+(the connection holds): a read and a write each answer 503
+SERVICE_UNAVAILABLE with Retry-After and the error envelope (never a 500,
+never a request left hanging: the SDK's attempt and operation timeouts,
+10 s and 25 s), and the write left nothing behind; with the faults gone the
+same requests succeed. Last, a write applied whose answer was lost and whose
+every retry was throttled answers 201 (read back), not 503.
 
 usage: unavailable.py HUB_BINARY  (HUB_TEST_DYNAMODB_ENDPOINT and
 HUB_TEST_SQS_ENDPOINT set, as scripts/test.sh exports them)
@@ -59,20 +62,33 @@ try:
 
     status, _, before = call("GET", "/v1/clinics?$limit=0")
     assert status == 200, before
-    for fault in ("throttle", "error"):
+    for fault in ("throttle", "error", "hang"):
         rates(**{fault: 1.0})
         for method, path, body in (("GET", "/v1/clinics", None), ("POST", "/v1/clinics", {"name": "Never"})):
+            began = time.monotonic()
             status, headers, doc = call(method, path, body)
-            assert status == 503, (fault, method, status, doc)
+            took = time.monotonic() - began
+            assert status == 503, (fault, method, status, doc, took)
             assert doc["name"] == "SERVICE_UNAVAILABLE" and doc.get("eventId"), doc
             assert int(headers.get("retry-after", "0")) >= 1, headers
         rates(**{fault: 0.0})
-        print(f"{fault}: a read and a write answer 503 with Retry-After")
+        print(f"{fault}: a read and a write answer 503 with Retry-After (the write after {took:.1f} s)")
     status, _, after = call("GET", "/v1/clinics?$limit=0")
     assert status == 200 and after["total"] == before["total"], (before, after)
     status, _, _ = call("POST", "/v1/clinics", {"name": "After"})
     assert status == 201
     print("faults gone: the write that answered 503 left nothing; new writes succeed")
+    # A write DynamoDB applied whose answer was lost (a 500), and every
+    # retry of it throttled (5: the SDK makes 6 attempts): the hub reads
+    # back, finds it applied, and answers 201, not a 503 for a write made.
+    rates(lose_next_write=5)
+    status, _, doc = call("POST", "/v1/clinics", {"name": "Ambiguous"})
+    assert status == 201, (status, doc)
+    status, _, found = call("GET", "/v1/clinics?name=Ambiguous")
+    assert status == 200 and [c["id"] for c in found["data"]] == [doc["id"]], found
+    stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{pport}/__stats"))
+    print("a write applied whose answer was lost, then every retry throttled: read back, 201, applied once"
+          f" ({stats['throttle']} throttled calls in all)")
 finally:
     server.terminate()
     proxy.terminate()

@@ -71,7 +71,8 @@ pub fn is_loopback(url: &str) -> bool {
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(super::http::client())
-        .retry_config(super::retry_config());
+        .retry_config(super::retry_config())
+        .timeout_config(super::timeout_config());
     if let Some(url) = endpoint {
         loader = loader.endpoint_url(url);
         if is_loopback(url) {

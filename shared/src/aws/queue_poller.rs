@@ -95,13 +95,24 @@ impl QueuePoller {
     }
 
     async fn receive(&self) -> Result<Vec<Message>, String> {
+        let wait = self.wait.as_secs().min(20);
+        // A long poll answers after up to `wait`: its attempts may take
+        // that much longer than other calls' ([`crate::aws::timeout_config`]).
+        let attempt = crate::aws::ATTEMPT_TIMEOUT + Duration::from_secs(wait);
+        let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(crate::aws::CONNECT_TIMEOUT)
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(attempt * 2)
+            .build();
         let out = self
             .sqs
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(self.batch.clamp(1, 10) as i32)
-            .wait_time_seconds(self.wait.as_secs().min(20) as i32)
+            .wait_time_seconds(wait as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Config::builder().timeout_config(timeouts))
             .send()
             .await
             .map_err(|e| format!("ReceiveMessage: {}", super::stream_poller::err_text(e)))?;

@@ -119,6 +119,11 @@ fn obj_pk(tenant: &str, kind: &str) -> String {
 /// An SDK error as the store reports it: throttling and transient failures
 /// that outlasted the client's retries ([`crate::aws::retry_config`]) are
 /// `Unavailable` (503 with `Retry-After`), anything else `Backend` (500).
+/// How long a write whose every attempt failed transiently reads back
+/// whether one of them was applied after all, before answering 503 (the
+/// 25 s operation timeout plus this stays under API Gateway's 29 s).
+const READ_BACK: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn backend<E: std::fmt::Debug>(e: E) -> StoreError {
     let text = format!("{e:?}");
     let short: String = text.chars().take(500).collect();
@@ -2005,15 +2010,15 @@ impl Store for DynamoStore {
                 items.len()
             )));
         }
-        match self
+        let sent = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .client_request_token(token)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await
-        {
+            .await;
+        let result = match sent {
             Ok(out) => {
                 for c in out.consumed_capacity() {
                     self.count(Some(c), true);
@@ -2053,6 +2058,19 @@ impl Store for DynamoStore {
                 other => Err(backend(other)),
             },
             Err(e) => Err(backend(e)),
+        };
+        match result {
+            // Every attempt failed as DynamoDB failing does (throttled, a
+            // 5xx, a timeout), but one may have been applied before its
+            // answer was lost: read back (briefly: DynamoDB may still be
+            // failing), and answer success if it was. Otherwise the 503.
+            Err(StoreError::Unavailable(msg)) => {
+                match tokio::time::timeout(READ_BACK, self.applied(&tx)).await {
+                    Ok(true) => Ok(()),
+                    _ => Err(StoreError::Unavailable(msg)),
+                }
+            }
+            other => other,
         }
     }
 

@@ -675,7 +675,7 @@ impl From<StoreError> for crate::error::ApiError {
                 crate::log::error("store", &msg);
                 ApiError::new(
                     ErrorKind::Unavailable,
-                    "The database is busy or briefly unavailable; nothing was changed. Retry after the time in Retry-After.",
+                    "The database is busy or briefly unavailable. Retry after the time in Retry-After; send a write again with the same Idempotency-Key and it is applied at most once.",
                 )
                 .with_header("retry-after", "1")
             }
