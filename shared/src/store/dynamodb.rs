@@ -116,14 +116,14 @@ fn obj_pk(tenant: &str, kind: &str) -> String {
     format!("T#{tenant}#{kind}")
 }
 
-/// An SDK error as the store reports it: throttling and transient failures
-/// that outlasted the client's retries ([`crate::aws::retry_config`]) are
-/// `Unavailable` (503 with `Retry-After`), anything else `Backend` (500).
 /// How long a write whose every attempt failed transiently reads back
 /// whether one of them was applied after all, before answering 503 (the
 /// 25 s operation timeout plus this stays under API Gateway's 29 s).
 const READ_BACK: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// An SDK error as the store reports it: throttling and transient failures
+/// that outlasted the client's retries ([`crate::aws::retry_config`]) are
+/// `Unavailable` (503 with `Retry-After`), anything else `Backend` (500).
 fn backend<E: std::fmt::Debug>(e: E) -> StoreError {
     let text = format!("{e:?}");
     let short: String = text.chars().take(500).collect();
