@@ -91,7 +91,7 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
-echo "== faults (issue 22), in the background while the steps below run: the DynamoDB variants of the black-box tests through a fault-injection proxy (throttling, conflicts, 500s before and after writes, latency, stale index answers), then hub audit on every table they made"
+echo "== faults (issue 22), in the background while the steps below run: the DynamoDB variants of the black-box tests through a fault-injection proxy (throttling, conflicts, 500s before and after writes, calls never answered, latency, stale index answers), then hub audit on every table they made"
 cargo build --quiet -p hub-functions --bin hub
 faults_log=$(mktemp)
 tests/faults/run.sh >"$faults_log" 2>&1 &

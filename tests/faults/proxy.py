@@ -15,9 +15,12 @@ at the rates given injects what DynamoDB Local never does:
                    until the client gives up and closes the connection (or
                    300 s pass), as a connection that stopped answering
   --latency MS     up to MS of added latency on every call (uniform)
-  --stale R        a Query on an index (IndexName) answered, at rate R, with an
-                   earlier answer to the same request if one is at most
-                   --stale-age seconds old (default 1.0): an index not caught up
+  --stale R        a Query on an index (IndexName) answered, at rate R, as an
+                   index not caught up would: with an earlier answer to the
+                   same request if one is at most --stale-age seconds old
+                   (default 1.0), else without the items written (put,
+                   updated or deleted through the proxy) in the last
+                   --stale-age seconds
 
 Prints "PID PORT" once listening on 127.0.0.1 (a free port unless --port).
 GET /__stats answers the counts injected so far as JSON, and under "ops"
@@ -45,13 +48,64 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
 args = None
-stats = {"calls": 0, "throttle": 0, "conflict": 0, "error": 0, "error_after": 0, "stale": 0, "hang": 0, "ops": {}}
+stats = {"calls": 0, "throttle": 0, "conflict": 0, "error": 0, "error_after": 0, "stale": 0, "hang": 0, "index_queries": 0, "ops": {}}
 lock = threading.Lock()
 # Query body (bytes) -> list of (time, status, headers, body) answers.
 answers = {}
 rng = random.Random()
 # Transactions still to throttle after a lost write (lose_next_write).
 throttle_writes = [0]
+# (PK, SK) -> when a write to that item was last applied (for --stale).
+written = {}
+
+
+def written_keys(target, doc):
+    """The (PK, SK) of every item a write request changes."""
+    def key(k):
+        try:
+            return (k["PK"]["S"], k["SK"]["S"])
+        except (KeyError, TypeError):
+            return None
+    found = []
+    if target == "PutItem":
+        found.append(key(doc.get("Item")))
+    elif target in ("UpdateItem", "DeleteItem"):
+        found.append(key(doc.get("Key")))
+    elif target == "TransactWriteItems":
+        for t in doc.get("TransactItems", []):
+            if "Put" in t:
+                found.append(key(t["Put"].get("Item")))
+            for kind in ("Update", "Delete"):
+                if kind in t:
+                    found.append(key(t[kind].get("Key")))
+    elif target == "BatchWriteItem":
+        for reqs in doc.get("RequestItems", {}).values():
+            for r in reqs:
+                if "PutRequest" in r:
+                    found.append(key(r["PutRequest"].get("Item")))
+                if "DeleteRequest" in r:
+                    found.append(key(r["DeleteRequest"].get("Key")))
+    return [k for k in found if k]
+
+
+def without_recent(data):
+    """An index answer without the items written in the last --stale-age
+    seconds (their index entries not there yet), and how many it hid."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return data, 0
+    now = time.monotonic()
+    items = doc.get("Items", [])
+    with lock:
+        kept = [i for i in items
+                if now - written.get((i.get("PK", {}).get("S"), i.get("SK", {}).get("S")), -1e9) > args.stale_age]
+    hidden = len(items) - len(kept)
+    if not hidden:
+        return data, 0
+    doc["Items"] = kept
+    doc["Count"] = len(kept)
+    return json.dumps(doc).encode(), hidden
 
 
 def count(name):
@@ -180,7 +234,10 @@ class Handler(BaseHTTPRequestHandler):
             count("error")
             return self.error(500, "InternalServerError", "Internal server error")
         index_query = target == "Query" and b'"IndexName"' in body
-        if index_query and args.stale > 0 and chance(args.stale):
+        if index_query:
+            count("index_queries")
+        stale = index_query and args.stale > 0 and chance(args.stale)
+        if stale:
             now = time.monotonic()
             with lock:
                 earlier = [a for a in answers.get(body, []) if now - a[0] <= args.stale_age]
@@ -219,6 +276,24 @@ class Handler(BaseHTTPRequestHandler):
                 answers[body] = kept
                 if len(answers) > 20000:
                     answers.clear()
+            if stale:
+                data, hidden = without_recent(data)
+                if hidden:
+                    count("stale")
+                    # The checksum was of the whole answer.
+                    headers = [(k, v) for k, v in headers if k.lower() != "x-amz-crc32"]
+        if args.stale > 0 and target in WRITES and status == 200:
+            try:
+                keys = written_keys(target, json.loads(body))
+            except (ValueError, AttributeError):
+                keys = []
+            now = time.monotonic()
+            with lock:
+                for k in keys:
+                    written[k] = now
+                if len(written) > 200000:
+                    for k in [k for k, t in written.items() if now - t > args.stale_age]:
+                        del written[k]
         if target == "TransactWriteItems" and status == 200 and args.lose_next_write > 0:
             with lock:
                 throttle_writes[0] = int(args.lose_next_write)

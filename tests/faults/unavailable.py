@@ -6,8 +6,10 @@ throttled, then every call failing with a 500, then no call answered at all
 SERVICE_UNAVAILABLE with Retry-After and the error envelope (never a 500,
 never a request left hanging: the SDK's attempt and operation timeouts,
 10 s and 25 s), and the write left nothing behind; with the faults gone the
-same requests succeed. Last, a write applied whose answer was lost and whose
-every retry was throttled answers 201 (read back), not 503.
+same requests succeed. Then a write applied whose answer was lost and whose
+every retry was throttled answers 201 (read back), not 503. Last, with
+every index answer stale, lists that read the table show a new object at
+once, and the one GSI3 serves is seen to lag.
 
 usage: unavailable.py HUB_BINARY  (HUB_TEST_DYNAMODB_ENDPOINT and
 HUB_TEST_SQS_ENDPOINT set, as scripts/test.sh exports them)
@@ -89,6 +91,25 @@ try:
     stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{pport}/__stats"))
     print("a write applied whose answer was lost, then every retry throttled: read back, 201, applied once"
           f" ({stats['throttle']} throttled calls in all)")
+    # Every index (GSI) answer stale: the lists that read the table (the
+    # default order, a lookup) show a new clinic at once; the list by
+    # updatedAt, which GSI3 serves and the docs say may lag, is answered
+    # without it (the proxy's lag reaches it: the fault layer injects).
+    # (An index a minute behind: no timing in the check.)
+    rates(stale=1.0, stale_age=60.0)
+    status, _, doc = call("POST", "/v1/clinics", {"name": "Lagging"})
+    assert status == 201, doc
+    for path in ("/v1/clinics?$limit=100", "/v1/clinics?name=Lagging"):
+        status, _, page = call("GET", path)
+        assert status == 200 and doc["id"] in [c["id"] for c in page["data"]], (path, page)
+    status, _, page = call("GET", "/v1/clinics?$sort[updatedAt]=-1&$limit=3")
+    assert status == 200, page
+    after = json.load(urllib.request.urlopen(f"http://127.0.0.1:{pport}/__stats"))
+    assert after["stale"] > stats["stale"], after
+    assert doc["id"] not in [c["id"] for c in page["data"]], page
+    rates(stale=0.0, stale_age=1.0)
+    print("every index answer stale: the default list and a lookup show a new clinic at once;"
+          " the list by updatedAt (GSI3) lags")
 finally:
     server.terminate()
     proxy.terminate()
