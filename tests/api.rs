@@ -1126,6 +1126,26 @@ struct FailingStore {
     busy_commits: std::sync::atomic::AtomicU32,
 }
 
+impl FailingStore {
+    /// An embedded store in `dir` holding one empty organization, with no
+    /// failure set yet.
+    async fn with_org(
+        dir: &TempDir,
+        name: &str,
+    ) -> (std::sync::Arc<FailingStore>, hub::org::CreatedOrg) {
+        let inner: hub::store::DynStore = std::sync::Arc::new(
+            hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
+        );
+        let org = hub::org::create(inner.as_ref(), name, true).await.unwrap();
+        let failing = std::sync::Arc::new(FailingStore {
+            inner,
+            mode: Default::default(),
+            busy_commits: Default::default(),
+        });
+        (failing, org)
+    }
+}
+
 #[async_trait::async_trait]
 impl hub::store::Store for FailingStore {
     async fn mark_dispatched(&self, ids: &[String]) -> hub::store::StoreResult<()> {
@@ -1188,17 +1208,7 @@ impl hub::store::Store for FailingStore {
 async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
     hub::log::set_level(0);
     let dir = TempDir::new("failing");
-    let inner: hub::store::DynStore = std::sync::Arc::new(
-        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
-    );
-    let org = hub::org::create(inner.as_ref(), "Failing", true)
-        .await
-        .unwrap();
-    let failing = std::sync::Arc::new(FailingStore {
-        inner,
-        mode: Default::default(),
-        busy_commits: Default::default(),
-    });
+    let (failing, org) = FailingStore::with_org(&dir, "Failing").await;
     let app = hub::api::App::new(failing.clone(), Config::default());
     let (addr, listener) = hub::serve::bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -1235,17 +1245,7 @@ async fn server_side_failures_are_lock_timeouts_or_500s_never_crashes() {
 async fn writes_cancelled_for_contention_are_sent_again() {
     use std::sync::atomic::Ordering::SeqCst;
     let dir = TempDir::new("contention");
-    let inner: hub::store::DynStore = std::sync::Arc::new(
-        hub::store::embedded::EmbeddedStore::open(dir.path(), hub::resources::kinds()).unwrap(),
-    );
-    let org = hub::org::create(inner.as_ref(), "Contended", true)
-        .await
-        .unwrap();
-    let failing = std::sync::Arc::new(FailingStore {
-        inner,
-        mode: Default::default(),
-        busy_commits: Default::default(),
-    });
+    let (failing, org) = FailingStore::with_org(&dir, "Contended").await;
     let s = TestServer::start_on(failing.clone()).await;
     let key = org.test.secret.as_str();
     let cancel = |n: u32| failing.busy_commits.store(n, SeqCst);
