@@ -459,12 +459,30 @@ async fn the_openapi_document_says_what_routes_answer() {
     assert!(schemas["WebhookEndpointCreate"]["properties"]["disabledReason"].is_null());
     let patch = &paths["/v1/patients/{id}"]["patch"];
     for status in [
-        "200", "400", "401", "403", "404", "409", "412", "415", "429", "500",
+        "200", "400", "401", "403", "404", "409", "412", "415", "429", "500", "503",
     ] {
         assert!(
             patch["responses"][status].is_object(),
             "PATCH lacks {status}"
         );
+    }
+    // Every operation that reads or writes the database (each one a key
+    // opens) may meet it throttling, failing or not answering: 503 with
+    // Retry-After.
+    for (path, ops) in paths.as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op["security"] == json!([]) {
+                continue;
+            }
+            let r = &op["responses"]["503"];
+            assert!(r.is_object(), "{method} {path} lacks 503");
+            if path.starts_with("/v1/") {
+                assert!(
+                    r["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: 503 without Retry-After"
+                );
+            }
+        }
     }
     let params: Vec<&str> = patch["parameters"]
         .as_array()

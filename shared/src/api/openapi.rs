@@ -209,7 +209,7 @@ fn header_ref(name: &str) -> Value {
 
 /// The error statuses a route can answer.
 fn error_statuses(route: &Route) -> Vec<u16> {
-    let mut s = vec![400, 401, 403, 413, 426, 429, 500];
+    let mut s = vec![400, 401, 403, 413, 426, 429, 500, 503];
     if route.path.contains("{id}") {
         s.push(404);
     }
@@ -328,7 +328,7 @@ fn build() -> Value {
         "RateLimit-Limit": {"description": "Requests per second this key may make (token bucket).", "schema": {"type": "integer"}},
         "RateLimit-Remaining": {"description": "Requests left in the bucket.", "schema": {"type": "integer"}},
         "RateLimit-Reset": {"description": "Seconds until the bucket is full again.", "schema": {"type": "integer"}},
-        "Retry-After": {"description": "Seconds to wait before retrying (429).", "schema": {"type": "integer"}},
+        "Retry-After": {"description": "Seconds to wait before retrying (429; 503 when the database is throttling, failing or not answering).", "schema": {"type": "integer"}},
         "ETag": {"description": "The object's version, for `If-Match`.", "schema": {"type": "string"}},
         "Link": {"description": "RFC 8288 links to the next and previous pages (`rel=\"next\"`, `rel=\"prev\"`).", "schema": {"type": "string"}},
         "Idempotent-Replayed": {"description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key.", "schema": {"type": "string", "enum": ["true"]}},
@@ -384,7 +384,7 @@ fn fhir_operation(route: &Route, mut op: Value) -> Value {
         }
         _ => {}
     }
-    for status in [400, 401, 403, 404, 429, 500] {
+    for status in [400, 401, 403, 404, 429, 500, 503] {
         op["responses"][status.to_string()] =
             json!({"description": "OperationOutcome", "content": fhir(any.clone())});
     }
@@ -468,7 +468,7 @@ fn operation(route: &Route) -> Value {
                     ok["headers"][h] = header_ref(h);
                 }
                 op["responses"]["200"] = ok;
-                error_responses(&mut op, &[400, 401, 403, 413, 426, 429, 500]);
+                error_responses(&mut op, &[400, 401, 403, 413, 426, 429, 500, 503]);
             }
             _ => {
                 op["summary"] = json!("This document");
@@ -715,7 +715,7 @@ fn error_responses(op: &mut Value, statuses: &[u16]) {
     for s in statuses {
         let mut e = json!({"description": status_text(*s), "content": json_content(reference("Error")),
             "headers": {"Request-Id": header_ref("Request-Id")}});
-        if *s == 429 {
+        if *s == 429 || *s == 503 {
             e["headers"]["Retry-After"] = header_ref("Retry-After");
         }
         if *s == 412 {
