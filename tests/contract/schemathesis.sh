@@ -14,13 +14,17 @@
 #   script starts inside the namespace (tests/aws/start-*.sh; needs `npm ci`
 #   in tests/aws), and stops.
 # SCHEMATHESIS_EXAMPLES: examples per operation (default 50).
+# HUB_CONTRACT_FAULTS (dynamodb only): fault-proxy options, e.g. "--throttle
+# 0.01 --conflict 0.01 --error 0.005 --latency 2 --stale 0.2" (scripts/test.sh
+# passes the fault pass's rates): the server reaches DynamoDB Local through
+# tests/faults/proxy.py with them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hub=${1:-target/debug/hub}
 store=${2:-embedded}
 case $store in embedded | dynamodb) ;; *) echo "store: embedded or dynamodb, not $store" >&2; exit 2 ;; esac
 examples=${SCHEMATHESIS_EXAMPLES:-50}
-export HUB=$hub EXAMPLES=$examples STORE=$store
+export HUB=$hub EXAMPLES=$examples STORE=$store HUB_CONTRACT_FAULTS=${HUB_CONTRACT_FAULTS:-}
 if [[ $(id -u) -eq 0 ]]; then ns=(unshare -n); else ns=(unshare -rn); fi
 exec "${ns[@]}" bash -c '
 set -euo pipefail
@@ -38,7 +42,14 @@ if [[ $STORE == dynamodb ]]; then
   pids+=("$ddb_pid")
   read -r moto_pid moto_port < <(tests/aws/start-moto.sh)
   pids+=("$moto_pid")
-  serve+=(--table contract --endpoint-url "http://127.0.0.1:$ddb_port" --sqs-endpoint-url "http://127.0.0.1:$moto_port")
+  ddb_url=http://127.0.0.1:$ddb_port
+  if [[ -n ${HUB_CONTRACT_FAULTS:-} ]]; then
+    # shellcheck disable=SC2086
+    read -r proxy_pid proxy_port < <(python3 tests/faults/proxy.py --upstream "$ddb_url" $HUB_CONTRACT_FAULTS)
+    pids+=("$proxy_pid")
+    ddb_url=http://127.0.0.1:$proxy_port
+  fi
+  serve+=(--table contract --endpoint-url "$ddb_url" --sqs-endpoint-url "http://127.0.0.1:$moto_port")
   sandbox=$data/sandbox.contract.json
   export HUB_CONTRACT_STORE_ARGS="--table contract --endpoint-url http://127.0.0.1:$ddb_port"
 fi
@@ -64,6 +75,9 @@ status=0
   --mode all --phases examples,coverage,fuzzing,stateful --max-examples "$EXAMPLES" \
   --workers 1 --request-timeout 20 --seed 1 --no-color \
   --suppress-health-check all --generation-database none || status=$?
+if [[ -n ${proxy_port:-} ]]; then
+  echo "injected: $(curl -s "http://127.0.0.1:$proxy_port/__stats" | head -c 200)…"
+fi
 if grep -q "panicked" "$data/serve.log"; then
   echo "hub serve logged a panic:" >&2
   grep -m5 "panicked" "$data/serve.log" >&2
