@@ -101,8 +101,9 @@ echo "== the API contract: schemathesis against hub serve's /openapi.json (loopb
 cargo build --quiet -p hub-functions --bin hub
 tests/contract/schemathesis.sh target/debug/hub
 echo "== the API contract on DynamoDB, through faults: the same against hub serve --table over its own DynamoDB Local (behind tests/faults/proxy.py at the fault pass's rates) and moto, 20 examples per operation"
-HUB_CONTRACT_FAULTS="--throttle 0.01 --conflict 0.01 --error 0.005 --error-after 0.002 --latency 2 --stale 0.2" \
-  SCHEMATHESIS_EXAMPLES=20 tests/contract/schemathesis.sh target/debug/hub dynamodb
+# shellcheck source=tests/faults/rates.sh
+source tests/faults/rates.sh
+HUB_CONTRACT_FAULTS="${fault_rates[*]}" SCHEMATHESIS_EXAMPLES=20 tests/contract/schemathesis.sh target/debug/hub dynamodb
 
 echo "== the FHIR R4 facade: everything the sandbox serves validated with fhir.resources (FHIR 4.0.1; own venv: pydantic 1)"
 cargo build --quiet -p hub-functions --bin hub

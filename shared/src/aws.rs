@@ -43,14 +43,11 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
 /// their own longer bound (`queue_poller`).
 pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
+        .connect_timeout(std::time::Duration::from_millis(3100))
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(std::time::Duration::from_secs(25))
         .build()
 }
-
-/// How long opening a connection may take (the SDK's default).
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3100);
 
 /// The longest one attempt of an AWS call may take ([`timeout_config`]).
 pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -30,8 +30,8 @@ HUB_PROXY_DUMP=FILE about 1 % of those calls' bodies are appended to FILE,
 one JSON per line (to replay a write as the hub makes it); POST /__rates with
 {"throttle": 1.0, ...} changes rates from then on; {"lose_next_write": N}
 makes the next TransactWriteItems that is applied answer a 500 and the N
-after it be throttled (once: an applied write whose every retry fails). Python's standard library
-only.
+after it be throttled (once: an applied write whose every retry fails).
+Python's standard library only.
 """
 import argparse
 import http.client
@@ -59,32 +59,35 @@ throttle_writes = [0]
 written = {}
 
 
+def item_key(k):
+    """An item's or a key's (PK, SK), or None."""
+    try:
+        return (k["PK"]["S"], k["SK"]["S"])
+    except (KeyError, TypeError):
+        return None
+
+
 def written_keys(target, doc):
     """The (PK, SK) of every item a write request changes."""
-    def key(k):
-        try:
-            return (k["PK"]["S"], k["SK"]["S"])
-        except (KeyError, TypeError):
-            return None
     found = []
     if target == "PutItem":
-        found.append(key(doc.get("Item")))
+        found.append(item_key(doc.get("Item")))
     elif target in ("UpdateItem", "DeleteItem"):
-        found.append(key(doc.get("Key")))
+        found.append(item_key(doc.get("Key")))
     elif target == "TransactWriteItems":
         for t in doc.get("TransactItems", []):
             if "Put" in t:
-                found.append(key(t["Put"].get("Item")))
+                found.append(item_key(t["Put"].get("Item")))
             for kind in ("Update", "Delete"):
                 if kind in t:
-                    found.append(key(t[kind].get("Key")))
+                    found.append(item_key(t[kind].get("Key")))
     elif target == "BatchWriteItem":
         for reqs in doc.get("RequestItems", {}).values():
             for r in reqs:
                 if "PutRequest" in r:
-                    found.append(key(r["PutRequest"].get("Item")))
+                    found.append(item_key(r["PutRequest"].get("Item")))
                 if "DeleteRequest" in r:
-                    found.append(key(r["DeleteRequest"].get("Key")))
+                    found.append(item_key(r["DeleteRequest"].get("Key")))
     return [k for k in found if k]
 
 
@@ -98,8 +101,7 @@ def without_recent(data):
     now = time.monotonic()
     items = doc.get("Items", [])
     with lock:
-        kept = [i for i in items
-                if now - written.get((i.get("PK", {}).get("S"), i.get("SK", {}).get("S")), -1e9) > args.stale_age]
+        kept = [i for i in items if now - written.get(item_key(i), -1e9) > args.stale_age]
     hidden = len(items) - len(kept)
     if not hidden:
         return data, 0
@@ -154,21 +156,29 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, [("Content-Type", "application/x-amz-json-1.0"),
                             ("x-amzn-RequestId", "fault-%d" % rng.randrange(1 << 30))], body)
 
+    def throttled(self):
+        count("throttle")
+        return self.error(400, "ProvisionedThroughputExceededException",
+                          "The level of configured provisioned throughput for the table was exceeded.")
+
+    def failed(self, name):
+        count(name)
+        return self.error(500, "InternalServerError", "Internal server error")
+
     def hold(self):
-        """Answer nothing; return once the client has closed (or 300 s)."""
+        """Answer nothing; return once the client has closed the connection
+        (or sent more on it), or after 300 s."""
         self.close_connection = True
         self.connection.settimeout(1.0)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
-                if not self.connection.recv(1, socket.MSG_PEEK):
-                    return
+                self.connection.recv(1, socket.MSG_PEEK)
+                return
             except socket.timeout:
                 continue
             except OSError:
                 return
-            # The client sent more on this connection: stop holding it.
-            return
 
     def do_GET(self):
         if self.path == "/__stats":
@@ -211,16 +221,12 @@ class Handler(BaseHTTPRequestHandler):
                 if storm:
                     throttle_writes[0] -= 1
             if storm:
-                count("throttle")
-                return self.error(400, "ProvisionedThroughputExceededException",
-                                  "The level of configured provisioned throughput for the table was exceeded.")
+                return self.throttled()
         if chance(args.hang):
             count("hang")
             return self.hold()
         if chance(args.throttle):
-            count("throttle")
-            return self.error(400, "ProvisionedThroughputExceededException",
-                              "The level of configured provisioned throughput for the table was exceeded.")
+            return self.throttled()
         if target == "TransactWriteItems" and chance(args.conflict):
             count("conflict")
             try:
@@ -234,8 +240,7 @@ class Handler(BaseHTTPRequestHandler):
                               "[TransactionConflict" + ", None" * (n - 1) + "]",
                               {"CancellationReasons": reasons})
         if chance(args.error):
-            count("error")
-            return self.error(500, "InternalServerError", "Internal server error")
+            return self.failed("error")
         index_query = target == "Query" and b'"IndexName"' in body
         if index_query:
             count("index_queries")
@@ -301,11 +306,9 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 throttle_writes[0] = int(args.lose_next_write)
                 args.lose_next_write = 0
-            count("error_after")
-            return self.error(500, "InternalServerError", "Internal server error")
+            return self.failed("error_after")
         if target in WRITES and status == 200 and chance(args.error_after):
-            count("error_after")
-            return self.error(500, "InternalServerError", "Internal server error")
+            return self.failed("error_after")
         self.reply(status, headers, data)
 
 

@@ -17,7 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 upstream="${HUB_TEST_DYNAMODB_ENDPOINT:?start DynamoDB Local first (scripts/test.sh)}"
 : "${HUB_TEST_SQS_ENDPOINT:?start moto first (scripts/test.sh)}"
-rates=(--throttle 0.01 --conflict 0.01 --error 0.005 --error-after 0.002 --hang 0.0005 --latency 2 --stale 0.2 --stale-age 1.0)
+# shellcheck source=tests/faults/rates.sh
+source tests/faults/rates.sh
+rates=("${fault_rates[@]}" --hang 0.0005)
 read -r proxy_pid proxy_port < <(python3 tests/faults/proxy.py --upstream "$upstream" "${rates[@]}")
 trap 'kill "$proxy_pid" 2>/dev/null || true' EXIT
 echo "fault-injection proxy on 127.0.0.1:$proxy_port (${rates[*]})"

@@ -58,6 +58,9 @@ try:
         except urllib.error.HTTPError as e:
             return e.code, {k.lower(): v for k, v in e.headers.items()}, json.load(e)
 
+    def proxy_stats():
+        return json.load(urllib.request.urlopen(f"http://127.0.0.1:{pport}/__stats"))
+
     def rates(**r):
         urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{pport}/__rates",
                                                       data=json.dumps(r).encode(), method="POST")).read()
@@ -88,7 +91,7 @@ try:
     assert status == 201, (status, doc)
     status, _, found = call("GET", "/v1/clinics?name=Ambiguous")
     assert status == 200 and [c["id"] for c in found["data"]] == [doc["id"]], found
-    stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{pport}/__stats"))
+    stats = proxy_stats()
     print("a write applied whose answer was lost, then every retry throttled: read back, 201, applied once"
           f" ({stats['throttle']} throttled calls in all)")
     # Every index (GSI) answer stale: the lists that read the table (the
@@ -104,7 +107,7 @@ try:
         assert status == 200 and doc["id"] in [c["id"] for c in page["data"]], (path, page)
     status, _, page = call("GET", "/v1/clinics?$sort[updatedAt]=-1&$limit=3")
     assert status == 200, page
-    after = json.load(urllib.request.urlopen(f"http://127.0.0.1:{pport}/__stats"))
+    after = proxy_stats()
     assert after["stale"] > stats["stale"], after
     assert doc["id"] not in [c["id"] for c in page["data"]], page
     rates(stale=0.0, stale_age=1.0)

@@ -207,9 +207,13 @@ fn header_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/headers/{name}")})
 }
 
+/// What every route a key opens can answer with the error envelope (503:
+/// DynamoDB throttling, failing or not answering through the retries).
+const KEYED_ERRORS: [u16; 8] = [400, 401, 403, 413, 426, 429, 500, 503];
+
 /// The error statuses a route can answer.
 fn error_statuses(route: &Route) -> Vec<u16> {
-    let mut s = vec![400, 401, 403, 413, 426, 429, 500, 503];
+    let mut s = KEYED_ERRORS.to_vec();
     if route.path.contains("{id}") {
         s.push(404);
     }
@@ -468,7 +472,7 @@ fn operation(route: &Route) -> Value {
                     ok["headers"][h] = header_ref(h);
                 }
                 op["responses"]["200"] = ok;
-                error_responses(&mut op, &[400, 401, 403, 413, 426, 429, 500, 503]);
+                error_responses(&mut op, &KEYED_ERRORS);
             }
             _ => {
                 op["summary"] = json!("This document");

@@ -99,8 +99,8 @@ impl QueuePoller {
         // A long poll answers after up to `wait`: its attempts may take
         // that much longer than other calls' ([`crate::aws::timeout_config`]).
         let attempt = crate::aws::ATTEMPT_TIMEOUT + Duration::from_secs(wait);
-        let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(crate::aws::CONNECT_TIMEOUT)
+        let timeouts = crate::aws::timeout_config()
+            .to_builder()
             .operation_attempt_timeout(attempt)
             .operation_timeout(attempt * 2)
             .build();
