@@ -686,7 +686,11 @@ async fn audit_finds_a_corrupted_balance_and_guard() {
     drop(store);
 
     let found = audit();
-    let text = String::from_utf8_lossy(&found.stdout).to_string();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&found.stdout),
+        String::from_utf8_lossy(&found.stderr)
+    );
     assert_eq!(found.status.code(), Some(1), "{text}");
     assert!(
         text.contains(&format!("invoices/{id} balance: stored")),

@@ -237,10 +237,15 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// A thread that checkpoints the database's WAL in the background
 /// (`PASSIVE`: it never waits for, or holds up, readers or writers), so
-/// that commits do not; stopped when the store is dropped. Durability is
-/// unchanged: a commit is in the WAL before it is acknowledged either way.
+/// that commits do not; stopped when the store is dropped, and waited for:
+/// once the store is dropped every connection it opened is closed, so a
+/// process that opens the directory next (`hub audit` after a tool's
+/// write) never meets this one's last close still checkpointing the WAL.
+/// Durability is unchanged: a commit is in the WAL before it is
+/// acknowledged either way.
 struct Checkpointer {
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
@@ -248,12 +253,17 @@ impl Checkpointer {
         let conn = open_conn(path)?;
         let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let flag = stop.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hub-checkpoint".into())
             .spawn(move || {
                 let (lock, cvar) = &*flag;
                 let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
+                    // Asked to stop while checkpointing: the notification
+                    // came before this wait, so look before waiting.
+                    if *stopped {
+                        return;
+                    }
                     stopped = cvar
                         .wait_timeout(stopped, CHECKPOINT_EVERY)
                         .unwrap_or_else(|e| e.into_inner())
@@ -271,7 +281,10 @@ impl Checkpointer {
                 }
             })
             .map_err(|e| StoreError::Backend(format!("checkpoint thread: {e}")))?;
-        Ok(Checkpointer { stop })
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -280,6 +293,11 @@ impl Drop for Checkpointer {
         let (lock, cvar) = &*self.stop;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
         cvar.notify_all();
+        if let Some(thread) = self.thread.take() {
+            // At most one passive checkpoint to finish; its connection is
+            // closed when the thread returns.
+            let _ = thread.join();
+        }
     }
 }
 
