@@ -119,8 +119,9 @@ def pick(page, start):
     """Click the slot starting at `start` as a visitor would: its day is a
     disclosure, only the first open, so open the day first if it is shut
     (late in the day the second slot offered is tomorrow's)."""
-    button = page.locator(f'#booking button[data-start="{start}"]')
-    day = page.locator("#booking details", has=page.locator(f'button[data-start="{start}"]'))
+    slot = f'button[data-start="{start}"]'
+    button = page.locator(f"#booking {slot}")
+    day = page.locator("#booking details", has=page.locator(slot))
     if day.get_attribute("open") is None:
         day.locator("summary").click()
         expect(day).to_have_attribute("open", "")
